@@ -1,0 +1,108 @@
+"""Log-mel -> waveform with Griffin-Lim, offline and in live 200 ms pieces.
+
+Offline decoding is librosa's Griffin-Lim (fast variant, momentum 0.99) on the linear spectrogram that
+librosa's NNLS mel inversion recovers. It runs on causal frames (`center=False`), so its output is the
+input signal with the same alignment: frame k's hop is samples [k*hop, (k+1)*hop).
+
+Live decoding (`StreamingGriffinLim`) runs the same iteration on a sliding buffer: past frames keep
+their phase from the previous piece (warm start), new frames start from their neighbours' phase
+advanced by one hop, and only the newest piece's samples are emitted. A sample is final once every
+frame overlapping it has arrived, i.e. `n_fft - hop` samples after the end of its own frame, so live
+audio lags the frames by `added_latency_s` plus the compute time of one call.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import librosa
+import numpy as np
+
+from interaction.codecs import dmel
+
+
+def _linear_magnitude(logmel: np.ndarray, cfg: dmel.DMelConfig) -> np.ndarray:
+    """(T, n_mels) log10 mel power -> (n_fft//2+1, T) linear magnitude (NNLS inversion)."""
+    mel_power = np.power(10.0, np.asarray(logmel, np.float64)).T
+    return librosa.feature.inverse.mel_to_stft(
+        mel_power, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=2.0, fmin=cfg.fmin, fmax=cfg.fmax
+    ).astype(np.float32)
+
+
+def decode(logmel, cfg: dmel.DMelConfig, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+    """(T, n_mels) log-mel (e.g. `dmel.dequantize(tokens)`) -> (T * hop,) float32 waveform."""
+    logmel = np.asarray(logmel)
+    if logmel.ndim != 2 or logmel.shape[1] != cfg.n_mels:
+        raise ValueError(f"expected (frames, {cfg.n_mels}) log-mel, got shape {logmel.shape}.")
+    mag = _linear_magnitude(logmel, cfg)
+    y = librosa.griffinlim(
+        mag, n_iter=n_iter, hop_length=cfg.hop, win_length=cfg.n_fft, n_fft=cfg.n_fft,
+        window="hann", center=False, random_state=seed,
+    )
+    return y[cfg.history :].astype(np.float32)  # drop the causal left padding
+
+
+@dataclasses.dataclass
+class StreamingGriffinLim:
+    """Griffin-Lim over successive log-mel pieces; `push` returns exactly piece_frames * hop samples.
+
+    The output stream is the offline signal delayed by `cfg.history` samples (`added_latency_s`).
+    State (magnitude and phase of the last `context_frames`) lives in this object: one per session.
+    """
+
+    cfg: dmel.DMelConfig
+    n_iter: int = 16
+    context_frames: int | None = None  # default: 2 * ceil(n_fft / hop), enough to cover each new hop
+
+    def __post_init__(self):
+        if self.context_frames is None:
+            self.context_frames = 2 * -(-self.cfg.n_fft // self.cfg.hop)
+        n_freq = self.cfg.n_fft // 2 + 1
+        self._mag = np.zeros((n_freq, 0), np.float32)
+        self._angles = np.zeros((n_freq, 0), np.complex64)
+        self._window = librosa.filters.get_window("hann", self.cfg.n_fft, fftbins=True).astype(np.float32)
+        self._bin_advance = np.exp(2j * np.pi * np.arange(n_freq) * self.cfg.hop / self.cfg.n_fft).astype(np.complex64)
+
+    @property
+    def added_latency_s(self) -> float:
+        """Delay of the emitted audio behind its frames, compute time excluded."""
+        return self.cfg.history / self.cfg.sample_rate
+
+    def reset(self) -> None:
+        self.__post_init__()
+
+    def _stft(self, y):
+        return librosa.stft(y, n_fft=self.cfg.n_fft, hop_length=self.cfg.hop, window=self._window, center=False)
+
+    def _istft(self, spec):
+        return librosa.istft(spec, hop_length=self.cfg.hop, window=self._window, center=False)
+
+    def push(self, logmel_piece) -> np.ndarray:
+        piece = np.asarray(logmel_piece)
+        if piece.ndim != 2 or piece.shape[1] != self.cfg.n_mels or piece.shape[0] == 0:
+            raise ValueError(f"expected (frames > 0, {self.cfg.n_mels}) log-mel, got shape {piece.shape}.")
+        new_mag = _linear_magnitude(piece, self.cfg)
+        # New frames start from the last known phase advanced by one hop per frame.
+        last = self._angles[:, -1] if self._angles.shape[1] else np.ones(new_mag.shape[0], np.complex64)
+        steps = np.arange(1, new_mag.shape[1] + 1)
+        new_angles = last[:, None] * self._bin_advance[:, None] ** steps[None, :]
+        mag = np.concatenate([self._mag, new_mag], axis=1)
+        angles = np.concatenate([self._angles, new_angles], axis=1)
+        n_ctx = self._mag.shape[1]
+        # Leading zero frames stand in for the frames before the buffer (silence at a stream's start).
+        lead = self.context_frames - n_ctx
+        if lead > 0:
+            mag = np.pad(mag, ((0, 0), (lead, 0)))
+            angles = np.pad(angles, ((0, 0), (lead, 0)), constant_values=1.0)
+        prev = np.zeros_like(angles)
+        for _ in range(self.n_iter):  # fast Griffin-Lim (Perraudin et al.), momentum 0.99
+            rebuilt = self._stft(self._istft(mag * angles))
+            angles_new = rebuilt - (0.99 / 1.99) * prev
+            prev = rebuilt
+            angles = angles_new / (np.abs(angles_new) + 1e-16)
+        y = self._istft(mag * angles)
+        keep = self.context_frames
+        self._mag, self._angles = mag[:, -keep:], angles[:, -keep:].astype(np.complex64)
+        n_new = new_mag.shape[1] * self.cfg.hop
+        # Samples of frame j's own hop sit at [j*hop, (j+1)*hop) of the padded buffer; emit the new hops.
+        start = (mag.shape[1] - new_mag.shape[1]) * self.cfg.hop
+        return y[start : start + n_new].astype(np.float32)

@@ -1,0 +1,31 @@
+"""Test setup: 8 host CPU devices (set before JAX starts), a persistent compile cache, shared corpora."""
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "interaction-jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_config():
+    """A small corpus (two conversations of every kind, one held out) for data tests."""
+    from experiments.configs import corpus as corpus_config
+
+    cfg = corpus_config.get_config("tiny")
+    cfg.num_train, cfg.num_eval = 22, 11
+    cfg.workers = 1
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, tiny_corpus_config):
+    from interaction.data import corpus
+
+    workdir = tmp_path_factory.mktemp("corpus") / "tiny"
+    corpus.write(tiny_corpus_config, workdir, progress=False)
+    return workdir

@@ -1,0 +1,133 @@
+"""Codec round trips and refusals of bad audio."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from interaction.codecs import dmel, text, video, vocoder
+from interaction.data import speech
+
+RATES = [40, 80]
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    utt = speech.synthesize("The quick brown fox jumps over the lazy dog.", speech.Voice("en-us", "f3"))
+    wave = np.pad(utt.audio * 0.5, (800, 800))
+    return wave[: len(wave) // 400 * 400]
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_quantisation_error_at_most_half_a_bin_in_range(rate, spoken):
+    cfg = dmel.DMelConfig(frame_rate=rate)
+    logmel = np.asarray(dmel.log_mel(spoken, cfg))
+    back = dmel.dequantize(dmel.quantize(logmel, cfg), cfg)
+    inside = (logmel > cfg.log_min) & (logmel < cfg.log_max)
+    assert inside.mean() > 0.3  # the test speech really exercises the range
+    assert np.abs(back - logmel)[inside].max() <= cfg.bin_width / 2 + 1e-5
+    assert dmel.quantize(back, cfg).tolist() == dmel.quantize(logmel, cfg).tolist()
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_frames_are_causal_and_counted_by_hop(rate, spoken):
+    cfg = dmel.DMelConfig(frame_rate=rate)
+    full = np.asarray(dmel.log_mel(spoken, cfg))
+    assert full.shape == (len(spoken) // cfg.hop, cfg.n_mels)
+    assert cfg.frames_per_microturn == rate // 5
+    # Changing audio after frame k's end leaves frames 0..k unchanged.
+    k = full.shape[0] // 2
+    altered = spoken.copy()
+    altered[(k + 1) * cfg.hop :] = 0.3
+    np.testing.assert_array_equal(np.asarray(dmel.log_mel(altered, cfg))[: k + 1], full[: k + 1])
+    # Chunked encoding with history equals encoding the whole (what streaming relies on).
+    cut = 8 * cfg.hop
+    chunked = np.concatenate([
+        dmel.log_mel(spoken[:cut], cfg),
+        dmel.log_mel(spoken[cut:], cfg, history=spoken[cut - cfg.history : cut]),
+    ])
+    np.testing.assert_allclose(chunked, full, atol=1e-5)
+
+
+def test_jax_encode_matches_numpy_and_is_batched(spoken):
+    cfg = dmel.DMelConfig(frame_rate=40)
+    batch = np.stack([spoken, spoken[::-1].copy()])
+    expect = dmel.tokens_from_wave(batch, cfg)
+    got = jax.jit(dmel.tokens_from_wave, static_argnums=1)(jnp.asarray(batch), cfg)
+    assert got.shape == (2, len(spoken) // cfg.hop, 80)
+    # float32 FFTs differ in the last bits; a token may move only where a value sits on a bin edge.
+    assert np.mean(np.asarray(got) == expect) > 0.999
+    np.testing.assert_array_equal(dmel.encode(batch, 16000, cfg), got)
+
+
+@pytest.mark.parametrize(
+    "wave, rate, message",
+    [
+        (np.zeros(16000, np.float32), 44100, "sample rate 44100"),
+        (np.zeros(0, np.float32), 16000, "empty"),
+        (np.array([0.1, np.nan, 0.2] * 400, np.float32), 16000, "NaN"),
+        (np.full(16000, 1.0, np.float32), 16000, "clipped"),
+        (np.linspace(-3000, 3000, 16000).astype(np.float32), 16000, "outside \\[-1, 1\\]"),
+        (np.zeros(16000, np.float32), 16000, "encodes to nothing"),
+        (np.full(16000, 1e-7, np.float32), 16000, "encodes to nothing"),
+    ],
+)
+def test_bad_audio_is_refused_with_the_reason(wave, rate, message):
+    with pytest.raises(ValueError, match=message):
+        dmel.encode(wave, rate)
+
+
+def test_int16_pcm_is_accepted(spoken):
+    pcm = np.round(spoken * 32767).astype(np.int16)
+    assert np.mean(dmel.encode(pcm, 16000) == dmel.encode(spoken, 16000)) > 0.99
+
+
+def test_bad_codec_configs_are_refused():
+    with pytest.raises(ValueError, match="whole number of frames"):
+        dmel.DMelConfig(frame_rate=64)
+    with pytest.raises(ValueError, match="shorter than the hop"):
+        dmel.DMelConfig(frame_rate=10, n_fft=512)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_vocoder_offline_and_streaming_reconstruct_speech(rate, spoken):
+    from pystoi import stoi
+
+    cfg = dmel.DMelConfig(frame_rate=rate)
+    logmel = dmel.dequantize(dmel.quantize(dmel.log_mel(spoken, cfg), cfg), cfg)
+    offline = vocoder.decode(logmel, cfg)
+    assert offline.shape == spoken.shape  # aligned sample for sample, no delay
+    assert stoi(spoken, offline, 16000) > 0.75
+    stream = vocoder.StreamingGriffinLim(cfg)
+    f = cfg.frames_per_microturn
+    pieces = [stream.push(logmel[i : i + f]) for i in range(0, len(logmel), f)]
+    assert all(len(p) == len(c) * cfg.hop for p, c in zip(pieces, np.split(logmel, range(f, len(logmel), f))))
+    live = np.concatenate(pieces)
+    d = cfg.history  # the stated added latency, in samples
+    assert stream.added_latency_s == pytest.approx(d / 16000)
+    assert stoi(spoken[: len(spoken) - d], live[d:], 16000) > 0.75
+    with pytest.raises(ValueError, match="log-mel"):
+        stream.push(np.zeros((0, 80)))
+
+
+def test_text_round_trip_and_specials():
+    s = "¿Qué hora es? 17*23 = 391"
+    ids = text.encode(s)
+    assert min(ids) >= text.NUM_SPECIAL and max(ids) < text.VOCAB_SIZE
+    assert text.decode(ids) == s
+    wrapped = text.wrap(text.Special.DELEGATE, "capital of Peru", text.Special.DELEGATE_END)
+    assert wrapped[0] == text.Special.DELEGATE and wrapped[-1] == text.Special.DELEGATE_END
+    assert text.decode([0, 0] + wrapped + [0]) == "<delegate>capital of Peru<delegate_end>"
+    assert text.decode(wrapped, markup=False) == "capital of Peru"
+    with pytest.raises(ValueError):
+        text.decode([14])
+
+
+def test_video_patches_round_trip_in_numpy_and_jax():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 80, 120, 3), dtype=np.uint8)
+    patches = video.patchify(frames)
+    assert patches.shape == (3, 6, 40, 40, 3)
+    np.testing.assert_array_equal(patches[1, 4], frames[1, 40:80, 40:80])  # row-major patch grid
+    np.testing.assert_array_equal(video.unpatchify(patches, 80, 120), frames)
+    np.testing.assert_array_equal(np.asarray(video.patchify(jnp.asarray(frames))), patches)
+    with pytest.raises(ValueError, match="multiple"):
+        video.patchify(np.zeros((50, 80, 3)))
