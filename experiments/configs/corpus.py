@@ -1,0 +1,46 @@
+"""Synthetic duplex corpus. `--config=experiments/configs/corpus.py:tiny` (default) or `:small`.
+
+tiny: 220 conversations (20 per kind, 2 of them held out) in a few minutes on 2 CPU cores.
+small: 2,200 conversations for longer CPU or accelerator runs.
+"""
+import ml_collections
+
+from interaction.data import scenarios
+
+SIZES = {"tiny": (198, 22), "small": (1980, 220)}
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    if arg not in SIZES:
+        raise ValueError(f"unknown corpus size {arg!r}; choose one of {sorted(SIZES)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.num_train, c.num_eval = SIZES[arg]
+    c.kinds = list(scenarios.KINDS)  # conversation i has kind kinds[i % len(kinds)]
+    c.workers = 0  # 0: one per CPU core
+    c.export_fdb = True  # held-out split also in Full-Duplex-Bench's per-sample layout
+
+    c.voices = ml_collections.ConfigDict()
+    c.voices.model = "en-us+f2"
+    c.voices.user = ["en-us+m3", "en+m1", "en-us+f4", "en+f5", "en-us+m7"]
+    c.voices.foreign = ["es+m3", "fr+f2", "de+m2"]  # translation sources (one per language)
+
+    c.video = ml_collections.ConfigDict()
+    c.video.fps = 5.0  # one frame per micro-turn
+    c.video.size = 80  # 2x2 patches of 40x40
+
+    t = c.timing = ml_collections.ConfigDict()
+    t.gap_median, t.gap_sigma = 0.2, 0.4  # turn-taking gaps, log-normal around 200 ms
+    t.overlap_prob = 0.3  # share of user turns that start before the model has finished
+    t.overlap_median, t.overlap_sigma = 0.25, 0.5
+    t.pause_min, t.pause_max = 0.3, 1.2  # mid-turn user pauses
+    t.interrupt_min, t.interrupt_max = 1.5, 3.0  # interruption onset into the model's speech
+    t.stop_latency_median, t.stop_latency_sigma = 0.3, 0.3  # model keeps talking this long after one
+    t.background_db_min, t.background_db_max = 10.0, 25.0  # background speakers below the user
+    t.snr_db_min, t.snr_db_max = 20.0, 40.0  # noise on the user channel
+    t.user_gain_db_min, t.user_gain_db_max = -6.0, 3.0
+    t.reasoner_latency_min, t.reasoner_latency_max = 1.0, 3.0
+    t.remark_latency_median = 0.6  # model's reaction to a visual cue
+    t.timer_seconds = [5, 6, 8, 10]
+    t.tail = 1.0  # seconds of audio after the last speech
+    return c

@@ -1,0 +1,1 @@
+"""Synthetic duplex conversations: speech, video, scenarios, storage and the grain pipeline."""

@@ -1,0 +1,118 @@
+"""Writes a corpus of synthetic duplex conversations: ArrayRecord per split, a manifest, statistics.
+
+Conversation i of a split depends only on (seed, split, i), so the corpus is the same bytes whatever
+the number of worker processes. espeak-ng keeps waveform-generator state (e.g. its pitch-flutter
+phase) from one utterance to the next inside a process, so every conversation is generated in a fresh
+process forked from a server that never speaks (`generate_records`). Files are written into a
+temporary folder and renamed into place at the end, so a corpus folder is either complete (it has
+`manifest.json`) or absent.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from interaction.data import fdb_export, records, scenarios, speech, stats
+from interaction.data.conversation import Conversation
+from interaction.data.script import Script
+
+SPLITS = ("train", "eval")
+_SPLIT_IDS = {"train": 0, "eval": 1}
+MANIFEST = "manifest.json"
+
+
+def _voice(spec: str) -> speech.Voice:
+    language, _, variant = spec.partition("+")
+    return speech.Voice(language, variant or "m1")
+
+
+def kind_of(index: int, kinds) -> str:
+    return kinds[index % len(kinds)]
+
+
+def generate(cfg, split: str, index: int) -> Conversation:
+    """The conversation `index` of `split`, determined by cfg.seed alone."""
+    seed_seq = np.random.SeedSequence([cfg.seed, _SPLIT_IDS[split], index])
+    rng = np.random.default_rng(seed_seq)
+    kind = kind_of(index, list(cfg.kinds))
+    user_pool = [_voice(v) for v in cfg.voices.user]
+    user_voice = user_pool[int(rng.integers(len(user_pool)))]
+    user_voice = speech.Voice(user_voice.language, user_voice.variant, rate=int(rng.integers(150, 190)),
+                              pitch=int(rng.integers(35, 65)))
+    others = [v for v in user_pool if v.name != user_voice.name] + [_voice(v) for v in cfg.voices.foreign]
+    script = Script(rng, cfg.timing, user_voice, _voice(cfg.voices.model), others)
+    scenarios.KINDS[kind](script)
+    conv_id = f"{split}-{index:05d}-{kind}"
+    return script.render(conv_id, kind, int(seed_seq.generate_state(1)[0]), cfg.video.fps, cfg.video.size)
+
+
+def _generate_bytes(args) -> tuple[bytes, dict]:
+    cfg, split, index = args
+    conv = generate(cfg, split, index)
+    return conv.to_bytes(), stats.summary(conv)
+
+
+def generate_records(cfg, jobs, workers: int = 0):
+    """Yields (record bytes, summary) for each (split, index) of `jobs`, in order, each made in a fresh
+    process: the same job always gives the same bytes."""
+    jobs = list(jobs)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        yield from pool.imap(_generate_bytes, [(cfg, split, index) for split, index in jobs], chunksize=1)
+
+
+def config_fingerprint(cfg) -> str:
+    return hashlib.sha256(cfg.to_json(sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_complete(workdir, cfg) -> bool:
+    path = Path(workdir) / MANIFEST
+    if not path.exists():
+        return False
+    return json.loads(path.read_text()).get("fingerprint") == config_fingerprint(cfg)
+
+
+def write(cfg, workdir, progress: bool = True) -> dict:
+    """Generates every split of `cfg` into `workdir` (replacing it); returns the manifest."""
+    speech.check_available()
+    workdir = Path(workdir)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".corpus-", dir=workdir.parent))
+    try:
+        manifest = {"fingerprint": config_fingerprint(cfg), "config": json.loads(cfg.to_json()), "splits": {},
+                    "conversations": []}
+        sizes = {"train": cfg.num_train, "eval": cfg.num_eval}
+        jobs = [(split, i) for split in SPLITS for i in range(sizes[split])]
+        writers = {s: records.writer(tmp / f"{s}.array_record") for s in SPLITS if sizes[s]}
+        results = generate_records(cfg, jobs, cfg.workers)
+        for (split, index), (record, summary) in tqdm(
+            zip(jobs, results), total=len(jobs), desc="conversations", disable=not progress, unit="conv"
+        ):
+            writers[split].write(record)
+            manifest["conversations"].append(dict(summary, split=split, index=index))
+        for w in writers.values():
+            w.close()
+        for split in SPLITS:
+            manifest["splits"][split] = {"path": f"{split}.array_record", "count": sizes[split]}
+        manifest["statistics"] = stats.aggregate(manifest["conversations"], cfg.timing)
+        if cfg.export_fdb and sizes["eval"]:
+            fdb_export.export(tmp / "eval.array_record", tmp / "full_duplex_bench")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        tmp.rename(workdir)
+        return manifest
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+

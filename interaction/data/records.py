@@ -1,0 +1,23 @@
+"""ArrayRecord storage of serialised conversations (random access by index)."""
+from __future__ import annotations
+
+from array_record.python import array_record_module
+
+from interaction.data.conversation import Conversation
+
+# One record per chunk keeps reads random-access; zstd squeezes the flat synthetic video.
+WRITER_OPTIONS = "group_size:1,zstd:3"
+
+
+def writer(path) -> array_record_module.ArrayRecordWriter:
+    return array_record_module.ArrayRecordWriter(str(path), WRITER_OPTIONS)
+
+
+def read(path, indices=None) -> list[Conversation]:
+    """Conversations from one ArrayRecord file (all, or those at `indices`)."""
+    reader = array_record_module.ArrayRecordReader(str(path))
+    try:
+        idx = range(reader.num_records()) if indices is None else indices
+        return [Conversation.from_bytes(reader.read([i])[0]) for i in idx]
+    finally:
+        reader.close()

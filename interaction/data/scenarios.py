@@ -1,0 +1,286 @@
+"""The eleven scenario kinds of a duplex conversation, each a function that writes onto a `Script`.
+
+Every function places speech with timings drawn from the configured conversation statistics and labels
+what happens as events (kinds in EVENT_KINDS), so evaluation and tests can check behaviour against exact
+times: where the user pauses, when an interruption starts and where the model stops, when a visual cue
+appears, when a timer is due, when a reasoner result arrives.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+
+import numpy as np
+
+from interaction.data import lexicon as lx
+from interaction.data import scene
+from interaction.data.script import Script
+from interaction.tools import knowledge, registry
+
+EVENT_KINDS = (
+    "user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
+    "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation", "timer_request",
+    "timer_due", "delegation",
+)
+
+
+def _exchange(s: Script, t: float, question: str, answer: str, **labels) -> float:
+    """User asks at t, the model answers after a gap; returns the end of the answer."""
+    u0, u1 = s.user(t, question)
+    s.event("user_turn", u0, u1, text=question, **labels)
+    gap = s.gap()
+    m0, m1 = s.model(u1 + gap, answer)
+    s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
+    return m1
+
+
+def _next_exchange(s: Script, model_end: float, question: str, answer: str) -> float:
+    """The user's next turn: after a gap, or (sometimes) overlapping the model's last words."""
+    if s.rng.uniform() < s.timing.overlap_prob:
+        ov = s.overlap()
+        return _exchange(s, model_end - ov, question, answer, overlap=round(ov, 4))
+    return _exchange(s, model_end + s.gap(), question, answer)
+
+
+def turn_taking(s: Script) -> None:
+    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
+    city = str(s.rng.choice(lx.FILL["city"]))
+    t = _exchange(s, 0.3, lx.fill(q, s.rng, city=city), lx.fill(a, s.rng, city=city))
+    for _ in range(int(s.rng.integers(1, 3))):
+        t = _next_exchange(s, t, *lx.pick(s.rng, lx.USER_FOLLOWUPS))
+
+
+def pause(s: Script) -> None:
+    i = int(s.rng.integers(len(lx.PAUSED_TURNS)))
+    city = str(s.rng.choice(lx.FILL["city"]))
+    first, second = (lx.fill(x, s.rng, city=city) for x in lx.PAUSED_TURNS[i])
+    a0, a1 = s.user(0.3, first)
+    p = s.pause()
+    b0, b1 = s.user(a1 + p, second)
+    s.event("pause", a1, b0, duration=round(p, 4))
+    s.event("user_turn", a0, b1, text=f"{first} {second}")
+    gap = s.gap()
+    answer = lx.fill(lx.PAUSED_REPLIES[i], s.rng, city=city)
+    m0, m1 = s.model(b1 + gap, answer)
+    s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
+
+
+def _long_model_turn(s: Script) -> tuple[float, float, str, str]:
+    i = int(s.rng.integers(len(lx.LONG_ASK)))
+    city = str(s.rng.choice(lx.FILL["city"]))
+    activity = str(s.rng.choice(lx.FILL["activity"]))
+    ask = lx.fill(lx.LONG_ASK[i], s.rng, city=city, activity=activity)
+    answer = lx.fill(lx.LONG_ANSWERS[[1, 2, 3, 0][i]], s.rng, city=city, activity=activity)
+    u0, u1 = s.user(0.3, ask)
+    s.event("user_turn", u0, u1, text=ask)
+    gap = s.gap()
+    m0, m1 = s.model(u1 + gap, answer)
+    return m0, m1, ask, answer
+
+
+def user_backchannel(s: Script) -> None:
+    m0, m1, ask, answer = _long_model_turn(s)
+    s.event("model_turn", m0, m1, text=answer, gap=round(m0 - s.events[-1].end, 4))
+    t = m0 + s.uniform(1.0, 2.0)
+    while t < m1 - 1.0:
+        bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
+        b0, b1 = s.user(t, bc)
+        s.event("user_backchannel", b0, b1, text=bc, context=ask, overlap=round(b1 - b0, 4))
+        t = b1 + s.uniform(1.5, 3.0)
+
+
+def interruption(s: Script) -> None:
+    m0, m1, ask, answer = _long_model_turn(s)
+    offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
+    text, reply = (lx.fill(x, s.rng) for x in lx.pick(s.rng, lx.INTERRUPTIONS))
+    i0, i1 = s.user(m0 + offset, text)
+    latency = float(np.clip(s.rng.lognormal(np.log(s.timing.stop_latency_median), s.timing.stop_latency_sigma),
+                            0.1, max(0.15, i1 - i0)))
+    stop = i0 + latency
+    s.cut_model(stop)
+    s.event("model_turn", m0, stop, text=answer, gap=round(m0 - s.events[-1].end, 4), interrupted=True)
+    s.event("interruption", i0, i1, text=text, context=ask, offset=round(offset, 4), overlap=round(latency, 4))
+    s.event("model_stop", stop, stop, latency=round(latency, 4))
+    gap = s.gap()
+    r0, r1 = s.model(i1 + gap, reply)
+    s.event("model_turn", r0, r1, text=reply, gap=round(gap, 4))
+
+
+def side_talk(s: Script) -> None:
+    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
+    t = _exchange(s, 0.3, lx.fill(q, s.rng), lx.fill(a, s.rng))
+    side = lx.fill(lx.pick(s.rng, lx.SIDE_TALK), s.rng)
+    st0, st1 = s.user(t + s.uniform(0.5, 1.0), side, gain_db=-3.0)  # turned away from the microphone
+    s.event("side_talk", st0, st1, text=side, context=q)
+    other = lx.pick(s.rng, s.other_voices)
+    reply = lx.pick(s.rng, lx.SIDE_REPLIES)
+    r0, r1 = s.user(st1 + s.gap(), reply, voice=other, gain_db=-12.0, words=False)
+    s.event("background_speech", r0, r1, text=reply, level_db=-12.0, speaker=other.name)
+    back = lx.pick(s.rng, lx.RETURNS)
+    _exchange(s, r1 + s.uniform(0.4, 1.0), back, lx.pick(s.rng, lx.RETURN_REPLIES))
+
+
+def background_speech(s: Script) -> None:
+    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
+    t = _exchange(s, 0.3, lx.fill(q, s.rng), lx.fill(a, s.rng))
+    other = lx.pick(s.rng, s.other_voices)
+    level = -s.uniform(s.timing.background_db_min, s.timing.background_db_max)
+    for start in sorted(s.uniform(0.0, t) for _ in range(2)):
+        text = lx.pick(s.rng, lx.BACKGROUND)
+        b0, b1 = s.user(start, text, voice=other, gain_db=level, words=False)
+        s.event("background_speech", b0, b1, text=text, level_db=round(level, 2), speaker=other.name, context=q)
+    _next_exchange(s, t, *lx.pick(s.rng, lx.USER_FOLLOWUPS))
+
+
+def model_backchannel(s: Script) -> None:
+    story = [lx.fill(x, s.rng, food=str(s.rng.choice(lx.FILL["food"]))) for x in lx.pick(s.rng, lx.USER_STORIES)]
+    t, start = 0.3, 0.3
+    for k, sentence in enumerate(story):
+        u0, u1 = s.user(t, sentence)
+        if k == len(story) - 1:
+            break
+        gap = s.pause()
+        s.event("pause", u1, u1 + gap, duration=round(gap, 4))
+        if s.rng.uniform() < 0.6:
+            bc = lx.pick(s.rng, lx.MODEL_BACKCHANNELS)
+            b0, b1 = s.model(u1 + min(s.gap(), gap * 0.5), bc)
+            s.event("model_backchannel", b0, b1, text=bc)
+        t = u1 + gap
+    s.event("user_turn", start, u1, text=" ".join(story))
+    gap = s.gap()
+    reply = lx.pick(s.rng, lx.STORY_REPLIES)
+    m0, m1 = s.model(u1 + gap, reply)
+    s.event("model_turn", m0, m1, text=reply, gap=round(gap, 4))
+
+
+def visual_cue(s: Script) -> None:
+    ask, ack = lx.pick(s.rng, lx.IDLE_CHAT)
+    t = _exchange(s, 0.3, ask, ack)
+    s.shapes = [scene.random_shape(s.rng) for _ in range(int(s.rng.integers(1, 3)))]
+    alive = list(range(len(s.shapes)))  # indices of the initial shapes still on screen
+    colours = [x.colour for x in s.shapes]
+    for _ in range(int(s.rng.integers(1, 3))):
+        cue_t = round(t + s.uniform(1.0, 3.0), 1)
+        action = str(s.rng.choice(["appear", "vanish", "recolour"] if len(alive) > 1 else ["appear", "recolour"]))
+        if action == "appear":
+            shape = scene.random_shape(s.rng, avoid_colours=colours)
+            change = scene.Change(cue_t, action, shape)
+            kind, colour = shape.kind, shape.colour
+        else:
+            idx = alive[int(s.rng.integers(len(alive)))]
+            kind = s.shapes[idx].kind
+            if action == "vanish":
+                colour = colours[idx]
+                alive.remove(idx)
+                change = scene.Change(cue_t, action, idx)
+            else:
+                colour = str(s.rng.choice([c for c in scene.COLOURS if c != colours[idx]]))
+                colours[idx] = colour
+                change = scene.Change(cue_t, action, idx, colour=colour)
+        s.changes.append(change)
+        remark = lx.VISUAL_REMARKS[action].format(kind=kind, colour=colour)
+        s.event("visual_cue", cue_t, cue_t, action=action, shape=kind, colour=colour)
+        latency = float(np.clip(s.rng.lognormal(np.log(s.timing.remark_latency_median), 0.3), 0.2, 1.5))
+        r0, r1 = s.model(s.user_busy_until(cue_t + latency), remark)
+        s.event("model_remark", r0, r1, text=remark, latency=round(r0 - cue_t, 4))
+        t = r1
+
+
+def translation(s: Script) -> None:
+    lang = str(s.rng.choice(sorted(lx.TRANSLATIONS)))
+    ask = lx.TRANSLATE_ASK[lang]
+    t = _exchange(s, 0.3, ask, lx.pick(s.rng, lx.TRANSLATE_ACK))
+    voice = next(v for v in s.other_voices if v.language == lang)
+    s.meta["source_language"] = lang
+    pairs = lx.TRANSLATIONS[lang]
+    order = s.rng.permutation(len(pairs))[: int(s.rng.integers(2, 4))]
+    t += s.gap()
+    model_free = 0.0
+    for j in order:
+        src, tgt = pairs[j]
+        u0, u1 = s.user(t, src, voice=voice)
+        lag = s.gap() + s.uniform(0.2, 0.6)
+        m0, m1 = s.model(max(u1 + lag, model_free + 0.1), tgt)
+        s.event("translation", m0, m1, source=src, target=tgt, source_start=round(u0, 4), source_end=round(u1, 4),
+                lag=round(m0 - u1, 4), language=lang)
+        model_free = m1
+        t = u1 + s.pause() * 0.6  # the user goes on while the model translates
+
+
+def timer(s: Script) -> None:
+    n = int(s.rng.choice(s.timing.timer_seconds))
+    request = lx.pick(s.rng, lx.TIMER_REQUESTS).format(n=lx.NUMBER_WORDS[n])
+    u0, u1 = s.user(0.3, request)
+    s.event("user_turn", u0, u1, text=request)
+    s.event("timer_request", u0, u1, text=request, seconds=n)
+    gap = s.gap()
+    ack = lx.pick(s.rng, lx.TIMER_ACKS)
+    m0, m1 = s.model(u1 + gap, ack)
+    s.event("model_turn", m0, m1, text=ack, gap=round(gap, 4))
+    due = u1 + n
+    done = lx.pick(s.rng, lx.TIMER_DONE).format(n=lx.NUMBER_WORDS[n], N=lx.NUMBER_WORDS[n].capitalize())
+    s.event("timer_due", due, due, seconds=n)
+    d0, d1 = s.model(due, done)
+    s.event("model_turn", d0, d1, text=done, timer=True)
+
+
+def _tool_question(s: Script, now: datetime.datetime) -> tuple[str, str, str, str]:
+    """(question, tool, argument, spoken answer template with {result})."""
+    which = int(s.rng.integers(4))
+    if which == 0:
+        a, b = (int(x) for x in s.rng.integers(11, 99, size=2))
+        return f"What is {a} times {b}?", "calculator", f"{a}*{b}", f"{a} times {b} is {{result}}."
+    if which == 1:
+        n = int(s.rng.integers(2, 30))
+        src, dst, spoken = lx.pick(s.rng, [("miles", "km", "kilometres"), ("kg", "lb", "pounds"),
+                                           ("litres", "cups", "cups"), ("feet", "m", "metres")])
+        q = f"How many {spoken} are in {n} {src if src != 'kg' else 'kilograms'}?"
+        return q, "units", f"{n} {src} to {dst}", f"That is about {{result}} {spoken}."
+    if which == 2:
+        fact = lx.pick(s.rng, knowledge.FACTS)
+        return fact.question, "knowledge", fact.question, "It is {result}."
+    q, arg = lx.pick(s.rng, [("What day of the week is it?", "weekday"), ("What is the date today?", "date")])
+    return q, "clock", arg, "It is {result}."
+
+
+def _spoken(result: str) -> str:
+    """Tool output as the model would say it: numbers rounded to one decimal, units dropped."""
+    m = re.fullmatch(r"(-?[\d.]+)(?: \S+)?", result)
+    if m and "." in m.group(1):
+        return f"{float(m.group(1)):.1f}"
+    return m.group(1) if m else result
+
+
+def delegation(s: Script) -> None:
+    start = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=int(s.rng.integers(0, 365 * 86400)))
+    s.meta["wall_clock_start"] = start.isoformat()
+    question, tool, argument, template = _tool_question(s, start)
+    u0, u1 = s.user(0.3, question)
+    s.event("user_turn", u0, u1, text=question)
+    gap = s.gap()
+    ack = lx.pick(s.rng, lx.DELEGATE_ACKS)
+    a0, a1 = s.model(u1 + gap, ack)
+    s.event("model_turn", a0, a1, text=ack, gap=round(gap, 4))
+    s.text(a0, "delegate", question)
+    latency = s.uniform(s.timing.reasoner_latency_min, s.timing.reasoner_latency_max)
+    arrival = float(np.ceil((a0 + latency) / 0.2) * 0.2)  # results enter at a micro-turn boundary
+    result = registry.run_tool(tool, argument, now=start + datetime.timedelta(seconds=arrival))
+    if not result.ok:
+        raise RuntimeError(f"tool call {tool}({argument}) failed while generating: {result.text}")
+    s.text(arrival, "result", result.text)
+    s.event("delegation", a0, arrival, request=question, tool=tool, argument=argument, result=result.text,
+            trace=[{"call": registry.format_call(tool, argument), "result": result.text}])
+    if s.rng.uniform() < 0.5:
+        w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), lx.pick(s.rng, lx.WAIT_FILLERS))
+        s.event("user_turn", w0, w1, text="filler")
+    answer = template.format(result=_spoken(result.text))
+    r0, r1 = s.model(s.user_busy_until(arrival + s.gap()), answer)
+    s.event("model_turn", r0, r1, text=answer, delegated=True)
+
+
+KINDS = {
+    "turn_taking": turn_taking, "pause": pause, "user_backchannel": user_backchannel,
+    "interruption": interruption, "side_talk": side_talk, "background_speech": background_speech,
+    "model_backchannel": model_backchannel, "visual_cue": visual_cue, "translation": translation,
+    "timer": timer, "delegation": delegation,
+}

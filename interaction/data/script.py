@@ -1,0 +1,141 @@
+"""A conversation under construction: utterances placed on a clock, events labelled as they happen.
+
+Scenario functions (scenarios.py) call `user`, `model`, `cut_model`, `event` and `text`; `render` then
+mixes both channels (levels, background speakers, noise, gain), draws the video and returns a
+`Conversation` whose labels are exact because they come from the same numbers that placed the audio.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
+from interaction.data import scene, speech
+from interaction.data.conversation import Conversation, Event, TextItem
+
+_SPEECH_RMS = 0.08  # every utterance is normalised to this RMS before gains (about -22 dBFS)
+_FADE_S = 0.02  # fade applied where the model is cut off
+
+
+def _db(x: float) -> float:
+    return float(10.0 ** (x / 20.0))
+
+
+@dataclasses.dataclass
+class _Part:
+    start: float
+    audio: np.ndarray
+    gain_db: float
+
+
+class Script:
+    def __init__(self, rng: np.random.Generator, timing, user_voice: speech.Voice, model_voice: speech.Voice,
+                 other_voices: list[speech.Voice]):
+        self.rng, self.timing = rng, timing
+        self.user_voice, self.model_voice, self.other_voices = user_voice, model_voice, other_voices
+        self.user_parts: list[_Part] = []  # user and anyone near the user's microphone
+        self.model_parts: list[_Part] = []
+        self.user_words: list[tuple[float, float, str]] = []
+        self.model_words: list[tuple[float, float, str]] = []
+        self.events: list[Event] = []
+        self.text_items: list[TextItem] = []
+        self.shapes: list[scene.Shape] = []
+        self.changes: list[scene.Change] = []
+        self.meta: dict = {}
+
+    # --- timing draws (conversation statistics; see experiments/configs/corpus.py) ---------------------
+    def gap(self) -> float:
+        t = self.timing
+        return float(np.clip(self.rng.lognormal(np.log(t.gap_median), t.gap_sigma), 0.05, 1.5))
+
+    def overlap(self) -> float:
+        t = self.timing
+        return float(np.clip(self.rng.lognormal(np.log(t.overlap_median), t.overlap_sigma), 0.05, 1.0))
+
+    def pause(self) -> float:
+        return float(self.rng.uniform(self.timing.pause_min, self.timing.pause_max))
+
+    def uniform(self, lo: float, hi: float) -> float:
+        return float(self.rng.uniform(lo, hi))
+
+    # --- placing speech -----------------------------------------------------------------------------------
+    def user(self, t: float, text: str, voice: speech.Voice | None = None, gain_db: float = 0.0,
+             words: bool = True) -> tuple[float, float]:
+        """Speech on the user's channel from `t`; `words=False` for speakers other than the user."""
+        utt = speech.synthesize(text, voice or self.user_voice)
+        self.user_parts.append(_Part(t, _normalised(utt.audio), gain_db))
+        if words:
+            self.user_words += [(t + a, t + b, w) for a, b, w in utt.words]
+        return t, t + utt.duration
+
+    def model(self, t: float, text: str) -> tuple[float, float]:
+        utt = speech.synthesize(text, self.model_voice)
+        self.model_parts.append(_Part(t, _normalised(utt.audio), 0.0))
+        self.model_words += [(t + a, t + b, w) for a, b, w in utt.words]
+        return t, t + utt.duration
+
+    def cut_model(self, t_stop: float) -> None:
+        """The model stops talking at `t_stop`: its audio fades out and later words are dropped."""
+        part = self.model_parts[-1]
+        keep = max(int(round((t_stop - part.start) * SAMPLE_RATE)), 0)
+        fade = min(int(_FADE_S * SAMPLE_RATE), keep)
+        audio = part.audio[:keep].copy()
+        audio[keep - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        part.audio = audio
+        self.model_words = [(a, min(b, t_stop), w) for a, b, w in self.model_words if a < t_stop]
+
+    def event(self, kind: str, start: float, end: float, **data) -> None:
+        self.events.append(Event(kind, float(start), float(end), data))
+
+    def text(self, t: float, channel: str, text: str) -> None:
+        self.text_items.append(TextItem(float(t), channel, text))
+
+    def speech_end(self) -> float:
+        ends = [p.start + len(p.audio) / SAMPLE_RATE for p in self.user_parts + self.model_parts]
+        return max(ends, default=0.0)
+
+    def user_busy_until(self, t: float) -> float:
+        """The first time >= t at which the user is not speaking (words only)."""
+        for a, b, _ in sorted(self.user_words):
+            if a <= t < b + 0.15:
+                t = b + 0.15
+        return t
+
+    # --- rendering --------------------------------------------------------------------------------------
+    def render(self, conv_id: str, kind: str, seed: int, video_fps: float, video_size: int) -> Conversation:
+        t = self.timing
+        duration = self.speech_end() + t.tail
+        n_turns = int(np.ceil(duration / MICROTURN_SECONDS - 1e-9))
+        n = n_turns * round(MICROTURN_SECONDS * SAMPLE_RATE)
+        user_gain_db = self.uniform(t.user_gain_db_min, t.user_gain_db_max)
+        snr_db = self.uniform(t.snr_db_min, t.snr_db_max)
+        user = _mix(self.user_parts, n, _db(user_gain_db))
+        noise_rms = _SPEECH_RMS * _db(user_gain_db) / _db(snr_db)
+        user += (self.rng.standard_normal(n) * noise_rms).astype(np.float32)
+        model = _mix(self.model_parts, n, 1.0)
+        if not self.shapes:
+            self.shapes = [scene.random_shape(self.rng) for _ in range(int(self.rng.integers(1, 3)))]
+        video = scene.render(self.shapes, self.changes, n / SAMPLE_RATE, video_fps, video_size, self.rng)
+        meta = dict(self.meta, user_voice=self.user_voice.name, model_voice=self.model_voice.name,
+                    user_gain_db=round(user_gain_db, 2), snr_db=round(snr_db, 2), noise_rms=float(noise_rms))
+        return Conversation(
+            id=conv_id, kind=kind, seed=seed, user_audio=np.clip(user, -1, 1), model_audio=np.clip(model, -1, 1),
+            video=video, video_fps=video_fps, user_words=sorted(self.user_words),
+            model_words=sorted(self.model_words), text_items=sorted(self.text_items, key=lambda x: x.time),
+            events=sorted(self.events, key=lambda e: (e.start, e.kind)), meta=meta,
+        )
+
+
+def _normalised(audio: np.ndarray) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(audio**2))) if len(audio) else 0.0
+    return audio * (_SPEECH_RMS / rms) if rms > 0 else audio
+
+
+def _mix(parts: list[_Part], n: int, gain: float) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    for p in parts:
+        start = int(round(p.start * SAMPLE_RATE))
+        seg = p.audio[: max(n - start, 0)] * (gain * _db(p.gain_db))
+        out[start : start + len(seg)] += seg
+    return out
