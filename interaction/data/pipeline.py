@@ -1,0 +1,141 @@
+"""Grain pipeline: conversations -> fixed-shape windows of micro-turn blocks, shuffled and batched.
+
+Each element is a dict of arrays with a leading window axis of `window` micro-turns:
+  user_audio  (W, F, 80) int32   dMel tokens of what the model hears in micro-turn m
+  video       (W, P, 40, 40, 3) uint8, video_new (W,) bool   patches of the latest frame; whether it is new
+  text_in     (W, S_in) int32    typed text and reasoner results (PAD in empty slots)
+  text_out    (W, S_out) int32   the model's text for micro-turn m + 1 (its inner monologue; PAD when silent)
+  model_mel   (W, F, 80) float32 log-mel of the model's audio in micro-turn m + 1 (flow-matching target)
+  model_audio (W, F, 80) int32   the same as dMel tokens (what is fed back)
+  time_index  (W,) int32         absolute micro-turn index (positions are absolute time)
+  valid       (W,) bool          False on padding past the end of a short conversation
+Text enters a stream at the micro-turn its time falls in; when more tokens arrive than a micro-turn has
+slots, the rest waits for the next micro-turn (nothing is dropped, order is kept).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import numpy as np
+
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
+from interaction.codecs import dmel, text, video
+from interaction.data.conversation import Conversation
+from interaction.data.layout import MicroTurnLayout
+
+_TEXT_CHANNELS = {"typed": (text.Special.TYPED, text.Special.TYPED_END),
+                  "result": (text.Special.RESULT, text.Special.RESULT_END),
+                  "delegate": (text.Special.DELEGATE, text.Special.DELEGATE_END)}
+
+
+def _turn_of(t: float) -> int:
+    return int(np.floor(t / MICROTURN_SECONDS + 1e-6))
+
+
+def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) -> np.ndarray:
+    """Lays timed token runs into (n_turns, slots), spilling into later micro-turns when full."""
+    out = np.full((n_turns, slots), text.Special.PAD, np.int32)
+    queue: list[int] = []
+    items = sorted(items, key=lambda x: x[0])
+    k = 0
+    for m in range(n_turns):
+        while k < len(items) and _turn_of(items[k][0]) <= m:
+            queue.extend(items[k][1])
+            k += 1
+        take, queue = queue[:slots], queue[slots:]
+        out[m, : len(take)] = take
+    return out
+
+
+def conversation_features(conv: Conversation, layout: MicroTurnLayout) -> dict[str, np.ndarray]:
+    """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks)."""
+    cfg = layout.dmel
+    per_turn = round(MICROTURN_SECONDS * SAMPLE_RATE)
+    n_turns = len(conv.user_audio) // per_turn
+    if n_turns < 2:
+        raise ValueError(f"conversation {conv.id} is shorter than two micro-turns.")
+    f = layout.frames
+    user_tokens = dmel.tokens_from_wave(conv.user_audio, cfg).reshape(n_turns, f, cfg.n_mels)
+    model_mel = np.asarray(dmel.log_mel(conv.model_audio, cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
+    # Output of block m is micro-turn m + 1; text items are placed by the micro-turn they are played in.
+    out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
+    in_items = []
+    for item in conv.text_items:
+        opener, closer = _TEXT_CHANNELS[item.channel]
+        (out_items if item.channel == "delegate" else in_items).append((item.time, text.wrap(opener, item.text, closer)))
+    text_out = _text_slots(out_items, n_turns, layout.text_out_slots)
+    text_in = _text_slots(in_items, n_turns, layout.text_in_slots)
+    frame_of_turn = np.minimum((np.arange(n_turns) * MICROTURN_SECONDS * conv.video_fps + 1e-6).astype(int),
+                               len(conv.video) - 1)
+    if conv.video.shape[1:3] != (layout.video_size, layout.video_size):
+        raise ValueError(f"{conv.id} has {conv.video.shape[1]}x{conv.video.shape[2]} video; the layout expects "
+                         f"{layout.video_size}x{layout.video_size}.")
+    new = np.concatenate([[True], frame_of_turn[1:] != frame_of_turn[:-1]])
+    m = n_turns - 1
+    return {
+        "user_audio": user_tokens[:m],
+        "video": video.patchify(conv.video[frame_of_turn[:m]]),
+        "video_new": new[:m],
+        "text_in": text_in[:m],
+        "text_out": text_out[1:],
+        "model_mel": model_mel[1:],
+        "model_audio": dmel.quantize(model_mel[1:], cfg),
+        "time_index": np.arange(m, dtype=np.int32),
+        "valid": np.ones(m, bool),
+    }
+
+
+def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: float) -> dict[str, np.ndarray]:
+    """`length` micro-turns from `start`, padded past the end (valid=False, PAD, silence at `mel_floor`)."""
+    out = {}
+    for name, arr in features.items():
+        piece = arr[start : start + length]
+        if len(piece) < length:
+            pad = np.zeros((length - len(piece),) + arr.shape[1:], arr.dtype)
+            if name == "time_index":
+                pad = np.arange(start + len(piece), start + length, dtype=np.int32)
+            elif name == "model_mel":
+                pad[:] = mel_floor
+            piece = np.concatenate([piece, pad])
+        out[name] = piece
+    return out
+
+
+@dataclasses.dataclass
+class _Decode(grain.transforms.Map):
+    layout: MicroTurnLayout
+
+    def map(self, record: bytes):
+        return conversation_features(Conversation.from_bytes(record), self.layout)
+
+
+@dataclasses.dataclass
+class _RandomWindow(grain.transforms.RandomMap):
+    length: int
+    mel_floor: float
+
+    def random_map(self, features, rng: np.random.Generator):
+        blocks = len(features["valid"])
+        start = int(rng.integers(0, max(blocks - self.length, 0) + 1))
+        return window(features, start, self.length, self.mel_floor)
+
+
+def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_size: int, seed: int,
+                 shard_index: int = 0, shard_count: int = 1, num_epochs: int | None = None,
+                 shuffle: bool = True) -> grain.IterDataset:
+    """Shuffled, windowed, batched training data for one host (shard) of `shard_count`.
+
+    Iterators of the result have `get_state()` / `set_state()`: restoring a state resumes exactly.
+    `num_epochs=None` repeats forever, reshuffling every epoch.
+    """
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index={shard_index} must lie in [0, shard_count={shard_count}).")
+    source = grain.sources.ArrayRecordDataSource([str(p) for p in ([paths] if isinstance(paths, str) else paths)])
+    if len(source) < shard_count:
+        raise ValueError(f"{len(source)} conversations cannot be split over {shard_count} hosts.")
+    ds = grain.MapDataset.source(source)[shard_index::shard_count].seed(seed)
+    if shuffle:
+        ds = ds.shuffle()
+    ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(_RandomWindow(window_turns, layout.dmel.log_min))
+    return ds.batch(batch_size, drop_remainder=True).to_iter_dataset()

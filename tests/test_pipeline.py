@@ -1,0 +1,116 @@
+"""The grain pipeline: micro-turn blocks with constant shapes, text placement, exact resume, sharding."""
+import itertools
+
+import numpy as np
+import pytest
+
+from interaction.codecs import dmel, text
+from interaction.data import layout as layout_lib
+from interaction.data import pipeline, records
+
+LAYOUT = layout_lib.MicroTurnLayout()
+WINDOW, BATCH = 16, 2
+
+
+def _dataset(corpus_dir, **kw):
+    args = dict(window_turns=WINDOW, batch_size=BATCH, seed=3)
+    args.update(kw)
+    return pipeline.make_dataset(str(corpus_dir / "train.array_record"), LAYOUT, **args)
+
+
+def test_layout_counts_and_stream_ids():
+    assert (LAYOUT.frames, LAYOUT.patches) == (8, 4)
+    ids = LAYOUT.stream_ids()
+    assert len(ids) == LAYOUT.block_len == LAYOUT.input_len + LAYOUT.output_len
+    assert list(ids[: LAYOUT.input_len]) == [0] * 8 + [1] * 4 + [2] * 8
+    assert list(ids[LAYOUT.input_len :]) == [3] * 8 + [4] * 8
+    with pytest.raises(ValueError):
+        layout_lib.MicroTurnLayout(video_size=100)
+
+
+def test_batches_have_constant_shapes(tiny_corpus):
+    f, p = LAYOUT.frames, LAYOUT.patches
+    expected = {
+        "user_audio": ((BATCH, WINDOW, f, 80), np.int32), "video": ((BATCH, WINDOW, p, 40, 40, 3), np.uint8),
+        "video_new": ((BATCH, WINDOW), np.bool_), "text_in": ((BATCH, WINDOW, 8), np.int32),
+        "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
+        "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),
+        "valid": ((BATCH, WINDOW), np.bool_),
+    }
+    for batch in itertools.islice(iter(_dataset(tiny_corpus)), 12):  # more than one epoch of 22 // 2
+        assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
+        assert (np.diff(batch["time_index"], axis=1) == 1).all()
+
+
+def test_long_window_pads_past_the_end(tiny_corpus):
+    batch = next(iter(_dataset(tiny_corpus, window_turns=200, batch_size=1)))
+    valid = batch["valid"][0]
+    n = int(valid.sum())
+    assert 0 < n < 200 and valid[:n].all() and not valid[n:].any()
+    assert (batch["text_out"][0, n:] == text.Special.PAD).all()
+    assert (batch["model_mel"][0, n:] == LAYOUT.dmel.log_min).all()
+
+
+def test_text_spills_into_later_turns_without_loss():
+    items = [(0.0, list(range(20, 33))), (0.05, [40, 41]), (0.65, [50])]
+    slots = pipeline._text_slots(items, n_turns=5, slots=4)
+    assert slots.tolist()[:4] == [[20, 21, 22, 23], [24, 25, 26, 27], [28, 29, 30, 31], [32, 40, 41, 50]]
+    assert (slots[4] == 0).all()
+
+
+def test_features_line_up_with_the_conversation(tiny_corpus):
+    conv = [c for c in records.read(tiny_corpus / "train.array_record") if c.kind == "delegation"][0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    n = len(conv.user_audio) // 3200 - 1
+    assert len(feats["valid"]) == n
+    # Output of block m is micro-turn m + 1: its mel is that 200 ms of the model channel.
+    m = 20
+    audio = conv.model_audio[(m + 1) * 3200 - LAYOUT.dmel.history : (m + 2) * 3200]
+    mel = dmel.log_mel(audio[LAYOUT.dmel.history :], LAYOUT.dmel, history=audio[: LAYOUT.dmel.history])
+    np.testing.assert_allclose(feats["model_mel"][m], mel, atol=1e-5)
+    np.testing.assert_array_equal(feats["model_audio"], dmel.quantize(feats["model_mel"], LAYOUT.dmel))
+    # Every model word and the delegation request come out in order in the text-out stream.
+    said = text.decode(feats["text_out"].reshape(-1))
+    request = [t.text for t in conv.text_items if t.channel == "delegate"][0]
+    assert f"<delegate>{request}<delegate_end>" in said
+    assert said.replace(f"<delegate>{request}<delegate_end>", "").split() == [w for _, _, w in conv.model_words]
+    result = [t for t in conv.text_items if t.channel == "result"][0]
+    first = int(np.argmax((feats["text_in"] == text.Special.RESULT).any(axis=1)))
+    assert first == round(result.time / 0.2)
+    assert text.decode(feats["text_in"].reshape(-1)) == f"<result>{result.text}<result_end>"
+
+
+def test_iterator_resumes_exactly(tiny_corpus):
+    it = iter(_dataset(tiny_corpus))
+    for _ in range(5):
+        next(it)
+    state = it.get_state()
+    after = [next(it) for _ in range(8)]  # crosses an epoch boundary
+    resumed = iter(_dataset(tiny_corpus))
+    resumed.set_state(state)
+    for a, b in zip(after, (next(resumed) for _ in range(8))):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_epochs_are_reshuffled_and_seeds_differ(tiny_corpus):
+    it = iter(_dataset(tiny_corpus, batch_size=1, window_turns=4))
+    first = [next(it)["user_audio"].tobytes() for _ in range(22)]
+    second = [next(it)["user_audio"].tobytes() for _ in range(22)]
+    assert first != second
+    other = iter(_dataset(tiny_corpus, batch_size=1, window_turns=4, seed=4))
+    assert [next(other)["user_audio"].tobytes() for _ in range(22)] != first
+
+
+def test_hosts_read_disjoint_shards(tiny_corpus):
+    def elements(index, count):
+        ds = _dataset(tiny_corpus, batch_size=1, window_turns=40, shard_index=index, shard_count=count,
+                      num_epochs=1, shuffle=False)
+        return [b["user_audio"].tobytes() for b in ds]
+
+    whole, a, b = elements(0, 1), elements(0, 2), elements(1, 2)
+    assert (len(a), len(b)) == (11, 11)
+    assert not set(a) & set(b)
+    assert len(whole) == len(a) + len(b)
+    with pytest.raises(ValueError, match="shard_index"):
+        _dataset(tiny_corpus, shard_index=2, shard_count=2)
