@@ -5,7 +5,7 @@ import matplotlib.image
 import numpy as np
 
 from interaction import SAMPLE_RATE
-from interaction.data.conversation import Conversation, Event, TextItem
+from interaction.data.conversation import EVENT_KINDS, Conversation, Event, TextItem
 from interaction.data.timeline import kind_colour, render_timeline
 
 
@@ -88,8 +88,5 @@ def test_cropping_changes_the_picture(tmp_path):
 
 
 def test_kind_colours_are_stable_and_distinct():
-    known = ["user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
-             "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation",
-             "timer_request", "timer_due", "delegation", "reasoner_result"]
-    assert len({kind_colour(k) for k in known}) == len(known)
+    assert len({kind_colour(k) for k in EVENT_KINDS}) == len(EVENT_KINDS)
     assert kind_colour("some_new_kind") == kind_colour("some_new_kind")

@@ -16,10 +16,17 @@ from interaction.codecs import audio
 
 Word = tuple[float, float, str]  # (start_s, end_s, text)
 
+# Every labelled event kind, in the order a timeline lists them.
+EVENT_KINDS = (
+    "user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
+    "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation", "timer_request",
+    "timer_due", "delegation",
+)
+
 
 @dataclasses.dataclass
 class Event:
-    """A labelled moment or span. `kind` names it (see scenarios.EVENT_KINDS); `data` is JSON-able."""
+    """A labelled moment or span. `kind` names it (one of EVENT_KINDS); `data` is JSON-able."""
 
     kind: str
     start: float

@@ -1,9 +1,9 @@
 """The eleven scenario kinds of a duplex conversation, each a function that writes onto a `Script`.
 
 Every function places speech with timings drawn from the configured conversation statistics and labels
-what happens as events (kinds in EVENT_KINDS), so evaluation and tests can check behaviour against exact
-times: where the user pauses, when an interruption starts and where the model stops, when a visual cue
-appears, when a timer is due, when a reasoner result arrives.
+what happens as events (kinds in conversation.EVENT_KINDS), so evaluation and tests can check
+behaviour against exact times: where the user pauses, when an interruption starts and where the model
+stops, when a visual cue appears, when a timer is due, when a reasoner result arrives.
 """
 from __future__ import annotations
 
@@ -16,12 +16,6 @@ from interaction.data import lexicon as lx
 from interaction.data import scene
 from interaction.data.script import Script
 from interaction.tools import knowledge, registry
-
-EVENT_KINDS = (
-    "user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
-    "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation", "timer_request",
-    "timer_due", "delegation",
-)
 
 
 def _exchange(s: Script, t: float, question: str, answer: str, **labels) -> float:
@@ -65,7 +59,8 @@ def pause(s: Script) -> None:
     s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
 
 
-def _long_model_turn(s: Script) -> tuple[float, float, str, str]:
+def _long_model_turn(s: Script) -> tuple[float, float, float, str, str]:
+    """The user asks for an explanation; the model starts a long answer. Returns (start, end, gap, ask, answer)."""
     i = int(s.rng.integers(len(lx.LONG_ASK)))
     city = str(s.rng.choice(lx.FILL["city"]))
     activity = str(s.rng.choice(lx.FILL["activity"]))
@@ -75,12 +70,12 @@ def _long_model_turn(s: Script) -> tuple[float, float, str, str]:
     s.event("user_turn", u0, u1, text=ask)
     gap = s.gap()
     m0, m1 = s.model(u1 + gap, answer)
-    return m0, m1, ask, answer
+    return m0, m1, gap, ask, answer
 
 
 def user_backchannel(s: Script) -> None:
-    m0, m1, ask, answer = _long_model_turn(s)
-    s.event("model_turn", m0, m1, text=answer, gap=round(m0 - s.events[-1].end, 4))
+    m0, m1, gap, ask, answer = _long_model_turn(s)
+    s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
     t = m0 + s.uniform(1.0, 2.0)
     while t < m1 - 1.0:
         bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
@@ -90,7 +85,7 @@ def user_backchannel(s: Script) -> None:
 
 
 def interruption(s: Script) -> None:
-    m0, m1, ask, answer = _long_model_turn(s)
+    m0, m1, gap, ask, answer = _long_model_turn(s)
     offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
     text, reply = (lx.fill(x, s.rng) for x in lx.pick(s.rng, lx.INTERRUPTIONS))
     i0, i1 = s.user(m0 + offset, text)
@@ -98,7 +93,7 @@ def interruption(s: Script) -> None:
                             0.1, max(0.15, i1 - i0)))
     stop = i0 + latency
     s.cut_model(stop)
-    s.event("model_turn", m0, stop, text=answer, gap=round(m0 - s.events[-1].end, 4), interrupted=True)
+    s.event("model_turn", m0, stop, text=answer, gap=round(gap, 4), interrupted=True)
     s.event("interruption", i0, i1, text=text, context=ask, offset=round(offset, 4), overlap=round(latency, 4))
     s.event("model_stop", stop, stop, latency=round(latency, 4))
     gap = s.gap()
@@ -224,7 +219,7 @@ def timer(s: Script) -> None:
     s.event("model_turn", d0, d1, text=done, timer=True)
 
 
-def _tool_question(s: Script, now: datetime.datetime) -> tuple[str, str, str, str]:
+def _tool_question(s: Script) -> tuple[str, str, str, str]:
     """(question, tool, argument, spoken answer template with {result})."""
     which = int(s.rng.integers(4))
     if which == 0:
@@ -254,7 +249,7 @@ def _spoken(result: str) -> str:
 def delegation(s: Script) -> None:
     start = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=int(s.rng.integers(0, 365 * 86400)))
     s.meta["wall_clock_start"] = start.isoformat()
-    question, tool, argument, template = _tool_question(s, start)
+    question, tool, argument, template = _tool_question(s)
     u0, u1 = s.user(0.3, question)
     s.event("user_turn", u0, u1, text=question)
     gap = s.gap()

@@ -12,7 +12,7 @@ import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import scene, speech
-from interaction.data.conversation import Conversation, Event, TextItem
+from interaction.data.conversation import EVENT_KINDS, Conversation, Event, TextItem
 
 _SPEECH_RMS = 0.08  # every utterance is normalised to this RMS before gains (about -22 dBFS)
 _FADE_S = 0.02  # fade applied where the model is cut off
@@ -86,6 +86,8 @@ class Script:
         self.model_words = [(a, min(b, t_stop), w) for a, b, w in self.model_words if a < t_stop]
 
     def event(self, kind: str, start: float, end: float, **data) -> None:
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; add it to conversation.EVENT_KINDS")
         self.events.append(Event(kind, float(start), float(end), data))
 
     def text(self, t: float, channel: str, text: str) -> None:

@@ -27,7 +27,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MultipleLocator
 
 from interaction import SAMPLE_RATE
-from interaction.data.conversation import Conversation
+from interaction.data.conversation import EVENT_KINDS, Conversation
 
 MICRO_TURN = 0.2  # s: minor grid
 RMS_WINDOW = 0.01  # s
@@ -37,12 +37,8 @@ DPI = 100
 MAX_THUMBNAILS = 12
 LEFT_IN, RIGHT_IN = 1.7, 0.25  # margins in inches, so the plot width is proportional to the figure width
 
-# Known kinds get distinct tab20 colours (dark shades first, then light); any other kind hashes into tab20.
-_KNOWN_KINDS = (
-    "user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
-    "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation", "timer_request",
-    "timer_due", "delegation", "reasoner_result",
-)
+# Known kinds (conversation.EVENT_KINDS) get distinct tab20 colours (dark shades first, then light); any
+# other kind hashes into tab20.
 _TAB20_ORDER = tuple(range(0, 20, 2)) + tuple(range(1, 20, 2))
 _CHANNEL_STYLE = {  # text channel -> (marker, colour)
     "typed": ("s", "tab:blue"),
@@ -55,8 +51,8 @@ _USER_COLOUR, _MODEL_COLOUR = "tab:blue", "tab:orange"
 def kind_colour(kind: str):
     """A stable RGBA colour for an event kind (independent of Python's string hash salt)."""
     tab20 = colormaps["tab20"]
-    if kind in _KNOWN_KINDS:
-        return tab20(_TAB20_ORDER[_KNOWN_KINDS.index(kind)])
+    if kind in EVENT_KINDS:
+        return tab20(_TAB20_ORDER[EVENT_KINDS.index(kind)])
     return tab20(zlib.crc32(kind.encode()) % 20)
 
 
