@@ -3,8 +3,8 @@ r"""Writes the synthetic duplex corpus.
   python -m experiments.make_corpus --config=experiments/configs/corpus.py:tiny --workdir=/tmp/corpus
 
 Writes `train.array_record`, `eval.array_record`, `manifest.json` (per-conversation summaries and the
-statistics table below) and, for the held-out split, `full_duplex_bench/`. Use --timeline=ID to draw
-one conversation as PNG.
+statistics table below), `full_duplex_bench/` (the held-out split in that benchmark's layout) and
+`timelines/` (PNG pictures of the first --timelines held-out conversations and of any named by --draw).
 """
 import json
 import sys
@@ -18,6 +18,7 @@ from interaction.data import corpus, records, speech, stats, timeline
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/corpus.py:tiny", "corpus config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (replaced)", required=True)
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many held-out conversations as PNG timelines")
+_DRAW = flags.DEFINE_list("draw", [], "conversation ids to draw as PNG timelines, e.g. train-00003-interruption")
 _FORCE = flags.DEFINE_bool("force", False, "regenerate even if the workdir already holds this corpus")
 
 
@@ -35,13 +36,18 @@ def main(argv):
     else:
         manifest = corpus.write(cfg, workdir)
     print(stats.format_table(manifest["statistics"]))
-    if _TIMELINES.value and cfg.num_eval:
+    by_id = {c["id"]: (c["split"], c["index"]) for c in manifest["conversations"]}
+    unknown = [i for i in _DRAW.value if i not in by_id]
+    if unknown:
+        sys.exit(f"--draw names conversations not in this corpus: {unknown} (ids are listed in manifest.json)")
+    wanted = [(s, i) for s, i in by_id.values() if s == "eval"][: _TIMELINES.value] + [by_id[i] for i in _DRAW.value]
+    if wanted:
         out = workdir / "timelines"
         out.mkdir(exist_ok=True)
-        n = min(_TIMELINES.value, cfg.num_eval)
-        step = max(1, cfg.num_eval // n)
-        for conv in records.read(workdir / "eval.array_record", range(0, cfg.num_eval, step)[:n]):
-            timeline.render_timeline(conv, out / f"{conv.id}.png")
+        for split in corpus.SPLITS:
+            indices = sorted({i for s, i in wanted if s == split})
+            for conv in records.read(workdir / f"{split}.array_record", indices):
+                timeline.render_timeline(conv, out / f"{conv.id}.png")
         print(f"timelines: {out}")
     print(f"corpus: {workdir} ({manifest['splits']['train']['count']} train, {manifest['splits']['eval']['count']} eval)")
 

@@ -181,3 +181,31 @@ def test_missing_espeak_is_one_line_naming_the_package(tmp_path, monkeypatch):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [speech.INSTALL_HINT]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("kinds", ["turn_taking", "smalltalk"], "unknown scenario kinds"),
+        ("num_train", -1, "need counts"),
+        ("video.fps", 3.0, "video.fps"),
+        ("video.size", 100, "multiple of the 40-pixel patch"),
+        ("timing.pause_min", 2.0, "pause_min=2.0 is above timing.pause_max"),
+        ("timing.overlap_prob", 1.5, "overlap_prob"),
+    ],
+)
+def test_bad_config_values_are_named(tiny_corpus_config, tmp_path, field, value, message):
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    node, _, leaf = field.rpartition(".")
+    setattr(cfg[node] if node else cfg, leaf, value)
+    with pytest.raises(ValueError, match=message):
+        corpus.write(cfg, tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_only_a_complete_corpus_of_the_same_config_is_reused(tiny_corpus, tiny_corpus_config):
+    assert corpus.is_complete(tiny_corpus, tiny_corpus_config)
+    other = tiny_corpus_config.copy_and_resolve_references()
+    other.seed = 1
+    assert not corpus.is_complete(tiny_corpus, other)
+    assert not corpus.is_complete(tiny_corpus / "missing", tiny_corpus_config)

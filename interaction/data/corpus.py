@@ -27,6 +27,37 @@ from interaction.data.script import Script
 SPLITS = ("train", "eval")
 _SPLIT_IDS = {"train": 0, "eval": 1}
 MANIFEST = "manifest.json"
+# Bump when generation changes what a config produces, so cached corpora are rebuilt.
+FORMAT_VERSION = 1
+
+
+def validate(cfg) -> None:
+    """Raises ValueError naming the first config value that cannot make a corpus."""
+    if cfg.num_train < 0 or cfg.num_eval < 0 or cfg.num_train + cfg.num_eval == 0:
+        raise ValueError(f"num_train={cfg.num_train}, num_eval={cfg.num_eval}: need counts >= 0, not both 0.")
+    unknown = [k for k in cfg.kinds if k not in scenarios.KINDS]
+    if unknown or not cfg.kinds:
+        raise ValueError(f"unknown scenario kinds {unknown or '(none given)'}; choose from {list(scenarios.KINDS)}.")
+    fps = cfg.video.fps
+    if not (0 < fps <= 5 and abs(5 / fps - round(5 / fps)) < 1e-9):
+        raise ValueError(f"video.fps={fps}: use 5 (one frame per micro-turn) or 5/k for a frame every k micro-turns.")
+    if cfg.video.size <= 0 or cfg.video.size % 40:
+        raise ValueError(f"video.size={cfg.video.size} must be a positive multiple of the 40-pixel patch.")
+    t = cfg.timing
+    for lo, hi in [("pause_min", "pause_max"), ("interrupt_min", "interrupt_max"),
+                   ("background_db_min", "background_db_max"), ("snr_db_min", "snr_db_max"),
+                   ("user_gain_db_min", "user_gain_db_max"), ("reasoner_latency_min", "reasoner_latency_max")]:
+        if t[lo] > t[hi]:
+            raise ValueError(f"timing.{lo}={t[lo]} is above timing.{hi}={t[hi]}.")
+    for name in ("gap_median", "overlap_median", "stop_latency_median", "remark_latency_median", "pause_min"):
+        if t[name] <= 0:
+            raise ValueError(f"timing.{name}={t[name]} must be positive.")
+    if not 0 <= t.overlap_prob <= 1:
+        raise ValueError(f"timing.overlap_prob={t.overlap_prob} must lie in [0, 1].")
+    if not {"es", "fr", "de"} <= {v.split("+")[0] for v in cfg.voices.foreign}:
+        raise ValueError("voices.foreign needs a Spanish, a French and a German voice for translation scenarios.")
+    if len(cfg.voices.user) < 2:
+        raise ValueError("voices.user needs at least two voices (background speakers are drawn from the rest).")
 
 
 def _voice(spec: str) -> speech.Voice:
@@ -72,7 +103,8 @@ def generate_records(cfg, jobs, workers: int = 0):
 
 
 def config_fingerprint(cfg) -> str:
-    return hashlib.sha256(cfg.to_json(sort_keys=True).encode()).hexdigest()[:16]
+    text = f"{FORMAT_VERSION}:{cfg.to_json(sort_keys=True)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def is_complete(workdir, cfg) -> bool:
@@ -84,6 +116,7 @@ def is_complete(workdir, cfg) -> bool:
 
 def write(cfg, workdir, progress: bool = True) -> dict:
     """Generates every split of `cfg` into `workdir` (replacing it); returns the manifest."""
+    validate(cfg)
     speech.check_available()
     workdir = Path(workdir)
     workdir.parent.mkdir(parents=True, exist_ok=True)
