@@ -66,6 +66,24 @@ def test_manifest_covers_all_kinds_with_statistics(tiny_corpus):
     assert -25 <= levels["min"] and levels["max"] <= -10
 
 
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_every_text_is_filled_in(conversations):
+    for conv in conversations:
+        texts = [w[2] for w in conv.user_words + conv.model_words] + [t.text for t in conv.text_items]
+        texts += list(_strings([e.data for e in conv.events]))
+        assert not [t for t in texts if "{" in t or "}" in t], conv.id
+
+
 def test_user_channel_is_silent_inside_labelled_pauses(conversations):
     checked = 0
     for conv in conversations:

@@ -36,22 +36,19 @@ USER_FOLLOWUPS = [
     ("Hmm, is that expensive?", "Not really, most of it you probably have at home already."),
 ]
 
-LONG_ANSWERS = [
-    "Well, there are a few things to think about. First, decide how much time you really have each week. "
-    "Then pick one small goal and stick with it for a month. After that you can look back and adjust.",
-    "Sure. The history of {city} goes back a long way. It started as a small trading town by the water. "
-    "Over the centuries it grew into a busy city with markets, bridges and wide streets.",
-    "Let me explain how it works. The water heats up at the bottom and rises to the top. "
-    "The cooler water sinks down again, and this slow circle keeps going until everything is warm.",
-    "Good question. Most people start with {activity} because it needs very little equipment. "
-    "You learn the basics in a week or two, and then it is mostly about practice and patience.",
-]
-
-LONG_ASK = [
-    "Can you tell me about the history of {city}?",
-    "How does heating water in a pot actually work?",
-    "How would I get started with {activity}?",
-    "What should I think about before starting a new hobby?",
+LONG_TURNS = [  # (the user's request, the model's long answer)
+    ("Can you tell me about the history of {city}?",
+     "Sure. The history of {city} goes back a long way. It started as a small trading town by the water. "
+     "Over the centuries it grew into a busy city with markets, bridges and wide streets."),
+    ("How does heating water in a pot actually work?",
+     "Let me explain how it works. The water heats up at the bottom and rises to the top. "
+     "The cooler water sinks down again, and this slow circle keeps going until everything is warm."),
+    ("How would I get started with {activity}?",
+     "Good question. Most people start with {activity} because it needs very little equipment. "
+     "You learn the basics in a week or two, and then it is mostly about practice and patience."),
+    ("What should I think about before starting a new hobby?",
+     "Well, there are a few things to think about. First, decide how much time you really have each week. "
+     "Then pick one small goal and stick with it for a month. After that you can look back and adjust."),
 ]
 
 INTERRUPTIONS = [
@@ -77,16 +74,16 @@ USER_STORIES = [
 STORY_REPLIES = ["That sounds like quite a day.", "Good for you, that takes effort.",
                  "That must be frustrating.", "That is a big decision, take your time."]
 
-PAUSED_TURNS = [
-    ("I was thinking that maybe", "we could go to {city} for the holidays."),
-    ("What I really want to know is", "how long it takes to learn {activity}."),
-    ("Can you remind me", "what I need to buy for the {food}?"),
-    ("So the thing with my {thing} is", "it makes a strange noise in the morning."),
+PAUSED_TURNS = [  # (before the pause, after it, the model's reply)
+    ("I was thinking that maybe", "we could go to {city} for the holidays.",
+     "That is a lovely idea, {city} is great at that time of year."),
+    ("What I really want to know is", "how long it takes to learn {activity}.",
+     "It depends, but most people get comfortable with {activity} within a few months."),
+    ("Can you remind me", "what I need to buy for the {food}?",
+     "For the {food} you need the basics: something fresh, some oil and a little salt."),
+    ("So the thing with my {thing} is", "it makes a strange noise in the morning.",
+     "That could be a loose part, it is worth having your {thing} checked."),
 ]
-PAUSED_REPLIES = ["That is a lovely idea, {city} is great at that time of year.",
-                  "It depends, but most people get comfortable within a few months.",
-                  "You need the basics: something fresh, some oil and a little salt.",
-                  "That could be a loose part, it is worth having it checked."]
 
 SIDE_TALK = ["Hey {name}, can you close the window please?", "{name}, dinner is ready in five minutes!",
              "Hang on {name}, I am on a call.", "{name}, have you seen my keys anywhere?"]
@@ -148,13 +145,16 @@ DELEGATE_ACKS = ["Let me check that.", "One moment, I will look it up.", "Let me
 WAIT_FILLERS = ["Take your time.", "No rush.", "Okay, I will wait."]
 
 
-def fill(template: str, rng: np.random.Generator, **fixed: str) -> str:
-    """Fills `{slot}`s from FILL (or `fixed`); one draw per slot name, so repeats agree."""
-    values = dict(fixed)
-    for key, options in FILL.items():
-        if "{" + key + "}" in template and key not in values:
-            values[key] = str(rng.choice(options))
-    return template.format(**values)
+def fill_all(templates, rng: np.random.Generator) -> list[str]:
+    """Fills the `{slot}`s of several templates from FILL, one draw per slot shared by all of them, so a
+    question and its answer speak of the same city or food."""
+    values = {key: str(rng.choice(options)) for key, options in FILL.items()
+              if any("{" + key + "}" in t for t in templates)}
+    return [t.format(**values) for t in templates]
+
+
+def fill(template: str, rng: np.random.Generator) -> str:
+    return fill_all([template], rng)[0]
 
 
 def pick(rng: np.random.Generator, items):

@@ -37,35 +37,26 @@ def _next_exchange(s: Script, model_end: float, question: str, answer: str) -> f
 
 
 def turn_taking(s: Script) -> None:
-    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
-    city = str(s.rng.choice(lx.FILL["city"]))
-    t = _exchange(s, 0.3, lx.fill(q, s.rng, city=city), lx.fill(a, s.rng, city=city))
+    t = _exchange(s, 0.3, *lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng))
     for _ in range(int(s.rng.integers(1, 3))):
         t = _next_exchange(s, t, *lx.pick(s.rng, lx.USER_FOLLOWUPS))
 
 
 def pause(s: Script) -> None:
-    i = int(s.rng.integers(len(lx.PAUSED_TURNS)))
-    city = str(s.rng.choice(lx.FILL["city"]))
-    first, second = (lx.fill(x, s.rng, city=city) for x in lx.PAUSED_TURNS[i])
+    first, second, answer = lx.fill_all(lx.pick(s.rng, lx.PAUSED_TURNS), s.rng)
     a0, a1 = s.user(0.3, first)
     p = s.pause()
     b0, b1 = s.user(a1 + p, second)
     s.event("pause", a1, b0, duration=round(p, 4))
     s.event("user_turn", a0, b1, text=f"{first} {second}")
     gap = s.gap()
-    answer = lx.fill(lx.PAUSED_REPLIES[i], s.rng, city=city)
     m0, m1 = s.model(b1 + gap, answer)
     s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
 
 
 def _long_model_turn(s: Script) -> tuple[float, float, float, str, str]:
     """The user asks for an explanation; the model starts a long answer. Returns (start, end, gap, ask, answer)."""
-    i = int(s.rng.integers(len(lx.LONG_ASK)))
-    city = str(s.rng.choice(lx.FILL["city"]))
-    activity = str(s.rng.choice(lx.FILL["activity"]))
-    ask = lx.fill(lx.LONG_ASK[i], s.rng, city=city, activity=activity)
-    answer = lx.fill(lx.LONG_ANSWERS[[1, 2, 3, 0][i]], s.rng, city=city, activity=activity)
+    ask, answer = lx.fill_all(lx.pick(s.rng, lx.LONG_TURNS), s.rng)
     u0, u1 = s.user(0.3, ask)
     s.event("user_turn", u0, u1, text=ask)
     gap = s.gap()
@@ -87,7 +78,7 @@ def user_backchannel(s: Script) -> None:
 def interruption(s: Script) -> None:
     m0, m1, gap, ask, answer = _long_model_turn(s)
     offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
-    text, reply = (lx.fill(x, s.rng) for x in lx.pick(s.rng, lx.INTERRUPTIONS))
+    text, reply = lx.fill_all(lx.pick(s.rng, lx.INTERRUPTIONS), s.rng)
     i0, i1 = s.user(m0 + offset, text)
     latency = float(np.clip(s.rng.lognormal(np.log(s.timing.stop_latency_median), s.timing.stop_latency_sigma),
                             0.1, max(0.15, i1 - i0)))
@@ -102,8 +93,8 @@ def interruption(s: Script) -> None:
 
 
 def side_talk(s: Script) -> None:
-    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
-    t = _exchange(s, 0.3, lx.fill(q, s.rng), lx.fill(a, s.rng))
+    q, a = lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng)
+    t = _exchange(s, 0.3, q, a)
     side = lx.fill(lx.pick(s.rng, lx.SIDE_TALK), s.rng)
     st0, st1 = s.user(t + s.uniform(0.5, 1.0), side, gain_db=-3.0)  # turned away from the microphone
     s.event("side_talk", st0, st1, text=side, context=q)
@@ -116,8 +107,8 @@ def side_talk(s: Script) -> None:
 
 
 def background_speech(s: Script) -> None:
-    q, a = lx.pick(s.rng, lx.USER_QUESTIONS)
-    t = _exchange(s, 0.3, lx.fill(q, s.rng), lx.fill(a, s.rng))
+    q, a = lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng)
+    t = _exchange(s, 0.3, q, a)
     other = lx.pick(s.rng, s.other_voices)
     level = -s.uniform(s.timing.background_db_min, s.timing.background_db_max)
     for start in sorted(s.uniform(0.0, t) for _ in range(2)):
@@ -128,7 +119,7 @@ def background_speech(s: Script) -> None:
 
 
 def model_backchannel(s: Script) -> None:
-    story = [lx.fill(x, s.rng, food=str(s.rng.choice(lx.FILL["food"]))) for x in lx.pick(s.rng, lx.USER_STORIES)]
+    story = lx.fill_all(lx.pick(s.rng, lx.USER_STORIES), s.rng)
     t, start = 0.3, 0.3
     for k, sentence in enumerate(story):
         u0, u1 = s.user(t, sentence)
