@@ -1,0 +1,85 @@
+"""Encoder-free input embedders (DESIGN §2): every stream becomes one `embed`-wide token per slot.
+
+- dMel audio: a frame's 80 channel bins each pick a row of a per-channel table; the frame's token is
+  their sum ("bag of embeddings"). User audio and the model's fed-back audio share the table; which
+  stream a token belongs to is added by the stream embedding.
+- video: the hMLP stem. A 40x40 patch is embedded hierarchically, 40 = 5 x 2 x 2 x 2: a linear map on
+  every 5x5 sub-patch, then three stages that each merge 2x2 neighbours with a linear map. Each stage
+  is followed by RMSNorm and GELU; there is no BatchNorm, so a token depends on its own patch only.
+- text and stream identity: plain embedding tables.
+Parameters carry logical axis names only (vocab, embed, mlp); the config maps them to mesh axes.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from interaction.codecs import video
+
+_EMBED_INIT = nnx.initializers.normal(stddev=0.02)
+
+
+def _linear(n_in: int, n_out: int, names: tuple, rngs: nnx.Rngs, dtype) -> nnx.Linear:
+    return nnx.Linear(
+        n_in, n_out, dtype=dtype, rngs=rngs,
+        kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(), names),
+        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), names[-1:]),
+    )
+
+
+class DMelEmbed(nnx.Module):
+    """(..., n_mels) int tokens in [0, n_bins) -> (..., embed): the sum of per-channel bin embeddings."""
+
+    def __init__(self, n_mels: int, n_bins: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.n_mels, self.n_bins = n_mels, n_bins
+        init = nnx.with_partitioning(_EMBED_INIT, ("vocab", "embed"))
+        self.table = nnx.Param(init(rngs.params(), (n_mels * n_bins, embed)))
+        self.dtype = dtype
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        if tokens.shape[-1] != self.n_mels:
+            raise ValueError(f"expected {self.n_mels} channel tokens per frame, got shape {tokens.shape}")
+        rows = jnp.arange(self.n_mels) * self.n_bins + tokens  # each channel has its own n_bins rows
+        return jnp.take(self.table[...].astype(self.dtype), rows, axis=0).sum(axis=-2)
+
+
+class HMLPStem(nnx.Module):
+    """(..., 40, 40, 3) uint8 patches -> (..., embed)."""
+
+    FIRST = 5  # 40 = 5 * 2 * 2 * 2
+    MERGES = 3
+
+    def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        if embed % 4:
+            raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
+        widths = [embed // 4, embed // 2, embed, embed]
+        self.first = _linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype)
+        self.merges = nnx.List([_linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype)
+                               for i in range(self.MERGES)])
+        self.norms = nnx.List([nnx.RMSNorm(w, dtype=dtype, rngs=rngs,
+                                          scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("embed",)))
+                              for w in widths])
+        self.dtype = dtype
+
+    def __call__(self, patches: jax.Array) -> jax.Array:
+        *lead, h, w, c = patches.shape
+        if (h, w, c) != (video.PATCH, video.PATCH, 3):
+            raise ValueError(f"expected (..., {video.PATCH}, {video.PATCH}, 3) patches, got {patches.shape}")
+        x = patches.astype(self.dtype) / 127.5 - 1.0
+        g = video.PATCH // self.FIRST  # 8x8 grid of 5x5 sub-patches
+        x = x.reshape(*lead, g, self.FIRST, g, self.FIRST, c)
+        x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, self.FIRST * self.FIRST * c)
+        x = jax.nn.gelu(self.norms[0](self.first(x)))
+        for merge, norm in zip(self.merges, self.norms[1:]):
+            g //= 2  # concatenate each 2x2 block of neighbours, then mix
+            x = x.reshape(*lead, g, 2, g, 2, x.shape[-1])
+            x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, 4 * x.shape[-1])
+            x = jax.nn.gelu(norm(merge(x)))
+        return x.reshape(*lead, x.shape[-1])
+
+
+def embedding_table(num: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32) -> nnx.Embed:
+    """Token or stream embeddings with logical axes (vocab, embed)."""
+    return nnx.Embed(num, embed, dtype=dtype, rngs=rngs,
+                     embedding_init=nnx.with_partitioning(_EMBED_INIT, ("vocab", "embed")))
