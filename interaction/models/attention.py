@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-_INIT = nnx.initializers.lecun_normal()
+from interaction.models.layers import LECUN, param
 
 
 def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
@@ -45,11 +45,10 @@ class Attention(nnx.Module):
             raise ValueError(f"heads={heads} must be a multiple of kv_heads={kv_heads}.")
         if head_dim % 2:
             raise ValueError(f"head_dim={head_dim} must be even for rotary positions.")
-        key = rngs.params
-        self.q = nnx.Param(nnx.with_partitioning(_INIT, ("embed", "heads", "kv"))(key(), (embed, heads, head_dim)))
-        self.k = nnx.Param(nnx.with_partitioning(_INIT, ("embed", "heads", "kv"))(key(), (embed, kv_heads, head_dim)))
-        self.v = nnx.Param(nnx.with_partitioning(_INIT, ("embed", "heads", "kv"))(key(), (embed, kv_heads, head_dim)))
-        self.o = nnx.Param(nnx.with_partitioning(_INIT, ("heads", "kv", "embed"))(key(), (heads, head_dim, embed)))
+        self.q = param(rngs, LECUN, ("embed", "heads", "kv"), (embed, heads, head_dim))
+        self.k = param(rngs, LECUN, ("embed", "heads", "kv"), (embed, kv_heads, head_dim))
+        self.v = param(rngs, LECUN, ("embed", "heads", "kv"), (embed, kv_heads, head_dim))
+        self.o = param(rngs, LECUN, ("heads", "kv", "embed"), (heads, head_dim, embed))
         self.rope_base, self.dtype = rope_base, dtype
 
     def project_kv(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -16,16 +16,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.codecs import video
+from interaction.models.layers import linear, param, rms_norm
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
-
-
-def _linear(n_in: int, n_out: int, names: tuple, rngs: nnx.Rngs, dtype) -> nnx.Linear:
-    return nnx.Linear(
-        n_in, n_out, dtype=dtype, rngs=rngs,
-        kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(), names),
-        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), names[-1:]),
-    )
 
 
 class DMelEmbed(nnx.Module):
@@ -33,8 +26,7 @@ class DMelEmbed(nnx.Module):
 
     def __init__(self, n_mels: int, n_bins: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
         self.n_mels, self.n_bins = n_mels, n_bins
-        init = nnx.with_partitioning(_EMBED_INIT, ("vocab", "embed"))
-        self.table = nnx.Param(init(rngs.params(), (n_mels * n_bins, embed)))
+        self.table = param(rngs, _EMBED_INIT, ("vocab", "embed"), (n_mels * n_bins, embed))
         self.dtype = dtype
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -54,12 +46,10 @@ class HMLPStem(nnx.Module):
         if embed % 4:
             raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
         widths = [embed // 4, embed // 2, embed, embed]
-        self.first = _linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype)
-        self.merges = nnx.List([_linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype)
+        self.first = linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype)
+        self.merges = nnx.List([linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype)
                                for i in range(self.MERGES)])
-        self.norms = nnx.List([nnx.RMSNorm(w, dtype=dtype, rngs=rngs,
-                                          scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("embed",)))
-                              for w in widths])
+        self.norms = nnx.List([rms_norm(w, rngs, dtype) for w in widths])
         self.dtype = dtype
 
     def __call__(self, patches: jax.Array) -> jax.Array:
