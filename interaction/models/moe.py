@@ -1,0 +1,150 @@
+"""Top-k mixture of SwiGLU experts with two dispatch paths and the usual router losses.
+
+"ragged" never drops: token-expert assignments are sorted by expert and each expert's contiguous group
+is multiplied by its own weights with `jax.lax.ragged_dot`. "capacity" gives every expert a fixed
+number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. The router
+always runs in float32. `moe_reference` is the plain-loop spec both paths are tested against.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from interaction.models.layers import LECUN, SwiGLU, param
+
+DISPATCHES = ("ragged", "capacity")
+
+# Stacked expert weights: fan-in is the embed/mlp axis alone, not multiplied by the expert axis.
+_EXPERT_INIT = nnx.initializers.lecun_normal(batch_axis=(0,))
+
+
+def _swiglu_np(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    h = x @ gate
+    return (h / (1 + np.exp(-h)) * (x @ up)) @ down
+
+
+class MoE(nnx.Module):
+    def __init__(self, embed: int, mlp: int, num_experts: int, top_k: int, *, shared_expert: bool = False,
+                 capacity_factor: float = 1.25, dispatch: str = "ragged", dtype=jnp.float32, rngs: nnx.Rngs):
+        for name, value in (("embed", embed), ("mlp", mlp), ("num_experts", num_experts), ("top_k", top_k)):
+            if value < 1:
+                raise ValueError(f"{name}={value} must be at least 1.")
+        if top_k > num_experts:
+            raise ValueError(f"top_k={top_k} must not exceed num_experts={num_experts}.")
+        if dispatch not in DISPATCHES:
+            raise ValueError(f"dispatch={dispatch!r} must be one of {DISPATCHES}.")
+        if not capacity_factor > 0:
+            raise ValueError(f"capacity_factor={capacity_factor} must be positive.")
+        self.router = param(rngs, LECUN, ("embed", "expert"), (embed, num_experts))
+        self.gate = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
+        self.up = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
+        self.down = param(rngs, _EXPERT_INIT, ("expert", "mlp", "embed"), (num_experts, mlp, embed))
+        self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype) if shared_expert else None
+        self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
+        self.capacity_factor, self.dispatch, self.dtype = capacity_factor, dispatch, dtype
+
+    def capacity(self, tokens: int) -> int:
+        """Slots per expert for the capacity path: ceil(capacity_factor * tokens * top_k / num_experts)."""
+        return math.ceil(self.capacity_factor * tokens * self.top_k / self.num_experts)
+
+    def route(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """x (tokens, embed) -> float32 logits (tokens, expert), top-k weights summing to 1 and their experts."""
+        logits = x.astype(jnp.float32) @ self.router[...].astype(jnp.float32)
+        weights, experts = jax.lax.top_k(jax.nn.softmax(logits, axis=-1), self.top_k)
+        return logits, weights / weights.sum(-1, keepdims=True), experts
+
+    def _ragged(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
+        tokens, k = experts.shape
+        flat = experts.reshape(-1)
+        order = jnp.argsort(flat, stable=True)  # assignment slots grouped by expert
+        group_sizes = jnp.bincount(flat, length=self.num_experts).astype(jnp.int32)
+        xs = x[order // k]
+        gate, up, down = (w[...].astype(self.dtype) for w in (self.gate, self.up, self.down))
+        h = jax.nn.silu(jax.lax.ragged_dot(xs, gate, group_sizes)) * jax.lax.ragged_dot(xs, up, group_sizes)
+        out = jax.lax.ragged_dot(h, down, group_sizes)[jnp.argsort(order)].reshape(tokens, k, -1)
+        return jnp.einsum("tkd,tk->td", out, weights.astype(self.dtype))
+
+    def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Priority is by top-k rank first, then token order: every token's first choice is placed before any
+        second choice, so overflow drops the lower-ranked assignments of later tokens first."""
+        tokens, k = experts.shape
+        capacity = self.capacity(tokens)
+        chosen = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.int32)  # (tokens, k, expert)
+        rank_major = chosen.transpose(1, 0, 2).reshape(k * tokens, self.num_experts)
+        position = ((jnp.cumsum(rank_major, axis=0) - 1) * rank_major).sum(-1).reshape(k, tokens).T
+        kept = position < capacity  # (tokens, k)
+        slot = jax.nn.one_hot(jnp.where(kept, position, capacity), capacity, dtype=self.dtype)  # dropped -> zero row
+        dispatch = jnp.einsum("tke,tkc->tec", chosen.astype(self.dtype), slot)
+        combine = jnp.einsum("tke,tkc,tk->tec", chosen.astype(self.dtype), slot, weights.astype(self.dtype))
+        gate, up, down = (w[...].astype(self.dtype) for w in (self.gate, self.up, self.down))
+        expert_in = jnp.einsum("tec,td->ecd", dispatch, x)
+        h = jax.nn.silu(jnp.einsum("ecd,edm->ecm", expert_in, gate)) * jnp.einsum("ecd,edm->ecm", expert_in, up)
+        expert_out = jnp.einsum("ecm,emd->ecd", h, down)
+        return jnp.einsum("tec,ecd->td", combine, expert_out), jnp.mean(~kept, dtype=jnp.float32)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """x (..., embed) -> (y of the same shape, aux losses and routing statistics)."""
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1]).astype(self.dtype)
+        logits, weights, experts = self.route(x)
+        if self.dispatch == "ragged":
+            y, dropped = self._ragged(x, weights, experts), jnp.zeros((), jnp.float32)
+        else:
+            y, dropped = self._capacity(x, weights, experts)
+        if self.shared_expert:
+            y = y + self.shared(x)
+        load = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.float32).mean((0, 1))  # f_e, sums to 1
+        mean_prob = jax.nn.softmax(logits, axis=-1).mean(0)  # P_e
+        aux = {
+            "balance_loss": self.num_experts * jnp.sum(load * mean_prob),
+            "router_z_loss": jnp.mean(jax.nn.logsumexp(logits, axis=-1) ** 2),
+            "expert_load": load,
+            "dropped_fraction": dropped,
+        }
+        return y.reshape(*lead, -1), aux
+
+
+def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None) -> jax.Array:
+    """Token-by-token loop over each token's top-k experts: the readable spec of `MoE.__call__`'s output.
+
+    With `capacity`, assignments are admitted in the capacity path's priority (rank, then token) and an
+    expert that already holds `capacity` assignments drops the rest.
+    """
+    xs = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
+    router, gate, up, down = (np.asarray(w[...], np.float32) for w in (module.router, module.gate, module.up, module.down))
+    routes = []  # per token: [(expert, weight), ...] in rank order
+    for token in xs:
+        logits = token @ router
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        top = np.argsort(-probs, kind="stable")[:module.top_k]
+        routes.append([(int(e), probs[e] / probs[top].sum()) for e in top])
+    kept = {(t, r) for t in range(len(xs)) for r in range(module.top_k)}
+    if capacity is not None:
+        used = [0] * module.num_experts
+        for r in range(module.top_k):
+            for t in range(len(xs)):
+                expert = routes[t][r][0]
+                if used[expert] < capacity:
+                    used[expert] += 1
+                else:
+                    kept.discard((t, r))
+    out = np.zeros_like(xs)
+    for t, token in enumerate(xs):
+        for r, (e, weight) in enumerate(routes[t]):
+            if (t, r) in kept:
+                out[t] += weight * _swiglu_np(token, gate[e], up[e], down[e])
+        if module.shared_expert:
+            out[t] += _swiglu_np(token, *(np.asarray(w[...], np.float32) for w in (module.shared.gate, module.shared.up, module.shared.down)))
+    return jnp.asarray(out).reshape(x.shape)
+
+
+def param_count(module: MoE) -> tuple[int, int]:
+    """(total, active per token): a token uses the router, the shared expert and only top_k routed experts."""
+    total = sum(p.size for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+    per_expert = sum(w[...].size for w in (module.gate, module.up, module.down)) // module.num_experts
+    return total, total - (module.num_experts - module.top_k) * per_expert
