@@ -1,0 +1,103 @@
+"""The interaction model: micro-turn blocks in, text logits and audio-frame conditioning out.
+
+Training sees a window of T micro-turn blocks as one causal sequence of T x block_len tokens (DESIGN
+§3). Input-segment slots embed what arrived; output-segment slots embed the model's *previous* output
+token (teacher forcing: text slot j sees text token j-1, audio frame j sees frame j-1, across block
+boundaries), so the hidden state at an output slot predicts that slot's own token. Positions are
+absolute (micro-turn index x block_len + slot), and every slot adds its stream's embedding.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from interaction.codecs import text
+from interaction.data.layout import MicroTurnLayout, Stream
+from interaction.models import embedders
+from interaction.models.flow_head import FlowHead, flow_loss
+from interaction.models.layers import LECUN, param
+from interaction.models.transformer import Decoder, DecoderSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    decoder: DecoderSpec
+    layout: MicroTurnLayout = MicroTurnLayout()
+    flow_hidden: int = 128
+    flow_depth: int = 2
+    balance_weight: float = 0.01
+    z_weight: float = 0.001
+
+    @property
+    def mel_center(self) -> float:
+        return (self.layout.dmel.log_min + self.layout.dmel.log_max) / 2
+
+    @property
+    def mel_scale(self) -> float:
+        return (self.layout.dmel.log_max - self.layout.dmel.log_min) / 2
+
+
+def _shift_right(x: jax.Array, fill) -> jax.Array:
+    """Shifts a (B, T, S, ...) stream by one slot along the flattened (T*S) axis, `fill` entering first."""
+    b, t, s = x.shape[:3]
+    flat = x.reshape(b, t * s, *x.shape[3:])
+    first = jnp.full_like(flat[:, :1], fill)
+    return jnp.concatenate([first, flat[:, :-1]], axis=1).reshape(x.shape)
+
+
+class InteractionModel(nnx.Module):
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        d, lay = spec.decoder.embed, spec.layout
+        self.spec = spec
+        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype)
+        self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype)
+        self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
+        self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
+        self.decoder = Decoder(spec.decoder, rngs=rngs, dtype=dtype)
+        self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
+        self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype)
+
+    def embed(self, batch: dict) -> jax.Array:
+        """(B, T, block_len, embed) token embeddings of a window of blocks."""
+        lay = self.spec.layout
+        video = self.video(batch["video"]) * batch["video_new"][..., None, None]
+        prev_text = _shift_right(batch["text_out"], text.Special.PAD)
+        prev_audio = _shift_right(batch["model_audio"], 0)
+        parts = [self.audio(batch["user_audio"]), video, self.text(batch["text_in"]), self.text(prev_text),
+                 self.audio(prev_audio)]
+        blocks = jnp.concatenate(parts, axis=2)
+        return blocks + self.streams(jnp.asarray(lay.stream_ids()))
+
+    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, dict]:
+        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), MoE auxiliaries."""
+        lay = self.spec.layout
+        x = self.embed(batch)
+        b, t, length, d = x.shape
+        positions = batch["time_index"][..., None] * length + jnp.arange(length)
+        h, aux = self.decoder(x.reshape(b, t * length, d), positions.reshape(b, t * length))
+        out = h.reshape(b, t, length, d)[:, :, lay.input_len :]
+        logits = out[:, :, : lay.text_out_slots] @ self.text_head[...].astype(out.dtype)
+        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux
+
+
+def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
+    """Text cross-entropy and flow-matching loss on the output segment of valid blocks, plus MoE terms."""
+    spec = model.spec
+    logits, cond, aux = model(batch)
+    valid = batch["valid"].astype(jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
+    text_loss = jnp.sum(ce * valid[..., None]) / jnp.maximum(jnp.sum(valid) * ce.shape[-1], 1.0)
+    target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
+    frame_mask = jnp.broadcast_to(valid[..., None], target.shape[:-1])
+    audio_loss = flow_loss(model.flow, target, cond, rng, mask=frame_mask)
+    metrics = {"text_loss": text_loss, "flow_loss": audio_loss}
+    total = text_loss + audio_loss
+    if aux:
+        total = total + spec.balance_weight * aux["balance_loss"] + spec.z_weight * aux["router_z_loss"]
+        metrics.update(balance_loss=aux["balance_loss"], router_z_loss=aux["router_z_loss"],
+                       expert_load=aux["expert_load"])
+    return total, metrics

@@ -1,0 +1,78 @@
+"""Pre-norm transformer blocks: RMSNorm, causal attention, and a dense SwiGLU or MoE feed-forward."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from interaction.models.attention import Attention
+from interaction.models.layers import SwiGLU, rms_norm
+
+
+@dataclasses.dataclass(frozen=True)
+class MoESpec:
+    num_experts: int
+    top_k: int
+    every: int = 1  # layer i is MoE when (i + 1) % every == 0; the others are dense
+    shared_expert: bool = False
+    capacity_factor: float = 1.25
+    dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul) or "capacity"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderSpec:
+    embed: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    mlp: int
+    moe: MoESpec | None = None
+    rope_base: float = 10_000.0
+
+    def is_moe(self, layer: int) -> bool:
+        return self.moe is not None and (layer + 1) % self.moe.every == 0
+
+
+class Block(nnx.Module):
+    def __init__(self, spec: DecoderSpec, layer: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.attn_norm = rms_norm(spec.embed, rngs, dtype)
+        self.attn = Attention(spec.embed, spec.heads, spec.kv_heads, spec.head_dim, rope_base=spec.rope_base,
+                              rngs=rngs, dtype=dtype)
+        self.ffn_norm = rms_norm(spec.embed, rngs, dtype)
+        if spec.is_moe(layer):
+            from interaction.models.moe import MoE
+
+            m = spec.moe
+            self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
+                           capacity_factor=m.capacity_factor, dispatch=m.dispatch, dtype=dtype, rngs=rngs)
+        else:
+            self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype)
+
+    def feed_forward(self, x) -> tuple[jax.Array, dict]:
+        out = self.ffn(self.ffn_norm(x))
+        return out if isinstance(out, tuple) else (out, {})
+
+    def __call__(self, x, positions) -> tuple[jax.Array, dict]:
+        x = x + self.attn(self.attn_norm(x), positions)
+        y, aux = self.feed_forward(x)
+        return x + y, aux
+
+
+class Decoder(nnx.Module):
+    """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers."""
+
+    def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype) for i in range(spec.layers)])
+        self.final_norm = rms_norm(spec.embed, rngs, dtype)
+
+    def __call__(self, x, positions) -> tuple[jax.Array, dict]:
+        auxes = []
+        for block in self.blocks:
+            x, aux = block(x, positions)
+            if aux:
+                auxes.append(aux)
+        merged = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs), axis=0), *auxes) if auxes else {}
+        return self.final_norm(x), merged
