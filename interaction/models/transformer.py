@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.models.attention import Attention
+from interaction.models.cache import KVCache
 from interaction.models.layers import SwiGLU, rms_norm
 
 
@@ -60,6 +61,14 @@ class Block(nnx.Module):
         y, aux = self.feed_forward(x)
         return x + y, aux
 
+    def step(self, x, positions, cache: KVCache) -> tuple[jax.Array, KVCache]:
+        """The same block over new tokens x (B, S, embed), attending through the cache."""
+        h = self.attn_norm(x)
+        cache = cache.write(*self.attn.project_kv(h, positions), positions)
+        x = x + self.attn.query(h, positions, cache.k, cache.v, cache.mask(positions))
+        y, _ = self.feed_forward(x)
+        return x + y, cache
+
 
 class Decoder(nnx.Module):
     """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers."""
@@ -67,6 +76,14 @@ class Decoder(nnx.Module):
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
         self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype) for i in range(spec.layers)])
         self.final_norm = rms_norm(spec.embed, rngs, dtype)
+
+    def step(self, x, positions, caches: tuple[KVCache, ...]) -> tuple[jax.Array, tuple[KVCache, ...]]:
+        """Streaming pass over new tokens: one KV cache per block."""
+        new = []
+        for block, cache in zip(self.blocks, caches):
+            x, cache = block.step(x, positions, cache)
+            new.append(cache)
+        return self.final_norm(x), tuple(new)
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         auxes = []

@@ -1,0 +1,130 @@
+"""The micro-turn streaming step (DESIGN §4): step(model, state, inputs, rng) -> (state, outputs).
+
+One call consumes one micro-turn's input segment (user audio frames, video patches, text-in slots) in
+a single pass through the cached decoder, then emits the output segment token by token: the text slots
+(each sampled from the text head and fed back) and then the audio frames (each drawn from the flow
+head, quantised to dMel and fed back). All state is an explicit pytree of fixed-shape arrays: one
+ring-buffer KV cache per block, the micro-turn index and the last emitted text token and audio frame of
+every session. Nothing grows with the session; a session longer than the cache keeps running with a
+sliding attention window.
+
+With `teacher` outputs the step feeds back the given tokens instead of its own choices; its logits and
+audio conditioning then equal the full-sequence training forward (tested).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from interaction.codecs import dmel, text
+from interaction.data.layout import Stream
+from interaction.models.cache import KVCache
+from interaction.models.flow_head import sample as flow_sample
+from interaction.models.model import InteractionModel
+
+
+@struct.dataclass
+class StreamState:
+    caches: tuple  # one KVCache per block
+    time: jax.Array  # (B,) int32 micro-turn index of the next step
+    last_text: jax.Array  # (B,) int32 last text-out token emitted
+    last_audio: jax.Array  # (B, n_mels) int32 last audio frame emitted, as dMel tokens
+
+
+def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None) -> StreamState:
+    """Empty state for `batch` sessions with room for `capacity_turns` micro-turns of attention context."""
+    spec = model.spec
+    d = spec.decoder
+    capacity = capacity_turns * spec.layout.block_len
+    caches = tuple(KVCache.create(batch, capacity, d.kv_heads, d.head_dim) for _ in range(d.layers))
+    time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
+    return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
+                       last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32))
+
+
+def reset(state: StreamState, rows: jax.Array) -> StreamState:
+    """Starts new sessions in the slots flagged in `rows` (B,) bool; other sessions go on untouched."""
+    return StreamState(
+        caches=tuple(c.clear(rows) for c in state.caches),
+        time=jnp.where(rows, 0, state.time),
+        last_text=jnp.where(rows, int(text.Special.PAD), state.last_text),
+        last_audio=jnp.where(rows[:, None], 0, state.last_audio),
+    )
+
+
+def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Array, *, teacher: dict | None = None,
+         flow_steps: int = 8, temperature: float = 1.0) -> tuple[StreamState, dict]:
+    """One micro-turn for every session of the batch.
+
+    inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
+    text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
+    to feed back instead of the model's own. Returns text_tokens (B, S_out), text_logits (B, S_out, V),
+    audio_cond (B, F, embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
+    """
+    spec, lay = model.spec, model.spec.layout
+    streams = model.streams(jnp.asarray(lay.stream_ids()))  # (block_len, embed)
+    base = state.time * lay.block_len
+
+    video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
+    x = jnp.concatenate([model.audio(inputs["user_audio"]), video, model.text(inputs["text_in"])], axis=1)
+    positions = base[:, None] + jnp.arange(lay.input_len)
+    _, caches = model.decoder.step(x + streams[: lay.input_len], positions, state.caches)
+
+    def emit(caches, token_embedding, slot):
+        pos = (base + slot)[:, None]
+        h, caches = model.decoder.step(token_embedding[:, None] + streams[slot], pos, caches)
+        return h[:, 0], caches
+
+    def text_slot(carry, j):
+        caches, prev, key = carry
+        h, caches = emit(caches, model.text(prev), lay.input_len + j)
+        logits = (h @ model.text_head[...].astype(h.dtype)).astype(jnp.float32)
+        key, sub = jax.random.split(key)
+        if teacher is not None:
+            token = teacher["text_out"][:, j]
+        elif temperature > 0:
+            token = jax.random.categorical(sub, logits / temperature).astype(jnp.int32)
+        else:
+            token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return (caches, token, key), (token, logits)
+
+    text_rng, audio_rng = jax.random.split(rng)
+    (caches, last_text, _), (text_tokens, text_logits) = jax.lax.scan(
+        text_slot, (caches, state.last_text, text_rng), jnp.arange(lay.text_out_slots))
+
+    first_frame = lay.input_len + lay.text_out_slots
+
+    def audio_frame(carry, f):
+        caches, prev, key = carry
+        cond, caches = emit(caches, model.audio(prev), first_frame + f)
+        key, sub = jax.random.split(key)
+        mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=temperature)
+        mel = mel * spec.mel_scale + spec.mel_center
+        token = teacher["model_audio"][:, f] if teacher is not None else dmel.quantize(mel, lay.dmel)
+        return (caches, token, key), (cond, mel, token)
+
+    (caches, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
+        audio_frame, (caches, state.last_audio, audio_rng), jnp.arange(lay.frames))
+
+    new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio)
+    slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
+    return new_state, {
+        "text_tokens": slots_first(text_tokens), "text_logits": slots_first(text_logits),
+        "audio_cond": slots_first(cond), "mel": slots_first(mel), "audio_tokens": slots_first(audio_tokens),
+    }
+
+
+def run_session(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Array, *,
+                teacher: dict | None = None, **kw) -> tuple[StreamState, dict]:
+    """`step` scanned over micro-turns: inputs (and teacher) carry a (B, T, ...) time axis."""
+    time_first = lambda tree: jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), tree)
+
+    def body(state, xs):
+        turn_inputs, turn_teacher, key = xs
+        return step(model, state, turn_inputs, key, teacher=turn_teacher, **kw)
+
+    t = inputs["user_audio"].shape[1]
+    keys = jax.random.split(rng, t)
+    state, outputs = jax.lax.scan(body, state, (time_first(inputs), time_first(teacher) if teacher else None, keys))
+    return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
