@@ -1,0 +1,75 @@
+"""Meshes and the mapping from layers' logical axis names to mesh axes.
+
+Layers name logical axes only (batch, time, embed, mlp, heads, kv, vocab, expert, layers); a rule set
+(a dict in the config) says which mesh axes (data, fsdp, expert, tensor) each one is split over. A mesh
+axis is used at most once per array. Where a dimension is not divisible by all of its rule's mesh axes, the
+longest leading run of them that divides it is used (and none at all if none does).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "expert", "tensor")
+
+DEFAULT_RULES = {
+    "batch": ("data", "fsdp", "expert"),
+    "time": None,
+    "embed": "fsdp",
+    "mlp": "tensor",
+    "heads": "tensor",
+    "kv": None,
+    "vocab": "tensor",
+    "expert": "expert",
+    "layers": None,
+}
+
+
+def make_mesh(shape: dict[str, int], devices=None) -> jax.sharding.Mesh:
+    """A mesh with axes (data, fsdp, expert, tensor); `shape` gives the sizes (missing axes are 1)."""
+    unknown = set(shape) - set(MESH_AXES)
+    if unknown:
+        raise ValueError(f"unknown mesh axes {sorted(unknown)}; the axes are {MESH_AXES}.")
+    sizes = tuple(int(shape.get(a, 1)) for a in MESH_AXES)
+    devices = list(jax.devices() if devices is None else devices)
+    if math.prod(sizes) != len(devices):
+        raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, {len(devices)} given.")
+    return jax.sharding.Mesh(np.asarray(devices).reshape(sizes), MESH_AXES,
+                             axis_types=(AxisType.Auto,) * len(MESH_AXES))
+
+
+def _as_tuple(axes) -> tuple[str, ...]:
+    if axes is None:
+        return ()
+    return (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def mesh_spec(logical: PartitionSpec | tuple, shape: tuple[int, ...], mesh, rules: dict) -> PartitionSpec:
+    """Mesh PartitionSpec for an array of `shape` whose axes have logical names `logical`."""
+    used: set[str] = set()
+    out = []
+    for name, dim in zip(tuple(logical) + (None,) * (len(shape) - len(logical)), shape):
+        axes = tuple(a for a in _as_tuple(rules.get(name) if name else None) if a not in used and mesh.shape[a] > 1)
+        while axes and dim % math.prod(mesh.shape[a] for a in axes):
+            axes = axes[:-1]  # the longest leading run of the rule's axes that divides the dimension
+        used.update(axes)
+        out.append(None if not axes else axes[0] if len(axes) == 1 else axes)
+    return PartitionSpec(*out)
+
+
+def param_shardings(params, mesh, rules: dict = DEFAULT_RULES):
+    """NamedShardings for an NNX state of parameters, from their logical axis names."""
+    specs = nnx.get_partition_spec(params)
+    return jax.tree.map(
+        lambda spec, value: NamedSharding(mesh, mesh_spec(spec, value.shape, mesh, rules)),
+        specs, params, is_leaf=lambda x: isinstance(x, PartitionSpec),
+    )
+
+
+def batch_shardings(batch, mesh, rules: dict = DEFAULT_RULES):
+    """NamedShardings for a tree of (batch, ...) arrays: the leading axis follows the `batch` rule."""
+    return jax.tree.map(lambda x: NamedSharding(mesh, mesh_spec(("batch",), x.shape, mesh, rules)), batch)
