@@ -9,6 +9,7 @@ absolute (micro-turn index x block_len + slot), and every slot adds its stream's
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +17,14 @@ import optax
 from flax import nnx
 
 from interaction.codecs import text
+from interaction.codecs.dmel import DMelConfig
 from interaction.data.layout import MicroTurnLayout, Stream
 from interaction.models import embedders
 from interaction.models.flow_head import FlowHead, flow_loss
 from interaction.models.layers import LECUN, param
-from interaction.models.transformer import Decoder, DecoderSpec
+from interaction.models.moe import MoE
+from interaction.models.moe import param_count as moe_param_count
+from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,19 @@ class ModelSpec:
     flow_depth: int = 2
     balance_weight: float = 0.01
     z_weight: float = 0.001
+
+    @classmethod
+    def from_config(cls, c) -> "ModelSpec":
+        """From an `experiments/configs/model.py` config."""
+        d = c.decoder
+        moe = MoESpec(**d.moe) if d.get("moe") else None
+        decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
+                              head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base)
+        lay = c.layout
+        layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
+                                 text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
+        return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
+                   balance_weight=c.balance_weight, z_weight=c.z_weight)
 
     @property
     def mel_center(self) -> float:
@@ -82,6 +99,17 @@ class InteractionModel(nnx.Module):
         out = h.reshape(b, t, length, d)[:, :, lay.input_len :]
         logits = out[:, :, : lay.text_out_slots] @ self.text_head[...].astype(out.dtype)
         return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux
+
+
+def parameter_counts(model: InteractionModel) -> tuple[int, int]:
+    """(total, active per token). Works on abstract models from `nnx.eval_shape` too."""
+    total = sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    idle = 0  # routed experts a token does not use
+    for block in model.decoder.blocks:
+        if isinstance(block.ffn, MoE):
+            moe_total, moe_active = moe_param_count(block.ffn)
+            idle += moe_total - moe_active
+    return total, total - idle
 
 
 def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:

@@ -144,7 +144,9 @@ def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None) -> jax
 
 
 def param_count(module: MoE) -> tuple[int, int]:
-    """(total, active per token): a token uses the router, the shared expert and only top_k routed experts."""
-    total = sum(p.size for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
-    per_expert = sum(w[...].size for w in (module.gate, module.up, module.down)) // module.num_experts
+    """(total, active per token): a token uses the router, the shared expert and only top_k routed experts.
+    Works on abstract modules (`nnx.eval_shape`) too: only shapes are read."""
+    size = lambda a: math.prod(a.shape)  # noqa: E731
+    total = sum(size(p) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+    per_expert = sum(size(w) for w in (module.gate, module.up, module.down)) // module.num_experts
     return total, total - (module.num_experts - module.top_k) * per_expert

@@ -10,6 +10,7 @@ from flax import nnx
 from interaction.models.attention import Attention
 from interaction.models.cache import KVCache
 from interaction.models.layers import SwiGLU, rms_norm
+from interaction.models.moe import MoE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +45,6 @@ class Block(nnx.Module):
                               rngs=rngs, dtype=dtype)
         self.ffn_norm = rms_norm(spec.embed, rngs, dtype)
         if spec.is_moe(layer):
-            from interaction.models.moe import MoE
-
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
                            capacity_factor=m.capacity_factor, dispatch=m.dispatch, dtype=dtype, rngs=rngs)

@@ -1,0 +1,40 @@
+"""Interaction model configs: `--config=experiments/configs/model.py:tiny` | `:small` | `:tml_small_paper`.
+
+tiny trains on a 2-core CPU in minutes; small takes hours there and minutes on an accelerator;
+tml_small_paper is the published scale (about 276B total and 12B active parameters) and is only ever
+built abstractly (`nnx.eval_shape`).
+"""
+import ml_collections
+
+from interaction import sharding
+
+_DECODERS = {
+    #                embed layers heads kv head_dim  mlp   experts top_k every
+    "tiny": dict(embed=64, layers=4, heads=4, kv_heads=2, head_dim=16, mlp=128,
+                 moe=dict(num_experts=4, top_k=2, every=2)),
+    "small": dict(embed=256, layers=8, heads=8, kv_heads=4, head_dim=32, mlp=512,
+                  moe=dict(num_experts=8, top_k=2, every=2)),
+    "tml_small_paper": dict(embed=7168, layers=44, heads=56, kv_heads=8, head_dim=128, mlp=1792,
+                            moe=dict(num_experts=160, top_k=4, every=1)),
+}
+_FLOW = {"tiny": (64, 2), "small": (256, 3), "tml_small_paper": (1024, 4)}
+_FRAME_RATE = {"tiny": 40, "small": 40, "tml_small_paper": 80}
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    if arg not in _DECODERS:
+        raise ValueError(f"unknown model size {arg!r}; choose one of {sorted(_DECODERS)}")
+    c = ml_collections.ConfigDict()
+    c.name = arg
+    d = dict(_DECODERS[arg])
+    moe = d.pop("moe")
+    c.decoder = ml_collections.ConfigDict(d)
+    c.decoder.rope_base = 10_000.0
+    c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25, dispatch="ragged"))
+    c.flow_hidden, c.flow_depth = _FLOW[arg]
+    c.balance_weight, c.z_weight = 0.01, 0.001
+    c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,
+                                              text_out_slots=8))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, expert=1, tensor=1))  # -1: all remaining devices
+    c.rules = ml_collections.ConfigDict({k: v for k, v in sharding.DEFAULT_RULES.items()})
+    return c

@@ -1,0 +1,32 @@
+"""Model configs: every size builds; the published scale matches its parameter counts (abstractly)."""
+import pytest
+from flax import nnx
+
+from experiments.configs import model as model_config
+from interaction.models import model as model_lib
+
+
+def _abstract(name):
+    spec = model_lib.ModelSpec.from_config(model_config.get_config(name))
+    return spec, nnx.eval_shape(lambda: model_lib.InteractionModel(spec, rngs=nnx.Rngs(0)))
+
+
+def test_published_scale_has_276b_total_and_12b_active_parameters():
+    spec, model = _abstract("tml_small_paper")
+    total, active = model_lib.parameter_counts(model)
+    assert abs(total / 276e9 - 1) < 0.05, total
+    assert abs(active / 12e9 - 1) < 0.05, active
+    assert spec.layout.frames == 16  # 80 frames/s: 16 frames per micro-turn
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_cpu_sizes_build_with_moe_layers(name):
+    spec, model = _abstract(name)
+    total, active = model_lib.parameter_counts(model)
+    assert 0 < active < total
+    assert spec.decoder.moe is not None and any(spec.decoder.is_moe(i) for i in range(spec.decoder.layers))
+
+
+def test_unknown_size_is_refused():
+    with pytest.raises(ValueError, match="unknown model size"):
+        model_config.get_config("huge")
