@@ -19,8 +19,8 @@ class KVCache:
 
     @classmethod
     def create(cls, batch: int, capacity: int, kv_heads: int, head_dim: int, dtype=jnp.float32) -> "KVCache":
-        zeros = jnp.zeros((batch, capacity, kv_heads, head_dim), dtype)
-        return cls(k=zeros, v=zeros, pos=jnp.full((batch, capacity), -1, jnp.int32))
+        shape = (batch, capacity, kv_heads, head_dim)  # k and v are separate buffers, so the state can be donated
+        return cls(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype), pos=jnp.full((batch, capacity), -1, jnp.int32))
 
     @property
     def capacity(self) -> int:

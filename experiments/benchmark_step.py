@@ -1,0 +1,91 @@
+r"""Latency of the micro-turn streaming step (one 200 ms micro-turn for one session).
+
+  python -m experiments.benchmark_step [--sizes=tiny,small] [--turns=200] [--out=experiments/results/step.json]
+
+For each config: p50 and p99 wall time of the jitted step (free-running: the model samples its own
+text and audio, 8 flow steps per frame), the step's FLOPs from XLA's cost analysis, and the FLOP floor:
+those FLOPs over the matmul peak measured in this same run. The real-time budget is 200 ms.
+"""
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from flax import nnx
+
+from experiments.configs import model as model_config
+from interaction.models import model as model_lib
+from interaction.models import streaming
+
+_SIZES = flags.DEFINE_list("sizes", ["tiny", "small"], "model configs to time")
+_TURNS = flags.DEFINE_integer("turns", 200, "timed micro-turns per config (after warm-up)")
+_CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
+_OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
+
+
+def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
+    """Measured float32 matmul FLOP/s on the default device."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        out = f(a)
+    out.block_until_ready()
+    return 2 * n**3 * repeats / (time.perf_counter() - t0)
+
+
+def time_step(size: str, turns: int, context_turns: int) -> dict:
+    spec = model_lib.ModelSpec.from_config(model_config.get_config(size))
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    lay = spec.layout
+    state = streaming.init_state(model, 1, context_turns)
+    rng = np.random.default_rng(0)
+    inputs = {
+        "user_audio": jnp.asarray(rng.integers(0, lay.dmel.n_bins, (1, lay.frames, lay.dmel.n_mels)), jnp.int32),
+        "video": jnp.asarray(rng.integers(0, 256, (1, lay.patches, 40, 40, 3)), jnp.uint8),
+        "video_new": jnp.ones(1, bool),
+        "text_in": jnp.zeros((1, lay.text_in_slots), jnp.int32),
+    }
+    step = jax.jit(lambda p, s, i, k: streaming.step(nnx.merge(graphdef, p), s, i, k), donate_argnums=1)
+    flops = step.lower(params, state, inputs, jax.random.key(0)).compile().cost_analysis()
+    flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))
+    for t in range(5):  # warm-up, compile
+        state, out = step(params, state, inputs, jax.random.key(t))
+    jax.block_until_ready(out)
+    times = []
+    for t in range(turns):
+        t0 = time.perf_counter()
+        state, out = step(params, state, inputs, jax.random.key(t))
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t0)
+    total, active = model_lib.parameter_counts(model)
+    return {"params_total": total, "params_active": active, "step_flops": float(flops),
+            "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
+
+
+def main(argv):
+    del argv
+    peak = matmul_peak()
+    results = {"device": str(jax.devices()[0]), "matmul_peak_flops": peak, "configs": {}}
+    for size in _SIZES.value:
+        r = time_step(size, _TURNS.value, _CONTEXT.value)
+        r["floor_ms"] = 1000 * r["step_flops"] / peak
+        r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
+        results["configs"][size] = r
+    print(f"device {results['device']}, measured matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'config':>8} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'p50 ms':>8} {'p99 ms':>8} {'floor ms':>9} {'p50/floor':>10}")
+    for size, r in results["configs"].items():
+        print(f"{size:>8} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
+              f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['floor_ms']:>9.3f} {r['ratio_to_floor']:>10.1f}")
+    Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
+    Path(_OUT.value).write_text(json.dumps(results, indent=1))
+    print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)
