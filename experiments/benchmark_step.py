@@ -6,9 +6,7 @@ For each config: p50 and p99 wall time of the jitted step (free-running: the mod
 text and audio, 8 flow steps per frame), the step's FLOPs from XLA's cost analysis, and the FLOP floor:
 those FLOPs over the matmul peak measured in this same run. The real-time budget is 200 ms.
 """
-import json
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +14,7 @@ import numpy as np
 from absl import app, flags
 from flax import nnx
 
+from experiments.common import write_results
 from experiments.configs import model as model_config
 from interaction.models import model as model_lib
 from interaction.models import streaming
@@ -82,9 +81,7 @@ def main(argv):
     for size, r in results["configs"].items():
         print(f"{size:>8} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
               f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['floor_ms']:>9.3f} {r['ratio_to_floor']:>10.1f}")
-    Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
-    Path(_OUT.value).write_text(json.dumps(results, indent=1))
-    print(f"wrote {_OUT.value}")
+    write_results(_OUT.value, results)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ the live decoder fed 200 ms pieces (scored after removing its stated latency), p
 piece takes to decode. Reference measured on this machine with librosa Griffin-Lim (32 iterations):
 0.84 at 40 frames/s and 0.88 at 80 frames/s.
 """
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 from pystoi import stoi
 
+from experiments.common import write_results
 from interaction.codecs import dmel, vocoder
 from interaction.data import lexicon, speech
 
@@ -71,9 +70,7 @@ def main(argv):
     for rate, r in results["rates"].items():
         print(f"{rate:>8} {r['reference_stoi']:>10.2f} {r['offline_stoi']:>8.3f} {r['offline_stoi'] / r['reference_stoi']:>6.3f} "
               f"{r['live_stoi']:>6.3f} {r['live_added_latency_ms']:>11.1f} {r['live_piece_ms_p50']:>8.1f}/{r['live_piece_ms_p99']:.1f}")
-    Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
-    Path(_OUT.value).write_text(json.dumps(results, indent=1))
-    print(f"wrote {_OUT.value}")
+    write_results(_OUT.value, results)
 
 
 if __name__ == "__main__":
