@@ -7,6 +7,8 @@ longest leading run of them that divides it is used (and none at all if none doe
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import jax
@@ -73,3 +75,25 @@ def param_shardings(params, mesh, rules: dict = DEFAULT_RULES):
 def batch_shardings(batch, mesh, rules: dict = DEFAULT_RULES):
     """NamedShardings for a tree of (batch, ...) arrays: the leading axis follows the `batch` rule."""
     return jax.tree.map(lambda x: NamedSharding(mesh, mesh_spec(("batch",), x.shape, mesh, rules)), batch)
+
+
+_ACTIVE: contextvars.ContextVar = contextvars.ContextVar("interaction_sharding_rules", default=None)
+
+
+@contextlib.contextmanager
+def use_rules(mesh, rules: dict = DEFAULT_RULES):
+    """Within this context, `constrain` lays activations out on `mesh` by `rules` (while tracing)."""
+    token = _ACTIVE.set((mesh, rules))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def constrain(x: jax.Array, names: tuple) -> jax.Array:
+    """Names the logical axes of an activation; a sharding constraint inside `use_rules`, else a no-op."""
+    active = _ACTIVE.get()
+    if active is None:
+        return x
+    mesh, rules = active
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, mesh_spec(names, x.shape, mesh, rules)))

@@ -53,6 +53,10 @@ def test_data_and_expert_sharded_forward_and_loss_match_one_device(tiny_corpus):
     placed_batch = jax.device_put(batch, sharding.batch_shardings(batch, mesh))
     assert placed_params["decoder"]["blocks"][1]["ffn"]["gate"][...].sharding.spec == P("expert", None, None)
     assert placed_batch["user_audio"].sharding.spec == P("data", None, None, None)
-    got = jax.jit(forward)(placed_params, placed_batch)
+    with sharding.use_rules(mesh):  # activations get their logical-axis constraints too
+        sharded = jax.jit(forward)
+        assert "sharding_constraint" in sharded.lower(placed_params, placed_batch).as_text()
+        got = sharded(placed_params, placed_batch)
+    assert "sharding_constraint" not in jax.jit(forward).lower(params, batch).as_text()
     for a, b in zip(got, expected):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)

@@ -25,6 +25,7 @@ from interaction.models.layers import LECUN, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
 from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
+from interaction.sharding import constrain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +87,8 @@ class InteractionModel(nnx.Module):
         prev_audio = _shift_right(batch["model_audio"], 0)
         parts = [self.audio(batch["user_audio"]), video, self.text(batch["text_in"]), self.text(prev_text),
                  self.audio(prev_audio)]
-        blocks = jnp.concatenate(parts, axis=2)
-        return blocks + self.streams(jnp.asarray(lay.stream_ids()))
+        blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
+        return constrain(blocks, ("batch", "time", None, "embed"))
 
     def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, dict]:
         """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), MoE auxiliaries."""
@@ -98,6 +99,7 @@ class InteractionModel(nnx.Module):
         h, aux = self.decoder(x.reshape(b, t * length, d), positions.reshape(b, t * length))
         out = h.reshape(b, t, length, d)[:, :, lay.input_len :]
         logits = out[:, :, : lay.text_out_slots] @ self.text_head[...].astype(out.dtype)
+        logits = constrain(logits, ("batch", "time", None, "vocab"))
         return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux
 
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.models.attention import Attention
+from interaction.sharding import constrain
 from interaction.models.cache import KVCache
 from interaction.models.layers import SwiGLU, rms_norm
 from interaction.models.moe import MoE
@@ -87,7 +88,7 @@ class Decoder(nnx.Module):
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         auxes = []
         for block in self.blocks:
-            x, aux = block(x, positions)
+            x, aux = block(constrain(x, ("batch", "time", "embed")), positions)
             if aux:
                 auxes.append(aux)
         merged = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs), axis=0), *auxes) if auxes else {}
