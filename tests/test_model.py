@@ -1,6 +1,5 @@
 """The interaction model's training forward on real pipeline batches: shapes, causality, teacher
 forcing, and that a few optimizer steps reduce both losses."""
-import itertools
 
 import jax
 import jax.numpy as jnp

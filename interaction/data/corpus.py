@@ -65,15 +65,11 @@ def _voice(spec: str) -> speech.Voice:
     return speech.Voice(language, variant or "m1")
 
 
-def kind_of(index: int, kinds) -> str:
-    return kinds[index % len(kinds)]
-
-
 def generate(cfg, split: str, index: int) -> Conversation:
     """The conversation `index` of `split`, determined by cfg.seed alone."""
     seed_seq = np.random.SeedSequence([cfg.seed, _SPLIT_IDS[split], index])
     rng = np.random.default_rng(seed_seq)
-    kind = kind_of(index, list(cfg.kinds))
+    kind = cfg.kinds[index % len(cfg.kinds)]
     user_pool = [_voice(v) for v in cfg.voices.user]
     user_voice = user_pool[int(rng.integers(len(user_pool)))]
     user_voice = speech.Voice(user_voice.language, user_voice.variant, rate=int(rng.integers(150, 190)),

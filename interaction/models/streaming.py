@@ -18,7 +18,6 @@ import jax.numpy as jnp
 from flax import struct
 
 from interaction.codecs import dmel, text
-from interaction.data.layout import Stream
 from interaction.models.cache import KVCache
 from interaction.models.flow_head import sample as flow_sample
 from interaction.models.model import InteractionModel
