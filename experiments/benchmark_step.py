@@ -6,10 +6,10 @@ For each config: p50 and p99 wall time of the jitted step (free-running: the mod
 text and audio, 8 flow steps per frame), the step's FLOPs and the FLOP floor: those FLOPs over the
 matmul peak measured in this same run. The real-time budget is 200 ms.
 
-Step FLOPs are counted analytically (`step_flops`): XLA's cost analysis counts the body of a loop once,
-and the step is mostly loops (text slots, audio frames, Euler steps). Its number is kept beside ours.
+Step FLOPs are counted analytically (`interaction.models.flops`): XLA's cost analysis counts the body
+of a loop once, and the step is mostly loops (text slots, audio frames, Euler steps). Its number is
+kept beside ours.
 """
-import math
 import time
 
 import jax
@@ -18,48 +18,16 @@ import numpy as np
 from absl import app, flags
 from flax import nnx
 
-from experiments.common import write_results
+from experiments.common import matmul_peak, write_results
 from experiments.configs import model as model_config
-from interaction.codecs import text
+from interaction.models import flops as model_flops
 from interaction.models import model as model_lib
 from interaction.models import streaming
-from interaction.models.moe import MoE
-from interaction.models.moe import param_count as moe_param_count
 
 _SIZES = flags.DEFINE_list("sizes", ["tiny", "small"], "model configs to time")
 _TURNS = flags.DEFINE_integer("turns", 200, "timed micro-turns per config (after warm-up)")
 _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
 _OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
-
-
-def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 matmul FLOP/s on the default device."""
-    a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        out = f(a)
-    out.block_until_ready()
-    return 2 * n**3 * repeats / (time.perf_counter() - t0)
-
-
-def _size(module) -> int:
-    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
-
-
-def step_flops(model, capacity: int, flow_steps: int) -> float:
-    """Multiply-adds x 2 of one step: every slot of a block through the decoder (attention over the whole
-    cache, as the kernel computes it), the patch stem, the text head per text slot, the flow head per
-    frame and Euler step. Embedding lookups are not counted."""
-    spec, lay = model.spec, model.spec.layout
-    d = spec.decoder
-    per_token = 0
-    for block in model.decoder.blocks:
-        ffn = moe_param_count(block.ffn)[1] if isinstance(block.ffn, MoE) else _size(block.ffn)
-        per_token += 2 * (_size(block.attn) + ffn) + 4 * capacity * d.heads * d.head_dim
-    return float(lay.block_len * per_token + lay.patches * 2 * _size(model.video)
-                 + lay.text_out_slots * 2 * d.embed * text.VOCAB_SIZE + lay.frames * flow_steps * 2 * _size(model.flow))
 
 
 def time_step(size: str, turns: int, context_turns: int) -> dict:
@@ -88,7 +56,7 @@ def time_step(size: str, turns: int, context_turns: int) -> dict:
         jax.block_until_ready(out)
         times.append(time.perf_counter() - t0)
     total, active = model_lib.parameter_counts(model)
-    flops = step_flops(model, context_turns * lay.block_len, flow_steps=8)
+    flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=8)
     return {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
             "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
 

@@ -97,3 +97,13 @@ def constrain(x: jax.Array, names: tuple) -> jax.Array:
         return x
     mesh, rules = active
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, mesh_spec(names, x.shape, mesh, rules)))
+
+
+def global_batch(local: dict, mesh, rules: dict = DEFAULT_RULES) -> dict:
+    """This process's rows of a batch (numpy, leading axis local) -> global arrays split by the `batch` rule."""
+    def one(x):
+        x = np.asarray(x)
+        shape = (x.shape[0] * jax.process_count(),) + x.shape[1:]
+        return jax.make_array_from_process_local_data(NamedSharding(mesh, mesh_spec(("batch",), shape, mesh, rules)), x,
+                                                      shape)
+    return jax.tree.map(one, local)

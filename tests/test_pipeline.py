@@ -112,5 +112,7 @@ def test_hosts_read_disjoint_shards(tiny_corpus):
     assert (len(a), len(b)) == (11, 11)
     assert not set(a) & set(b)
     assert len(whole) == len(a) + len(b)
+    thirds = [elements(i, 3) for i in range(3)]  # 22 conversations: one left out, so that shards are equal
+    assert [len(t) for t in thirds] == [7, 7, 7] and len(set().union(*map(set, thirds))) == 21
     with pytest.raises(ValueError, match="shard_index"):
         _dataset(tiny_corpus, shard_index=2, shard_count=2)

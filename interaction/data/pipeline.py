@@ -15,6 +15,7 @@ slots, the rest waits for the next micro-turn (nothing is dropped, order is kept
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import grain
 import numpy as np
@@ -123,19 +124,28 @@ class _RandomWindow(grain.transforms.RandomMap):
 
 def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, num_epochs: int | None = None,
-                 shuffle: bool = True) -> grain.IterDataset:
+                 shuffle: bool = True, workers: int = 0, prefetch: int = 0) -> grain.IterDataset:
     """Shuffled, windowed, batched training data for one host (shard) of `shard_count`.
 
     Iterators of the result have `get_state()` / `set_state()`: restoring a state resumes exactly.
-    `num_epochs=None` repeats forever, reshuffling every epoch.
+    `num_epochs=None` repeats forever, reshuffling every epoch. `workers` > 0 decodes in that many worker
+    processes; otherwise `prefetch` > 0 prepares that many batches ahead in a background thread.
     """
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index={shard_index} must lie in [0, shard_count={shard_count}).")
-    source = grain.sources.ArrayRecordDataSource([str(p) for p in ([paths] if isinstance(paths, str) else paths)])
+    source = grain.sources.ArrayRecordDataSource([str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)])
     if len(source) < shard_count:
         raise ValueError(f"{len(source)} conversations cannot be split over {shard_count} hosts.")
-    ds = grain.MapDataset.source(source)[shard_index::shard_count].seed(seed)
+    # Equal shards (the last len % shard_count conversations are left out): every host then has the same
+    # number of batches per epoch, which collectives over a finite (eval) dataset need.
+    ds = grain.MapDataset.source(source)[: len(source) - len(source) % shard_count][shard_index::shard_count]
+    ds = ds.seed(seed)
     if shuffle:
         ds = ds.shuffle()
     ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(_RandomWindow(window_turns, layout.dmel.log_min))
-    return ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+    ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+    if workers > 0:
+        return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    if prefetch > 0:
+        return grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=prefetch)
+    return ds

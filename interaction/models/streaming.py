@@ -99,7 +99,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         cond, caches = emit(caches, model.audio(prev), first_frame + f)
         key, sub = jax.random.split(key)
         mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=temperature)
-        mel = mel * spec.mel_scale + spec.mel_center
+        mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
         token = teacher["model_audio"][:, f] if teacher is not None else dmel.quantize(mel, lay.dmel)
         return (caches, token, key), (cond, mel, token)
 

@@ -1,0 +1,71 @@
+r"""Training configs: `--config=experiments/configs/train.py:tiny` (default) | `:small` | `:smoke`.
+
+tiny: the README's main job, about 12 minutes of training on a 2-core CPU.
+small: the small model on the small corpus, for accelerators.
+smoke: a very small model and few steps; what the tests run, in seconds.
+
+Any field can be overridden on the command line, e.g. `--config.total_steps=2000 --config.model.mesh.fsdp=2`.
+"""
+import ml_collections
+
+from experiments.configs import corpus as corpus_config
+from experiments.configs import model as model_config
+
+#            steps warmup  lr     window batch eval_every
+_RUNS = {
+    "tiny": dict(total_steps=600, warmup=40, lr=3e-3, window=20, batch=8, eval_every=300),
+    "small": dict(total_steps=20_000, warmup=500, lr=1e-3, window=25, batch=64, eval_every=2_000),
+    "smoke": dict(total_steps=6, warmup=1, lr=3e-3, window=3, batch=8, eval_every=6),
+}
+
+
+def _smoke_model() -> ml_collections.ConfigDict:
+    m = model_config.get_config("tiny")
+    m.name = "smoke"
+    m.decoder.update(embed=32, layers=2, heads=2, kv_heads=1, head_dim=16, mlp=64)
+    m.decoder.moe.update(num_experts=4, top_k=2, every=2)
+    m.flow_hidden, m.flow_depth = 32, 1
+    return m
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    if arg not in _RUNS:
+        raise ValueError(f"unknown training config {arg!r}; choose one of {sorted(_RUNS)}")
+    r = _RUNS[arg]
+    c = ml_collections.ConfigDict()
+    c.name = arg
+    c.seed = 0
+    c.model = _smoke_model() if arg == "smoke" else model_config.get_config(arg)
+    c.corpus = corpus_config.get_config("small" if arg == "small" else "tiny")
+    c.corpus_dir = ""  # "": <workdir>/corpus, built there from `corpus` if it is not already
+
+    c.total_steps = r["total_steps"]
+    c.data = ml_collections.ConfigDict()
+    c.data.window_turns = r["window"]  # micro-turns per training window (20 = 4 s)
+    c.data.batch_size = r["batch"]  # global: split evenly over processes
+    c.data.eval_epochs = 4  # held-out windows: this many random windows of every held-out conversation
+    c.data.workers = 0  # grain worker processes per host (0: decode in the training process)
+    c.data.prefetch = 2  # batches prepared ahead in a thread when workers == 0
+
+    o = c.optim = ml_collections.ConfigDict()
+    o.lr, o.warmup_steps, o.final_lr_fraction = r["lr"], r["warmup"], 0.1
+    o.b1, o.b2, o.eps, o.weight_decay, o.grad_clip = 0.9, 0.95, 1e-8, 0.05, 1.0
+
+    c.log_every = 1 if arg == "smoke" else 25
+    c.eval_every = r["eval_every"]  # held-out losses, baselines and a sample session
+    c.checkpoint_every = 2 if arg == "smoke" else 100
+    c.keep_checkpoints = 3
+    c.async_checkpoints = True
+
+    c.eval = ml_collections.ConfigDict(dict(flow_steps=8))
+    c.sample = ml_collections.ConfigDict()
+    c.sample.conversation = 0  # index in the held-out split
+    c.sample.turns = 50  # 10 s
+    c.sample.flow_steps = 8
+    c.sample.temperature = 0.7
+    c.sample.enabled = arg != "smoke"
+
+    c.debug = ml_collections.ConfigDict()
+    c.debug.nan_at_step = -1  # feed a NaN batch at this step (fault injection for tests)
+    c.debug.signal_at_step = -1  # send this process SIGTERM after this step (fault injection for tests)
+    return c

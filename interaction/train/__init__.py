@@ -1,0 +1,1 @@
+"""Training: optimizer, sharded train state and steps, held-out evaluation, checkpoints, reporting."""
