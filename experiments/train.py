@@ -84,7 +84,7 @@ def corpus_dir(c, workdir: Path) -> Path:
     if jax.process_index() == 0 and not corpus.is_complete(path, c.corpus):
         speech.check_available()
         print(f"building the corpus in {path}", flush=True)
-        corpus.write(c.corpus, path)
+        corpus.write_in_subprocess(c.corpus, path)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("corpus ready")
     return path
@@ -95,6 +95,8 @@ def main(argv):
     # ---------------------------------------------------------------- setup
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # library INFO logs (orbax's, per save) only when asked for
+    if not jax.config.jax_compilation_cache_dir:  # reruns and resumes skip most of the compile time
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "interaction-jax"))
     processes.initialize_from_environment()
     c = _CONFIG.value
     check_config(c)
@@ -133,7 +135,7 @@ def main(argv):
     if restored is not None:
         state, data_state = restored
         train_iter.set_state(data_state)
-    step = int(state.step)
+    step = start_step = int(state.step)
     saved_step = step if restored is not None else None
     report = reporting.Reporter(workdir, total_steps=c.total_steps, start_step=step)
     report.print(f"{'resuming at' if restored else 'starting from'} step {step} of {c.total_steps}; mesh "
@@ -175,7 +177,8 @@ def main(argv):
             report.audio("sample/said", out["said"], at_step, SAMPLE_RATE)
             report.audio("sample/heard", out["heard"], at_step, SAMPLE_RATE)
             report.image("sample/timeline", out["image"], at_step)
-            report.print(f"sample session: {out['wav']}, {out['png']}")
+            gain = f" (model audio scaled by {out['gain_db']:.1f} dB to fit)" if out["gain_db"] < 0 else ""
+            report.print(f"sample session: {out['wav']}, {out['png']}{gain}")
         return summary
 
     def save(at_step: int) -> None:
@@ -204,6 +207,9 @@ def main(argv):
                 local = dict(local, model_mel=np.full_like(local["model_mel"], np.nan))
             state, metrics = train_step(state, sharding.global_batch(local, mesh, rules))
             step += 1
+            if step == start_step + 1:  # the first step compiles: the step rate is measured from its end
+                jax.block_until_ready(metrics)
+                report.restart_clock(step)
             if pending is not None:
                 collect(pending)
             pending = (step, metrics)

@@ -14,9 +14,12 @@ import json
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 from tqdm import tqdm
 
@@ -98,6 +101,12 @@ def generate_records(cfg, jobs, workers: int = 0):
         yield from pool.imap(_generate_bytes, [(cfg, split, index) for split, index in jobs], chunksize=1)
 
 
+def write_in_subprocess(cfg, workdir) -> None:
+    """`write` run by a fresh Python process. For programs with heavy imports (the trainer): the worker
+    processes that generate conversations re-import the main module of the process that starts them."""
+    subprocess.run([sys.executable, "-m", __name__, str(workdir)], input=cfg.to_json(), text=True, check=True)
+
+
 def config_fingerprint(cfg) -> str:
     text = f"{FORMAT_VERSION}:{cfg.to_json(sort_keys=True)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -145,3 +154,6 @@ def write(cfg, workdir, progress: bool = True) -> dict:
         if tmp.exists():
             shutil.rmtree(tmp)
 
+
+if __name__ == "__main__":  # python -m interaction.data.corpus WORKDIR < config.json (see write_in_subprocess)
+    write(ml_collections.ConfigDict(json.loads(sys.stdin.read())), sys.argv[1])

@@ -54,6 +54,10 @@ class Reporter:
             self._path.write_text("".join(json.dumps(r) + "\n" for r in kept))
             self._tb = tensorboardX.SummaryWriter(str(Path(workdir) / "tensorboard"))
 
+    def restart_clock(self, step: int) -> None:
+        """Measures the next step rate from here (call it once the first, compiling, step is done)."""
+        self._mark = (time.perf_counter(), step)
+
     def print(self, message: str) -> None:
         print(self._prefix + message, flush=True)
 
@@ -80,7 +84,7 @@ class Reporter:
 
     def audio(self, tag: str, wave: np.ndarray, step: int, sample_rate: int) -> None:
         if self.writes:
-            self._tb.add_audio(tag, np.asarray(wave, np.float32), step, sample_rate=sample_rate)
+            self._tb.add_audio(tag, np.clip(np.asarray(wave, np.float32), -1.0, 1.0), step, sample_rate=sample_rate)
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
         """`image` (H, W, 3 or 4) float in [0, 1], as matplotlib reads a PNG."""

@@ -3,7 +3,7 @@
 The model hears the conversation's user channel (and sees its video and typed text) one micro-turn at a
 time through the streaming step and answers with its own text and audio; nothing of the reference model
 channel is fed in. The result is written as a stereo WAV (left: what the model heard, right: what it
-said) and a timeline PNG whose model row is the model's output, with the conversation's labelled events
+said, scaled down if it would clip) and a timeline PNG whose model row is the model's output, with the conversation's labelled events
 beside it for reference.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from interaction.models import streaming
 
 _INPUTS = ("user_audio", "video", "video_new", "text_in")
 _SPACE = text.encode(" ")[0]
+_PEAK = 0.9  # the model's audio is scaled down to this peak when it is louder (a weak model can be very loud)
 
 
 def make_sampler(graphdef: nnx.GraphDef, *, capacity_turns: int, flow_steps: int, temperature: float):
@@ -75,6 +76,9 @@ def write(conv: Conversation, outputs: dict, real_turns: int, layout: MicroTurnL
     said = np.concatenate([np.zeros(per_turn, np.float32), vocoder.decode(mel, layout.dmel)])
     heard = conv.user_audio[: len(said)]
     said = said[: len(heard)]
+    peak = float(np.abs(said).max())
+    gain = min(1.0, _PEAK / peak) if peak > 0 else 1.0  # too loud to store: scaled down, never up
+    said = said * gain
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wav, png = out_dir / f"{name}.wav", out_dir / f"{name}.png"
@@ -82,4 +86,5 @@ def write(conv: Conversation, outputs: dict, real_turns: int, layout: MicroTurnL
     shown = dataclasses.replace(conv, id=f"{conv.id}: model output ({name})", user_audio=heard, model_audio=said,
                                 model_words=spoken_words(np.asarray(outputs["text_tokens"][0, :real_turns])))
     render_timeline(shown, png)
-    return {"heard": heard, "said": said, "wav": wav, "png": png, "image": matplotlib.image.imread(png)}
+    return {"heard": heard, "said": said, "gain_db": 20 * np.log10(gain), "wav": wav, "png": png,
+            "image": matplotlib.image.imread(png)}
