@@ -156,4 +156,7 @@ def write(cfg, workdir, progress: bool = True) -> dict:
 
 
 if __name__ == "__main__":  # python -m interaction.data.corpus WORKDIR < config.json (see write_in_subprocess)
-    write(ml_collections.ConfigDict(json.loads(sys.stdin.read())), sys.argv[1])
+    # Through the module's own name, which the worker processes' server preloads (not as __main__).
+    from interaction.data import corpus as _corpus
+
+    _corpus.write(ml_collections.ConfigDict(json.loads(sys.stdin.read())), sys.argv[1])

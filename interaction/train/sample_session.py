@@ -52,20 +52,20 @@ def spoken_words(tokens: np.ndarray) -> list[tuple[float, float, str]]:
     """(T, S_out) emitted text tokens -> words timed by the micro-turn they are played in (block m -> m + 1)."""
     words, current, start = [], [], 0.0
     for m, row in enumerate(np.asarray(tokens)):
-        t = (m + 1) * MICROTURN_SECONDS
+        t = round((m + 1) * MICROTURN_SECONDS, 6)  # 0.6, not 0.6000000000000001
         for tok in row:
             if tok == text.Special.PAD or len(text.Special) <= tok < text.NUM_SPECIAL:  # silence, reserved ids
                 continue
             if tok == _SPACE:
                 if current:
-                    words.append((start, t + MICROTURN_SECONDS, text.decode(current)))
+                    words.append((start, round(t + MICROTURN_SECONDS, 6), text.decode(current)))
                 current = []
                 continue
             if not current:
                 start = t
             current.append(int(tok))
     if current:
-        words.append((start, (len(tokens) + 1) * MICROTURN_SECONDS, text.decode(current)))
+        words.append((start, round((len(tokens) + 1) * MICROTURN_SECONDS, 6), text.decode(current)))
     return words
 
 
