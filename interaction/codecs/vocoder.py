@@ -33,12 +33,15 @@ def decode(logmel, cfg: dmel.DMelConfig, n_iter: int = 32, seed: int = 0) -> np.
     logmel = np.asarray(logmel)
     if logmel.ndim != 2 or logmel.shape[1] != cfg.n_mels:
         raise ValueError(f"expected (frames, {cfg.n_mels}) log-mel, got shape {logmel.shape}.")
-    mag = _linear_magnitude(logmel, cfg)
+    # Silent frames after the end, so that the last hop is overlapped by as many windows as any other:
+    # without them the overlap-add divides its final samples by a window sum near zero (a loud click).
+    tail = np.full((-(-cfg.history // cfg.hop), cfg.n_mels), cfg.log_min, logmel.dtype)
+    mag = _linear_magnitude(np.concatenate([logmel, tail]), cfg)
     y = librosa.griffinlim(
         mag, n_iter=n_iter, hop_length=cfg.hop, win_length=cfg.n_fft, n_fft=cfg.n_fft,
         window="hann", center=False, random_state=seed,
     )
-    return y[cfg.history :].astype(np.float32)  # drop the causal left padding
+    return y[cfg.history : cfg.history + len(logmel) * cfg.hop].astype(np.float32)  # drop the causal left padding
 
 
 @dataclasses.dataclass
