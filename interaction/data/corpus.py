@@ -103,8 +103,12 @@ def generate_records(cfg, jobs, workers: int = 0):
 
 def write_in_subprocess(cfg, workdir) -> None:
     """`write` run by a fresh Python process. For programs with heavy imports (the trainer): the worker
-    processes that generate conversations re-import the main module of the process that starts them."""
-    subprocess.run([sys.executable, "-m", __name__, str(workdir)], input=cfg.to_json(), text=True, check=True)
+    processes that generate conversations re-import the main module of the process that starts them, so
+    that process is `python -c` (no main module) and `write` is reached through this module's own name,
+    the one the workers' server preloads."""
+    program = ("import json, sys, ml_collections; from interaction.data import corpus; "
+               "corpus.write(ml_collections.ConfigDict(json.loads(sys.stdin.read())), sys.argv[1])")
+    subprocess.run([sys.executable, "-c", program, str(workdir)], input=cfg.to_json(), text=True, check=True)
 
 
 def config_fingerprint(cfg) -> str:
@@ -154,9 +158,3 @@ def write(cfg, workdir, progress: bool = True) -> dict:
         if tmp.exists():
             shutil.rmtree(tmp)
 
-
-if __name__ == "__main__":  # python -m interaction.data.corpus WORKDIR < config.json (see write_in_subprocess)
-    # Through the module's own name, which the worker processes' server preloads (not as __main__).
-    from interaction.data import corpus as _corpus
-
-    _corpus.write(ml_collections.ConfigDict(json.loads(sys.stdin.read())), sys.argv[1])
