@@ -4,7 +4,6 @@ Covers resume after SIGTERM (bitwise equal to an uninterrupted run), fallback pa
 checkpoint, a NaN batch stopping the run, and two processes started by `launch/local.py`.
 """
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,31 +14,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from interaction.train import reporting
-
-REPO = Path(__file__).resolve().parents[1]
-TIMEOUT_S = 420
-
-
-def _env(devices: int = 1) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_COMPILATION_CACHE_DIR=str(Path.home() / ".cache" / "interaction-jax"),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1")
-    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        env.pop(name, None)
-    return env
-
-
-def train(workdir, corpus, *overrides) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/train.py:smoke",
-           f"--workdir={workdir}", f"--config.corpus_dir={corpus}", *overrides]
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
-
-
-def _ok(proc: subprocess.CompletedProcess) -> str:
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
+from programs import REPO, TIMEOUT_S, cpu_env, succeeded, train
 
 
 def checkpoint_contents(workdir, step: int) -> tuple[dict, dict]:
@@ -72,7 +47,7 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 def reference(tmp_path_factory, tiny_corpus):
     """An uninterrupted smoke run (6 steps, checkpoints every 2)."""
     workdir = tmp_path_factory.mktemp("reference")
-    out = _ok(train(workdir, tiny_corpus))
+    out = succeeded(train(workdir, tiny_corpus))
     assert "done: 6 steps" in out
     return workdir
 
@@ -94,10 +69,10 @@ def test_run_writes_metrics_events_and_checkpoints(reference):
 
 
 def test_sigterm_then_resume_is_bitwise_equal(tmp_path, tiny_corpus, reference):
-    out = _ok(train(tmp_path, tiny_corpus, "--config.debug.signal_at_step=3"))
+    out = succeeded(train(tmp_path, tiny_corpus, "--config.debug.signal_at_step=3"))
     assert "stopped by SIGTERM at step 3" in out
     assert (tmp_path / "checkpoints" / "3").is_dir() and not (tmp_path / "checkpoints" / "4").exists()
-    out = _ok(train(tmp_path, tiny_corpus))
+    out = succeeded(train(tmp_path, tiny_corpus))
     assert "resuming at step 3" in out and "done: 6 steps" in out
     ref_state, ref_data = checkpoint_contents(reference, 6)
     state, data = checkpoint_contents(tmp_path, 6)
@@ -108,13 +83,13 @@ def test_sigterm_then_resume_is_bitwise_equal(tmp_path, tiny_corpus, reference):
 
 
 def test_corrupt_latest_checkpoint_falls_back_and_recovers(tmp_path, tiny_corpus):
-    out = _ok(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
+    out = succeeded(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
     assert "done: 4 steps" in out
     original, original_data = checkpoint_contents(tmp_path, 4)
     for f in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
         if f.is_file() and f.parent.name == "d":
             f.write_bytes(f.read_bytes()[:7])  # truncated array data
-    out = _ok(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
+    out = succeeded(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
     assert re.search(r"checkpoint \S+/4 cannot be used", out) and "resuming at step 2" in out
     assert (tmp_path / "checkpoints" / "corrupt-4").is_dir()
     recovered, data = checkpoint_contents(tmp_path, 4)  # steps 3 and 4 trained again from step 2
@@ -136,8 +111,8 @@ def test_two_processes_agree_on_the_loss(tmp_path, tiny_corpus):
     cmd = [sys.executable, "launch/local.py", "--num_processes=2", "--timeout=400", "--",
            sys.executable, "-m", "experiments.train", "--config=experiments/configs/train.py:smoke",
            f"--workdir={tmp_path}", f"--config.corpus_dir={tiny_corpus}", "--config.total_steps=3"]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
-    out = _ok(proc)
+    proc = subprocess.run(cmd, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    out = succeeded(proc)
     assert "2 process(es)" in out
     losses = {}
     for line in out.splitlines():
