@@ -183,6 +183,9 @@ def test_held_out_split_exported_in_benchmark_layout(tiny_corpus):
             assert 0 <= stamps[0] <= stamps[1] <= duration + 1e-3
         if task == "user_interruption":
             assert set(content[0]) == {"context", "interrupt", "timestamp"}
+        if task == "pause_handling":  # ends with the user's turn: the benchmark scores the whole output
+            turn = next(e for e in json.loads((sample / "events.json").read_text()) if e["kind"] == "user_turn")
+            assert duration == pytest.approx(turn["timestamp"][1], abs=1e-3)
         words = json.loads((sample / "transcription.json").read_text())
         assert all(0 <= w["timestamp"][0] < w["timestamp"][1] <= duration + 1e-3 for w in words)
 

@@ -19,7 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import ml_collections
 import numpy as np
 from tqdm import tqdm
 
@@ -31,7 +30,7 @@ SPLITS = ("train", "eval")
 _SPLIT_IDS = {"train": 0, "eval": 1}
 MANIFEST = "manifest.json"
 # Bump when generation changes what a config produces, so cached corpora are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def validate(cfg) -> None:

@@ -1,7 +1,9 @@
 """Exports held-out conversations in Full-Duplex-Bench's per-sample layout.
 
 Each conversation becomes `<task>/<id>/input.wav` (the user channel, 16 kHz mono PCM16: what the model
-hears) plus the annotation file its task reads, with every time in seconds:
+hears) plus the annotation file its task reads, with every time in seconds. As in the benchmark, a
+pause-handling sample ends with the user's turn (its whole output is scored: any turn taken is taken
+in a pause) and a turn-taking sample ends where the user's next turn would begin.
   pause            -> v1 `pause_handling`:       pause.json       [{"text": "[PAUSE]", "timestamp": [s, e]}]
   turn_taking      -> v1 `smooth_turn_taking`:   turn_taking.json [{"text": "[TURN-TAKING]", "timestamp": [end, start]}]
   interruption     -> v1 `user_interruption`:    interrupt.json   [{"context", "interrupt", "timestamp": [s, e]}]
@@ -12,7 +14,8 @@ hears) plus the annotation file its task reads, with every time in seconds:
 The remaining kinds (visual cues, translation, timers, delegation) have no benchmark counterpart; they are
 exported under their own names with metadata.json. Every sample also gets `transcription.json` (the user's
 words, [{"text", "timestamp": [s, e]}]) and `events.json` (all labels of the conversation), and the
-model's reference channel as `reference_output.wav`.
+model's reference channel as `reference_output.wav`: aligned with the input but not cropped, so that a
+baseline can play the reference reply that follows a cropped sample's end.
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ def annotations(conv: Conversation) -> tuple[dict[str, object], float]:
     files: dict[str, object] = {}
     if conv.kind == "pause":
         files["pause.json"] = [{"text": "[PAUSE]", "timestamp": [e.start, e.end]} for e in conv.events_of("pause")]
+        end = _first(conv, "user_turn").end
     elif conv.kind == "turn_taking":
         turn, reply = _first(conv, "user_turn"), _first(conv, "model_turn")
         files["turn_taking.json"] = [{"text": "[TURN-TAKING]", "timestamp": [turn.end, reply.start]}]
@@ -84,7 +88,7 @@ def export_conversation(conv: Conversation, root) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(end * SAMPLE_RATE))
     audio.write_wav(out / "input.wav", conv.user_audio[:n], SAMPLE_RATE)
-    audio.write_wav(out / "reference_output.wav", conv.model_audio[:n], SAMPLE_RATE)
+    audio.write_wav(out / "reference_output.wav", conv.model_audio, SAMPLE_RATE)  # whole: replies after the crop too
     for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=1, ensure_ascii=False))
     return out

@@ -15,9 +15,14 @@ import shutil
 from pathlib import Path
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
+from interaction import sharding
+from interaction.models.model import ModelSpec
+from interaction.train import optimizer
+from interaction.train import state as train_state
 from interaction.train.state import TrainState
 
 
@@ -114,3 +119,25 @@ class Checkpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def load_trained(workdir):
+    """(config, graphdef, params, step) of a training run's newest readable checkpoint, on one device.
+
+    For evaluation and serving: the run's `config.json` rebuilds the model, and the checkpoint's state is
+    restored into it (the optimizer state is read too, then dropped).
+    """
+    workdir = Path(workdir)
+    if not (workdir / "config.json").exists():
+        raise FileNotFoundError(f"{workdir} holds no config.json; is it the workdir of `python -m experiments.train`?")
+    c = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    rules = {k: (tuple(v) if isinstance(v, list) else v) for k, v in c.model.rules.items()}
+    mesh = sharding.make_mesh({}, jax.devices()[:1])
+    tx = optimizer.make_optimizer(c.optim, c.total_steps)
+    graphdef, state, _ = train_state.create(ModelSpec.from_config(c.model), tx, mesh, rules, c.seed)
+    restored = Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, async_save=False).restore(
+        train_state.abstract_like(state))
+    if restored is None:
+        raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no readable checkpoint; train first.")
+    state, _ = restored
+    return c, graphdef, jax.device_get(state.params), int(state.step)
