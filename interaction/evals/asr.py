@@ -7,10 +7,12 @@ word error rate on the corpus' espeak speech and reports it as a calibration fig
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Protocol
 
 import numpy as np
+from pocketsphinx import Decoder
 
 from interaction import SAMPLE_RATE
 from interaction.codecs.audio import to_pcm16
@@ -38,24 +40,16 @@ class Recognizer(Protocol):
 class PocketSphinx:
     """PocketSphinx with its bundled US English model; one decoder per instance, created on first use."""
 
-    def __init__(self):
-        self._decoder = None
-
-    def _loaded(self):
-        if self._decoder is None:
-            try:
-                from pocketsphinx import Decoder
-            except ImportError as err:
-                raise ImportError("the recognizer needs the pocketsphinx package: pip install pocketsphinx") from err
-            self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", maxhmmpf=_MAX_HMMS_PER_FRAME)
-        return self._decoder
+    @functools.cached_property
+    def _decoder(self) -> Decoder:
+        return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", maxhmmpf=_MAX_HMMS_PER_FRAME)
 
     def words(self, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Word]:
         wave = check_wave(wave, sample_rate, "ASR input")
         if not to_pcm16(wave).any():  # on digital silence the decoder hallucinates a word
             return []
         noise = _NOISE_FLOOR * np.random.default_rng(0).standard_normal(len(wave)).astype(np.float32)
-        decoder = self._loaded()
+        decoder = self._decoder
         decoder.reinit_feat()  # the front end keeps state across utterances; this makes every call independent
         decoder.start_utt()
         decoder.process_raw(to_pcm16(wave + noise).tobytes(), full_utt=True)

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# (task, score, how it reads) in the order the table lists them; a task lists only the scores it has.
+# (score, how it reads) in the order the table lists them; a task lists only the scores it has.
 COLUMNS = (
     ("takeover", "take-over rate"), ("latency", "latency (s)"), ("stop_latency", "stop latency (s)"),
     ("response_latency", "response latency (s)"), ("backchannels_per_s", "backchannels / s"),

