@@ -34,19 +34,35 @@ def _turn_of(t: float) -> int:
     return int(np.floor(t / MICROTURN_SECONDS + 1e-6))
 
 
+class SlotQueue:
+    """Tokens waiting for a text stream's fixed slots: each micro-turn takes up to `slots` of them (PAD
+    after), and the rest spill into later micro-turns. Used offline here and live by the reasoner runtime."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._tokens: list[int] = []
+
+    def push(self, tokens) -> None:
+        self._tokens.extend(int(t) for t in tokens)
+
+    def take(self) -> np.ndarray:
+        out = np.full(self.slots, text.Special.PAD, np.int32)
+        head, self._tokens = self._tokens[: self.slots], self._tokens[self.slots:]
+        out[: len(head)] = head
+        return out
+
+
 def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) -> np.ndarray:
     """Lays timed token runs into (n_turns, slots), spilling into later micro-turns when full."""
-    out = np.full((n_turns, slots), text.Special.PAD, np.int32)
-    queue: list[int] = []
+    queue = SlotQueue(slots)
     items = sorted(items, key=lambda x: x[0])
-    k = 0
+    rows, k = [], 0
     for m in range(n_turns):
         while k < len(items) and _turn_of(items[k][0]) <= m:
-            queue.extend(items[k][1])
+            queue.push(items[k][1])
             k += 1
-        take, queue = queue[:slots], queue[slots:]
-        out[m, : len(take)] = take
-    return out
+        rows.append(queue.take())
+    return np.stack(rows)
 
 
 def conversation_features(conv: Conversation, layout: MicroTurnLayout) -> dict[str, np.ndarray]:

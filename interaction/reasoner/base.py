@@ -1,0 +1,68 @@
+"""What a background reasoner is: anything that turns a delegated request into an answer.
+
+The interaction model delegates by writing a request in its text stream; the runtime hands the reasoner
+that request, the conversation so far as text, and the wall-clock time. Implementations: `ScriptedReasoner`
+(a fixed plan of tool calls, for tests and for replaying corpus traces) and `CallableReasoner` (any
+external function, e.g. a hosted large model). A reasoner may take as long as it likes; it should look at
+`cancelled` now and then and give up when it is set (the user has moved on).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from interaction.tools import registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    text: str  # the delegated question, as the interaction model wrote it
+    context: str  # the conversation so far, both sides, as text
+    now: datetime.datetime  # wall clock when it was asked (the clock tool answers from it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    text: str
+    ok: bool = True
+    trace: tuple[dict, ...] = ()  # {"call": "name(argument)", "result": text}, in order
+
+
+class Reasoner(Protocol):
+    def answer(self, request: Request, cancelled: threading.Event) -> Answer: ...
+
+
+class ScriptedReasoner:
+    """Answers by one tool call that `plan(request text)` names as (tool, argument); `delay_s` stands in
+    for thinking time (ended early by cancellation). A plan that cannot be made, or a failing tool, gives
+    an error answer, never an exception."""
+
+    def __init__(self, plan: Callable[[str], tuple[str, str]], delay_s: float = 0.0):
+        self.plan, self.delay_s = plan, delay_s
+
+    def answer(self, request: Request, cancelled: threading.Event) -> Answer:
+        if cancelled.wait(self.delay_s):
+            return Answer("cancelled", ok=False)
+        try:
+            tool, argument = self.plan(request.text)
+        except Exception as err:  # noqa: BLE001 - a plan that fails is an answer, not a crash
+            return Answer(f"error: no plan for {request.text!r} ({err})", ok=False)
+        result = registry.run_tool(tool, argument, now=request.now)
+        trace = ({"call": f"{tool}({argument})", "result": result.text},)
+        return Answer(result.text, ok=result.ok, trace=trace)
+
+
+class CallableReasoner:
+    """Any external function `fn(request text, context) -> answer text` as a reasoner (orchestration)."""
+
+    def __init__(self, fn: Callable[[str, str], str]):
+        self.fn = fn
+
+    def answer(self, request: Request, cancelled: threading.Event) -> Answer:
+        try:
+            return Answer(str(self.fn(request.text, request.context)))
+        except Exception as err:  # noqa: BLE001 - whatever the external side does, the loop goes on
+            return Answer(f"error: {type(err).__name__}: {err}", ok=False)

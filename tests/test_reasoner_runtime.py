@@ -1,0 +1,141 @@
+"""The background reasoner's runtime: never blocks the loop, supersedes, survives failures, lands on boundaries."""
+import datetime
+import threading
+
+import numpy as np
+import pytest
+
+from interaction.codecs import text
+from interaction.data.pipeline import SlotQueue, _text_slots
+from interaction.reasoner.base import Answer, CallableReasoner, Request, ScriptedReasoner
+from interaction.reasoner.runtime import ReasonerRuntime
+
+NOW = datetime.datetime(2026, 3, 4, 12, 0)
+PAD = text.Special.PAD
+
+
+class Gated:
+    """A reasoner that answers only when the test opens its gate; records what it was asked."""
+
+    def __init__(self):
+        self.gate, self.started, self.asked = threading.Event(), threading.Event(), []
+
+    def answer(self, request: Request, cancelled: threading.Event) -> Answer:
+        self.asked.append(request)
+        self.started.set()
+        while not self.gate.wait(0.01):
+            if cancelled.is_set():
+                return Answer("cancelled", ok=False)
+        return Answer(f"answer to {request.text}")
+
+
+def wait_for(runtime, microturn, delivered: int) -> list[np.ndarray]:
+    """Micro-turns from `microturn` on until `delivered` answers have arrived (bounded)."""
+    rows = []
+    for m in range(microturn, microturn + 500):
+        rows.append(runtime.arrived(m))
+        if len(runtime.delivered) >= delivered:
+            return rows
+        threading.Event().wait(0.01)
+    raise AssertionError("no answer arrived")
+
+
+def decode(row) -> str:
+    return text.decode([int(t) for t in row if t >= text.NUM_SPECIAL])
+
+
+def test_the_loop_never_waits_and_answers_arrive_once_at_a_boundary():
+    reasoner = Gated()
+    rt = ReasonerRuntime(reasoner, text_in_slots=8, clock=lambda: NOW)
+    rt.delegate("what is 2+2", "user: what is 2+2")
+    assert reasoner.started.wait(5)
+    for m in range(3):  # the reasoner is still thinking: the loop goes on with empty slots
+        assert (rt.arrived(m) == PAD).all()
+    reasoner.gate.set()
+    rows = wait_for(rt, 3, delivered=1)
+    (rid, landed, answer), = rt.delivered
+    assert answer.text == "answer to what is 2+2" and landed == 3 + len(rows) - 1
+    assert rows[-1][0] == text.Special.RESULT  # enters at the start of that micro-turn's slots
+    spilled = [rows[-1]] + [rt.arrived(m) for m in range(landed + 1, landed + 6)]
+    tokens = [int(t) for row in spilled for t in row if t != PAD]
+    assert tokens == text.wrap(text.Special.RESULT, "answer to what is 2+2", text.Special.RESULT_END)
+    assert reasoner.asked[0].context == "user: what is 2+2" and reasoner.asked[0].now == NOW
+    assert (rt.arrived(100) == PAD).all()  # delivered once
+    rt.close()
+
+
+def test_a_new_request_supersedes_the_pending_one():
+    reasoner = Gated()
+    rt = ReasonerRuntime(reasoner, text_in_slots=8)
+    rt.delegate("first", "")
+    assert reasoner.started.wait(5)
+    rt.delegate("second", "")
+    reasoner.gate.set()
+    wait_for(rt, 0, delivered=1)
+    threading.Event().wait(0.1)
+    for m in range(50, 60):
+        rt.arrived(m)
+    assert [a.text for _, _, a in rt.delivered] == ["answer to second"]
+    rt.close()
+
+
+def test_failures_become_error_answers():
+    class Broken:
+        def answer(self, request, cancelled):
+            raise RuntimeError("model server down")
+
+    rt = ReasonerRuntime(Broken(), text_in_slots=8)
+    rt.delegate("anything", "")
+    wait_for(rt, 0, delivered=1)
+    (_, _, answer), = rt.delivered
+    assert not answer.ok and "model server down" in answer.text
+    rt.close()
+
+
+def test_scripted_reasoner_uses_the_sandboxed_tools():
+    plan = {"What is 17 times 23?": ("calculator", "17*23"), "Huge": ("calculator", "9**9**9"),
+            "Code": ("calculator", "__import__('os').system('true')")}.__getitem__
+    reasoner = ScriptedReasoner(plan)
+    ask = lambda q: reasoner.answer(Request(q, "", NOW), threading.Event())
+    good = ask("What is 17 times 23?")
+    assert good.ok and good.text == "391" and good.trace == ({"call": "calculator(17*23)", "result": "391"},)
+    for refused in ("Huge", "Code"):
+        answer = ask(refused)
+        assert not answer.ok and answer.text.startswith("error")
+    assert not ask("No plan for this").ok
+    cancelled = threading.Event()
+    cancelled.set()
+    assert ScriptedReasoner(plan, delay_s=10).answer(Request("Huge", "", NOW), cancelled).text == "cancelled"
+
+
+def test_external_callable_gets_request_and_context():
+    seen = []
+    reasoner = CallableReasoner(lambda q, ctx: seen.append((q, ctx)) or "Lima")
+    assert reasoner.answer(Request("capital of Peru?", "user: capital of Peru?", NOW), threading.Event()).text == "Lima"
+    assert seen == [("capital of Peru?", "user: capital of Peru?")]
+    failing = CallableReasoner(lambda q, ctx: 1 / 0)
+    assert not failing.answer(Request("x", "", NOW), threading.Event()).ok
+
+
+def test_slot_queue_lays_tokens_as_the_offline_pipeline_does():
+    items = [(0.0, [20, 21, 22]), (0.25, [30] * 9), (0.9, [40])]
+    offline = _text_slots(items, n_turns=6, slots=4)
+    live, queue = [], SlotQueue(4)
+    for m in range(6):
+        for t, tokens in items:
+            if int(t / 0.2 + 1e-6) == m:
+                queue.push(tokens)
+        live.append(queue.take())
+    np.testing.assert_array_equal(np.stack(live), offline)
+    assert offline[1].tolist() == [30, 30, 30, 30] and offline[3].tolist() == [30, PAD, PAD, PAD]
+    assert offline[4].tolist() == [40, PAD, PAD, PAD]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_threads():
+    before = {t.name for t in threading.enumerate()}
+    yield
+    stray = [t for t in threading.enumerate() if t.name.startswith("reasoner") and t.name not in before and t.is_alive()]
+    for t in stray:
+        t.join(timeout=5)
+    assert not [t for t in stray if t.is_alive()]
