@@ -177,7 +177,7 @@ def test_aggregate_skips_undefined_and_counts_labels():
 
 def test_baseline_threshold_trades_latency_for_pause_take_overs():
     """User speaks 0-2 s, pauses 0.7 s, speaks 2.7-4 s; the reference reply comes at 4.2 s."""
-    reply = baseline.Reply(start=4.2, wave=np.full(SAMPLE_RATE, 0.1, np.float32), words=spoken(0.0, "that is a fine plan"))
+    reply = baseline.Reply(start=4.2, text="that is a fine plan", wave=np.full(SAMPLE_RATE, 0.1, np.float32), words=spoken(0.0, "that is a fine plan"))
     user = [(0.0, 2.0), (2.7, 4.0)]
     n = 8 * SAMPLE_RATE
     fast_wave, fast = baseline.respond([reply], user, 0.2, n)

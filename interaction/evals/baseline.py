@@ -28,8 +28,9 @@ _EARLY_S = 0.5  # a reply may start this much before the user's speech ends (ove
 @dataclasses.dataclass
 class Reply:
     start: float  # where the reference model said it
+    text: str  # what it said
     wave: np.ndarray  # vocoded
-    words: list[Word]  # relative to the reply's start
+    words: list[Word]  # recognized, relative to the reply's start
 
 
 def reference_replies(events: list[dict], reference_wave: np.ndarray, cfg: dmel.DMelConfig, recognizer) -> list[Reply]:
@@ -42,7 +43,8 @@ def reference_replies(events: list[dict], reference_wave: np.ndarray, cfg: dmel.
             continue
         piece = np.pad(piece, (0, -len(piece) % cfg.hop))
         wave = vocoder.decode(np.asarray(dmel.log_mel(piece, cfg)), cfg)
-        out.append(Reply(start=e["timestamp"][0], wave=wave, words=recognizer.words(wave)))
+        out.append(Reply(start=e["timestamp"][0], text=e.get("target") or e["text"], wave=wave,
+                         words=recognizer.words(wave)))
     return out
 
 

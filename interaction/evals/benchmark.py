@@ -18,6 +18,7 @@ from interaction.codecs import audio
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import fdb_export
 from interaction.evals import baseline, scoring
+from interaction.evals import words as wordlib
 
 TASKS = tuple(fdb_export.TASKS.values())
 _BY_FILE = (("pause.json", "pause_handling"), ("turn_taking.json", "smooth_turn_taking"),
@@ -90,9 +91,12 @@ def score_model(root, vad, recognizer) -> list[dict]:
     return rows
 
 
-def score_baseline(root, vad, recognizer, cfg: DMelConfig, thresholds: Sequence[float] = baseline.THRESHOLDS) -> dict:
-    """{threshold: per-sample scores} of the turn-based baseline on every sample with labels and a reference."""
+def score_baseline(root, vad, recognizer, cfg: DMelConfig,
+                   thresholds: Sequence[float] = baseline.THRESHOLDS) -> tuple[dict, float | None]:
+    """({threshold: per-sample scores}, recognizer WER) of the turn-based baseline on every sample with labels
+    and a reference. The WER is the recognizer's on the vocoded reference replies: its calibration figure."""
     rows: dict[float, list[dict]] = {t: [] for t in thresholds}
+    edits = reference_words = 0
     for folder in samples(root):
         files = read_files(folder)
         task = task_of(folder, files)
@@ -101,13 +105,17 @@ def score_baseline(root, vad, recognizer, cfg: DMelConfig, thresholds: Sequence[
         in_wave = audio.read_wav(folder / "input.wav", SAMPLE_RATE)
         reference = audio.read_wav(folder / "reference_output.wav", SAMPLE_RATE)
         replies = baseline.reference_replies(files["events.json"], reference, cfg, recognizer)
+        for r in replies:
+            ref = wordlib.normalize(r.text)
+            edits += wordlib.edit_distance(ref, wordlib.normalize(" ".join(w for _, _, w in r.words)))
+            reference_words += len(ref)
         in_segments = vad.segments(in_wave)
         for t in thresholds:
             wave, words = baseline.respond(replies, in_segments, t, len(in_wave))
             heard = scoring.Heard(output_words=words, output_segments=vad.segments(wave), input_segments=in_segments,
                                   duration=len(wave) / SAMPLE_RATE)
             rows[t].append({"task": task, "id": folder.name, **scoring.score_sample(task, files, heard)})
-    return rows
+    return rows, (edits / reference_words if reference_words else None)
 
 
 def by_task(rows: Sequence[dict]) -> dict[str, dict]:

@@ -103,7 +103,7 @@ def write(out_dir, *, model_rows, model_by_task, baseline_by_threshold, headline
     plot_frontier(points, model_by_task, out / "frontier.png")
     plot_latencies(model_rows, out / "latencies.png")
     lines = ["# Duplex benchmark", ""]
-    lines += [f"- {k}: {v}" for k, v in extra.get("about", {}).items()]
+    lines += [f"- {k}: {_fmt(v)}" for k, v in extra.get("about", {}).items()]
     lines += ["", "## Headline", "", "| metric | model |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in headline.items()]
     lines += ["", "## Against the turn-based baseline", "",
