@@ -210,26 +210,26 @@ def timer(s: Script) -> None:
     s.event("model_turn", d0, d1, text=done, timer=True)
 
 
-def _tool_question(s: Script) -> tuple[str, str, str, str]:
-    """(question, tool, argument, spoken answer template with {result})."""
-    which = int(s.rng.integers(4))
+def tool_question(rng: np.random.Generator) -> tuple[str, str, str, str]:
+    """(question, tool, argument, spoken answer template with {result}): a question for the reasoner."""
+    which = int(rng.integers(4))
     if which == 0:
-        a, b = (int(x) for x in s.rng.integers(11, 99, size=2))
+        a, b = (int(x) for x in rng.integers(11, 99, size=2))
         return f"What is {a} times {b}?", "calculator", f"{a}*{b}", f"{a} times {b} is {{result}}."
     if which == 1:
-        n = int(s.rng.integers(2, 30))
-        src, dst, spoken = lx.pick(s.rng, [("miles", "km", "kilometres"), ("kg", "lb", "pounds"),
-                                           ("litres", "cups", "cups"), ("feet", "m", "metres")])
+        n = int(rng.integers(2, 30))
+        src, dst, spoken = lx.pick(rng, [("miles", "km", "kilometres"), ("kg", "lb", "pounds"),
+                                         ("litres", "cups", "cups"), ("feet", "m", "metres")])
         q = f"How many {spoken} are in {n} {src if src != 'kg' else 'kilograms'}?"
         return q, "units", f"{n} {src} to {dst}", f"That is about {{result}} {spoken}."
     if which == 2:
-        fact = lx.pick(s.rng, knowledge.FACTS)
+        fact = lx.pick(rng, knowledge.FACTS)
         return fact.question, "knowledge", fact.question, "It is {result}."
-    q, arg = lx.pick(s.rng, [("What day of the week is it?", "weekday"), ("What is the date today?", "date")])
+    q, arg = lx.pick(rng, [("What day of the week is it?", "weekday"), ("What is the date today?", "date")])
     return q, "clock", arg, "It is {result}."
 
 
-def _spoken(result: str) -> str:
+def spoken_result(result: str) -> str:
     """Tool output as the model would say it: numbers rounded to one decimal, units dropped."""
     m = re.fullmatch(r"(-?[\d.]+)(?: \S+)?", result)
     if m and "." in m.group(1):
@@ -240,7 +240,7 @@ def _spoken(result: str) -> str:
 def delegation(s: Script) -> None:
     start = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=int(s.rng.integers(0, 365 * 86400)))
     s.meta["wall_clock_start"] = start.isoformat()
-    question, tool, argument, template = _tool_question(s)
+    question, tool, argument, template = tool_question(s.rng)
     u0, u1 = s.user(0.3, question)
     s.event("user_turn", u0, u1, text=question)
     gap = s.gap()
@@ -259,7 +259,7 @@ def delegation(s: Script) -> None:
     if s.rng.uniform() < 0.5:
         w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), lx.pick(s.rng, lx.WAIT_FILLERS))
         s.event("user_turn", w0, w1, text="filler")
-    answer = template.format(result=_spoken(result.text))
+    answer = template.format(result=spoken_result(result.text))
     r0, r1 = s.model(s.user_busy_until(arrival + s.gap()), answer)
     s.event("model_turn", r0, r1, text=answer, delegated=True)
 

@@ -1,0 +1,24 @@
+r"""Background-reasoner configs: `--config=experiments/configs/reasoner.py:tiny` (default) | `:small`.
+
+tiny: a few CPU minutes; small: a wider, deeper model trained longer.
+"""
+import ml_collections
+
+_SIZES = {  # embed, layers, heads, kv_heads, steps, batch
+    "tiny": (64, 2, 4, 2, 600, 32),
+    "small": (128, 4, 4, 2, 3000, 64),
+}
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    if arg not in _SIZES:
+        raise ValueError(f"unknown reasoner config {arg!r}; choose one of {sorted(_SIZES)}")
+    embed, layers, heads, kv_heads, steps, batch = _SIZES[arg]
+    c = ml_collections.ConfigDict()
+    c.name = arg
+    c.seed = 0
+    c.model = ml_collections.ConfigDict(dict(embed=embed, layers=layers, heads=heads, kv_heads=kv_heads,
+                                             head_dim=embed // heads, mlp=4 * embed))
+    c.steps, c.batch_size, c.lr = steps, batch, 3e-3
+    c.eval_episodes = 200  # held-out questions (a different seed), scored by tool-call exact match and answer
+    return c
