@@ -98,7 +98,6 @@ def test_pocketsphinx_recognizes_most_words_in_time(spoken, recognizer):
     times = [t for a, b, _ in words for t in (a, b)]
     assert times == sorted(times) and 0 <= times[0] and times[-1] <= len(wave) / 16000
     assert all(w == w.lower() and w.isascii() and "(" not in w and "<" not in w for w in heard)
-    assert asr.transcript(words) == " ".join(heard)
 
 
 def test_pocketsphinx_calls_do_not_depend_on_earlier_ones():

@@ -59,7 +59,3 @@ class PocketSphinx:
         return [(seg.start_frame / frame_rate, min((seg.end_frame + 1) / frame_rate, duration),
                  _VARIANT.sub("", seg.word).lower())
                 for seg in decoder.seg() if not _FILLER.match(seg.word)]
-
-
-def transcript(words: list[Word]) -> str:
-    return " ".join(text for _, _, text in words)

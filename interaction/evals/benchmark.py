@@ -54,9 +54,9 @@ def _words(chunks) -> list:
     return [(c["timestamp"][0], c["timestamp"][1], c["text"]) for c in chunks]
 
 
-def hear(folder: Path, vad, recognizer, wave_name: str = "output.wav") -> scoring.Heard:
+def hear(folder: Path, vad, recognizer) -> scoring.Heard:
     """VAD of input and output, recognition of the output; cached in `heard.json` by the output's hash."""
-    out_wave = audio.read_wav(folder / wave_name, SAMPLE_RATE)
+    out_wave = audio.read_wav(folder / "output.wav", SAMPLE_RATE)
     digest = hashlib.sha256(out_wave.tobytes()).hexdigest()[:16]
     cache = folder / "heard.json"
     cached = json.loads(cache.read_text()) if cache.exists() else {}
