@@ -71,3 +71,10 @@ def to_pcm16(wave: np.ndarray) -> np.ndarray:
 
 def from_pcm16(pcm: np.ndarray) -> np.ndarray:
     return pcm.astype(np.float32) / 32767.0
+
+
+def fit_gain(wave: np.ndarray, peak: float = 0.9) -> float:
+    """The gain (at most 1) that brings `wave` to at most `peak`: loud model audio is scaled down to be
+    stored as PCM without clipping, never up."""
+    top = float(np.max(np.abs(wave))) if np.size(wave) else 0.0
+    return min(1.0, peak / top) if top > 0 else 1.0

@@ -27,7 +27,6 @@ from interaction.data.conversation import Conversation
 from interaction.models import streaming
 from interaction.train.sample_session import spoken_words
 
-_INPUTS = ("user_audio", "video", "video_new", "text_in")
 
 
 def make_step(graphdef: nnx.GraphDef, *, flow_steps: int, temperature: float):
@@ -64,7 +63,7 @@ def run_conversation(step, params, new_state, conv: Conversation, layout, *, see
     pieces, tokens, times = [np.zeros(round(MICROTURN_SECONDS * SAMPLE_RATE), np.float32)], [], []
     key = jax.random.key(seed)
     for m in range(turns):
-        inputs = {k: features[k][m][None] for k in _INPUTS}
+        inputs = {k: features[k][m][None] for k in streaming.INPUTS}
         t0 = time.perf_counter()
         state, out = step(params, state, inputs, jax.random.fold_in(key, m))
         mel, toks = jax.device_get((out["mel"][0], out["text_tokens"][0]))
@@ -80,8 +79,7 @@ def write_outputs(conv: Conversation, result: dict, root) -> Path:
     """Exports `conv`'s inputs and labels (`fdb_export`) and writes the model's output beside them."""
     folder = fdb_export.export_conversation(conv, root)
     n = len(audio.read_wav(folder / "input.wav", SAMPLE_RATE))
-    peak = float(np.abs(result["wave"]).max())
-    wave = result["wave"][:n] * (min(1.0, 0.9 / peak) if peak > 0 else 1.0)  # scaled down only if it would clip
+    wave = result["wave"][:n] * audio.fit_gain(result["wave"])
     audio.write_wav(folder / "output.wav", wave, SAMPLE_RATE)
     said = [w for w in spoken_words(result["tokens"]) if w[0] < n / SAMPLE_RATE]
     (folder / "model_text.json").write_text(json.dumps(

@@ -23,6 +23,9 @@ from interaction.models.flow_head import sample as flow_sample
 from interaction.models.model import InteractionModel
 
 
+INPUTS = ("user_audio", "video", "video_new", "text_in")  # what `step` reads of a micro-turn
+
+
 @struct.dataclass
 class StreamState:
     caches: tuple  # one KVCache per block

@@ -24,9 +24,7 @@ from interaction.data.layout import MicroTurnLayout
 from interaction.data.timeline import render_timeline
 from interaction.models import streaming
 
-_INPUTS = ("user_audio", "video", "video_new", "text_in")
 _SPACE = text.encode(" ")[0]
-_PEAK = 0.9  # the model's audio is scaled down to this peak when it is louder (a weak model can be very loud)
 
 
 def make_sampler(graphdef: nnx.GraphDef, *, capacity_turns: int, flow_steps: int, temperature: float):
@@ -45,7 +43,7 @@ def session_inputs(conv: Conversation, layout: MicroTurnLayout, turns: int) -> t
     features = pipeline.conversation_features(conv, layout)
     real = min(turns, len(features["valid"]))
     win = pipeline.window(features, 0, turns, layout.dmel.log_min)
-    return {k: win[k][None] for k in _INPUTS}, real
+    return {k: win[k][None] for k in streaming.INPUTS}, real
 
 
 def spoken_words(tokens: np.ndarray) -> list[tuple[float, float, str]]:
@@ -76,8 +74,7 @@ def write(conv: Conversation, outputs: dict, real_turns: int, layout: MicroTurnL
     said = np.concatenate([np.zeros(per_turn, np.float32), vocoder.decode(mel, layout.dmel)])
     heard = conv.user_audio[: len(said)]
     said = said[: len(heard)]
-    peak = float(np.abs(said).max())
-    gain = min(1.0, _PEAK / peak) if peak > 0 else 1.0  # too loud to store: scaled down, never up
+    gain = audio.fit_gain(said)  # a weak model can be very loud
     said = said * gain
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
