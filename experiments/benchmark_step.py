@@ -6,6 +6,10 @@ For each config: p50 and p99 wall time of the jitted step (free-running: the mod
 text and audio, 8 flow steps per frame), the step's FLOPs and the FLOP floor: those FLOPs over the
 matmul peak measured in this same run. The real-time budget is 200 ms.
 
+With --reasoner_busy the step is also timed while the background reasoner works on a worker thread (the
+tiny learned reasoner, re-asked as soon as it answers; its weights do not change its cost), with the
+runtime's `arrived` call in each micro-turn as a live loop makes it: the loop must not notice.
+
 Step FLOPs are counted analytically (`interaction.models.flops`): XLA's cost analysis counts the body
 of a loop once, and the step is mostly loops (text slots, audio frames, Euler steps). Its number is
 kept beside ours.
@@ -20,13 +24,18 @@ from flax import nnx
 
 from experiments.common import matmul_peak, write_results
 from experiments.configs import model as model_config
+from experiments.configs import reasoner as reasoner_config
 from interaction.models import flops as model_flops
 from interaction.models import model as model_lib
 from interaction.models import streaming
+from interaction.models.transformer import DecoderSpec
+from interaction.reasoner import learned
+from interaction.reasoner.runtime import ReasonerRuntime
 
 _SIZES = flags.DEFINE_list("sizes", ["tiny", "small"], "model configs to time")
 _TURNS = flags.DEFINE_integer("turns", 200, "timed micro-turns per config (after warm-up)")
 _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
+_BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works")
 _OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
 
 
@@ -49,16 +58,38 @@ def time_step(size: str, turns: int, context_turns: int) -> dict:
     for t in range(5):  # warm-up, compile
         state, out = step(params, state, inputs, jax.random.key(t))
     jax.block_until_ready(out)
-    times = []
-    for t in range(turns):
-        t0 = time.perf_counter()
-        state, out = step(params, state, inputs, jax.random.key(t))
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - t0)
+
+    def timed(runtime: ReasonerRuntime | None) -> list[float]:
+        nonlocal state
+        times = []
+        for t in range(turns):
+            t0 = time.perf_counter()
+            if runtime is not None:
+                inputs["text_in"] = jnp.asarray(runtime.arrived(t))[None]
+                if not runtime.pending:  # answered: ask again, so that it is always busy
+                    runtime.delegate("What is 12 times 13?", "user: What is 12 times 13?")
+            state, out = step(params, state, inputs, jax.random.key(t))
+            jax.block_until_ready(out)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    times = timed(None)
     total, active = model_lib.parameter_counts(model)
     flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=8)
-    return {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
-            "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
+    out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
+           "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
+    if _BUSY.value:
+        rspec = DecoderSpec(**reasoner_config.get_config("tiny").model)
+        rgraph, rparams = nnx.split(learned.ReasonerModel(rspec, rngs=nnx.Rngs(0)))
+        runtime = ReasonerRuntime(learned.LearnedReasoner(rgraph, rparams), lay.text_in_slots)
+        timed(None)  # the same warm state length for both measurements
+        busy = timed(runtime)
+        answered = len(runtime.delivered)
+        runtime.close()
+        out.update(busy_p50_ms=1000 * float(np.percentile(busy, 50)), busy_p99_ms=1000 * float(np.percentile(busy, 99)),
+                   busy_answers=answered)
+        out["busy_p99_over_idle"] = out["busy_p99_ms"] / out["p99_ms"]
+    return out
 
 
 def main(argv):
@@ -75,6 +106,11 @@ def main(argv):
     for size, r in results["configs"].items():
         print(f"{size:>8} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
               f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['floor_ms']:>9.3f} {r['ratio_to_floor']:>10.1f}")
+    if _BUSY.value:
+        print(f"{'config':>8} {'idle p50':>9} {'idle p99':>9} {'busy p50':>9} {'busy p99':>9} {'p99 busy/idle':>14} {'answers':>8}")
+        for size, r in results["configs"].items():
+            print(f"{size:>8} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['busy_p50_ms']:>9.2f} {r['busy_p99_ms']:>9.2f} "
+                  f"{r['busy_p99_over_idle']:>14.2f} {r['busy_answers']:>8}")
     write_results(_OUT.value, results)
 
 

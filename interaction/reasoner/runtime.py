@@ -46,6 +46,11 @@ class ReasonerRuntime:
         except Exception as err:  # noqa: BLE001 - a broken reasoner must not reach the loop
             return Answer(f"error: {type(err).__name__}: {err}", ok=False)
 
+    @property
+    def pending(self) -> int:
+        """Requests delegated and not yet delivered or cancelled."""
+        return len(self._pending)
+
     def cancel(self) -> None:
         """Drops every pending request: one not started never runs, a running one is told to stop and its
         answer is discarded."""
