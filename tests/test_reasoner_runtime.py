@@ -139,3 +139,40 @@ def _no_stray_threads():
     for t in stray:
         t.join(timeout=5)
     assert not [t for t in stray if t.is_alive()]
+
+
+def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tiny_corpus):
+    """A stand-in model that delegates over micro-turns 14-15: the reasoner gets the request and the conversation so
+    far, and its answer enters the text-in slots of a later micro-turn, not before."""
+    from experiments.configs import model as model_config
+    from interaction.data import records
+    from interaction.evals import runner
+    from interaction.models.model import ModelSpec
+
+    layout = ModelSpec.from_config(model_config.get_config("tiny")).layout
+    conv = next(c for c in records.read(tiny_corpus / "eval.array_record") if c.kind == "turn_taking")
+    seen = []
+
+    def step(params, state, inputs, key):
+        seen.append(np.asarray(inputs["text_in"])[0])
+        toks = np.full((1, layout.text_out_slots), PAD, np.int32)
+        request = text.wrap(text.Special.DELEGATE, "what is 2+2", text.Special.DELEGATE_END)
+        if len(seen) in (15, 16):  # 13 tokens over two micro-turns of 8 slots
+            part = request[:8] if len(seen) == 15 else request[8:]
+            toks[0, : len(part)] = part
+        mel = np.full((1, layout.frames, layout.dmel.n_mels), layout.dmel.log_min, np.float32)
+        return state, {"mel": mel, "text_tokens": toks}
+
+    asked = []
+    reasoner = CallableReasoner(lambda q, ctx: asked.append((q, ctx)) or "4")
+    rt = ReasonerRuntime(reasoner, layout.text_in_slots)
+    out = runner.run_conversation(step, None, lambda: None, conv, layout, seed=0, runtime=rt)
+    rt.close()
+    assert len(asked) == 1 and asked[0][0] == "what is 2+2"
+    heard = [w for _, end, w in conv.user_words if end <= 3.2]  # heard by the end of micro-turn 15
+    assert heard and asked[0][1] == "user: " + " ".join(heard)  # what the user had said by then; the model nothing
+    (_, landed, answer), = rt.delivered
+    assert answer.text == "4" and landed >= 16  # asked after micro-turn 15's step: lands at 16 at the earliest
+    assert [int(t) for t in seen[landed] if t != PAD][:3] == text.wrap(text.Special.RESULT, "4", text.Special.RESULT_END)
+    assert all((row == PAD).all() or text.Special.RESULT not in row for row in seen[:landed])
+    assert runner.delegations(out["tokens"]) == [{"time": 3.0, "request": "what is 2+2"}]

@@ -175,6 +175,7 @@ def test_spoken_words_are_timed_by_the_turn_they_play_in():
     rows[0, :3] = text.encode("hi ")
     rows[2, :2] = text.encode("yo")
     rows[3, 0] = 14  # a reserved id the model may emit: skipped
+    rows[1] = text.wrap(text.Special.DELEGATE, "q?", text.Special.DELEGATE_END)  # a silent request: not words
     words = sample_session.spoken_words(rows)
     assert words == [(0.2, 0.4, "hi"), (0.6, 1.0, "yo")]
 

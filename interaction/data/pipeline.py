@@ -65,8 +65,9 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     return np.stack(rows)
 
 
-def conversation_features(conv: Conversation, layout: MicroTurnLayout) -> dict[str, np.ndarray]:
-    """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks)."""
+def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, results: bool = True) -> dict[str, np.ndarray]:
+    """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks). With `results=False`
+    the reasoner results of the corpus are left out of text-in (a live reasoner supplies its own)."""
     cfg = layout.dmel
     per_turn = round(MICROTURN_SECONDS * SAMPLE_RATE)
     n_turns = len(conv.user_audio) // per_turn
@@ -79,6 +80,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout) -> dict[s
     out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
     in_items = []
     for item in conv.text_items:
+        if item.channel == "result" and not results:
+            continue
         opener, closer = _TEXT_CHANNELS[item.channel]
         (out_items if item.channel == "delegate" else in_items).append((item.time, text.wrap(opener, item.text, closer)))
     text_out = _text_slots(out_items, n_turns, layout.text_out_slots)

@@ -25,6 +25,7 @@ from interaction.codecs import audio, text, vocoder
 from interaction.data import fdb_export, pipeline
 from interaction.data.conversation import Conversation
 from interaction.models import streaming
+from interaction.reasoner.runtime import ReasonerRuntime
 from interaction.train.sample_session import spoken_words
 
 
@@ -39,24 +40,57 @@ def make_step(graphdef: nnx.GraphDef, *, flow_steps: int, temperature: float):
     return jax.jit(run, donate_argnums=1)
 
 
-def delegations(tokens: np.ndarray) -> list[dict]:
-    """Delegation requests in the emitted text stream: (T, S_out) tokens -> [{time, request}]."""
-    out, current, start = [], None, 0.0
-    for m, row in enumerate(np.asarray(tokens)):
-        for tok in row:
+class DelegationReader:
+    """Reads delegation requests out of the emitted text stream as it comes, micro-turn by micro-turn."""
+
+    def __init__(self):
+        self._current: list[int] | None = None
+        self._start = 0.0
+
+    def feed(self, row, microturn: int) -> list[dict]:
+        """Requests completed in this micro-turn's (S_out,) tokens: [{time (when it opened), request}]."""
+        done = []
+        for tok in np.asarray(row):
             if tok == text.Special.DELEGATE:
-                current, start = [], round((m + 1) * MICROTURN_SECONDS, 6)
-            elif tok == text.Special.DELEGATE_END and current is not None:
-                out.append({"time": start, "request": text.decode(current)})
-                current = None
-            elif current is not None and tok >= text.NUM_SPECIAL:
-                current.append(int(tok))
-    return out
+                self._current, self._start = [], round((microturn + 1) * MICROTURN_SECONDS, 6)
+            elif tok == text.Special.DELEGATE_END and self._current is not None:
+                done.append({"time": self._start, "request": text.decode(self._current)})
+                self._current = None
+            elif self._current is not None and tok >= text.NUM_SPECIAL:
+                self._current.append(int(tok))
+        return done
 
 
-def run_conversation(step, params, new_state, conv: Conversation, layout, *, seed: int) -> dict:
-    """Streams one conversation from `new_state()`; returns its output wave, text tokens and step wall times."""
-    features = pipeline.conversation_features(conv, layout)
+def delegations(tokens: np.ndarray) -> list[dict]:
+    """Delegation requests in a whole emitted text stream: (T, S_out) tokens -> [{time, request}]."""
+    reader = DelegationReader()
+    return [d for m, row in enumerate(np.asarray(tokens)) for d in reader.feed(row, m)]
+
+
+def conversation_so_far(conv: Conversation, said: list[np.ndarray], now: float) -> str:
+    """What both sides have said by `now`, as "user: ..." / "model: ..." lines in time order: the
+    context a delegation hands the reasoner. The user's side is the conversation's transcript."""
+    words = [(a, "user", w) for a, b, w in conv.user_words if b <= now]
+    if said:
+        words += [(a, "model", w) for a, _, w in spoken_words(np.stack(said))]
+    lines: list[list[str]] = []
+    for _, who, w in sorted(words):
+        if not lines or lines[-1][0] != who:
+            lines.append([who])
+        lines[-1].append(w)
+    return "\n".join(f"{who}: {' '.join(ws)}" for who, *ws in lines)
+
+
+def run_conversation(step, params, new_state, conv: Conversation, layout, *, seed: int,
+                     runtime: ReasonerRuntime | None = None) -> dict:
+    """Streams one conversation from `new_state()`; returns its output wave, text tokens and step wall times.
+
+    Without a `runtime` the reasoner results are the corpus' own (at their labelled times). With one, the
+    model's delegations go to that reasoner with the conversation so far, and its answers enter text-in
+    when they arrive (typed text shares the same slot queue).
+    """
+    features = pipeline.conversation_features(conv, layout, results=runtime is None)
+    reader = DelegationReader()
     turns = len(features["valid"])
     state = new_state()
     voc = vocoder.StreamingGriffinLim(layout.dmel)
@@ -65,11 +99,17 @@ def run_conversation(step, params, new_state, conv: Conversation, layout, *, see
     for m in range(turns):
         inputs = {k: features[k][m][None] for k in streaming.INPUTS}
         t0 = time.perf_counter()
+        if runtime is not None:
+            runtime.queue.push(t for t in features["text_in"][m] if t != text.Special.PAD)
+            inputs["text_in"] = runtime.arrived(m)[None]
         state, out = step(params, state, inputs, jax.random.fold_in(key, m))
         mel, toks = jax.device_get((out["mel"][0], out["text_tokens"][0]))
         times.append(time.perf_counter() - t0)
         pieces.append(voc.push(mel))
         tokens.append(toks)
+        if runtime is not None:
+            for d in reader.feed(toks, m):
+                runtime.delegate(d["request"], conversation_so_far(conv, tokens, (m + 1) * MICROTURN_SECONDS))
     wave = np.concatenate(pieces)[: len(conv.user_audio)]
     wave = np.pad(wave, (0, len(conv.user_audio) - len(wave)))
     return {"wave": wave, "tokens": np.stack(tokens), "step_s": np.asarray(times)}

@@ -47,12 +47,15 @@ def session_inputs(conv: Conversation, layout: MicroTurnLayout, turns: int) -> t
 
 
 def spoken_words(tokens: np.ndarray) -> list[tuple[float, float, str]]:
-    """(T, S_out) emitted text tokens -> words timed by the micro-turn they are played in (block m -> m + 1)."""
-    words, current, start = [], [], 0.0
+    """(T, S_out) emitted text tokens -> the words it says, timed by the micro-turn they are played in (block
+    m -> m + 1). Special tokens and delegation requests (silent text for the reasoner) are not words."""
+    words, current, start, requesting = [], [], 0.0, False
     for m, row in enumerate(np.asarray(tokens)):
         t = round((m + 1) * MICROTURN_SECONDS, 6)  # 0.6, not 0.6000000000000001
         for tok in row:
-            if tok == text.Special.PAD or len(text.Special) <= tok < text.NUM_SPECIAL:  # silence, reserved ids
+            if tok in (text.Special.DELEGATE, text.Special.DELEGATE_END):
+                requesting = tok == text.Special.DELEGATE
+            if tok < text.NUM_SPECIAL or requesting:  # silence, markers, a request being written
                 continue
             if tok == _SPACE:
                 if current:
