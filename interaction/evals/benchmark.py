@@ -19,6 +19,8 @@ from interaction.codecs.dmel import DMelConfig
 from interaction.data import fdb_export
 from interaction.evals import baseline, scoring
 from interaction.evals import words as wordlib
+from interaction.evals.asr import Recognizer
+from interaction.evals.vad import SileroVad
 
 TASKS = tuple(fdb_export.TASKS.values())
 _BY_FILE = (("pause.json", "pause_handling"), ("turn_taking.json", "smooth_turn_taking"),
@@ -54,7 +56,7 @@ def _words(chunks) -> list:
     return [(c["timestamp"][0], c["timestamp"][1], c["text"]) for c in chunks]
 
 
-def hear(folder: Path, vad, recognizer) -> scoring.Heard:
+def hear(folder: Path, vad: SileroVad, recognizer: Recognizer) -> scoring.Heard:
     """VAD of input and output, recognition of the output; cached in `heard.json` by the output's hash."""
     out_wave = audio.read_wav(folder / "output.wav", SAMPLE_RATE)
     digest = hashlib.sha256(out_wave.tobytes()).hexdigest()[:16]
@@ -77,7 +79,7 @@ def hear(folder: Path, vad, recognizer) -> scoring.Heard:
                          duration=len(out_wave) / SAMPLE_RATE, said_text=said_text)
 
 
-def score_model(root, vad, recognizer) -> list[dict]:
+def score_model(root, vad: SileroVad, recognizer: Recognizer) -> list[dict]:
     """Per-sample scores of every sample with an output.wav: [{task, id, scores...}]."""
     rows = []
     for folder in samples(root):
@@ -91,7 +93,7 @@ def score_model(root, vad, recognizer) -> list[dict]:
     return rows
 
 
-def score_baseline(root, vad, recognizer, cfg: DMelConfig,
+def score_baseline(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfig,
                    thresholds: Sequence[float] = baseline.THRESHOLDS) -> tuple[dict, float | None]:
     """({threshold: per-sample scores}, recognizer WER) of the turn-based baseline on every sample with labels
     and a reference. The WER is the recognizer's on the vocoded reference replies: its calibration figure."""
