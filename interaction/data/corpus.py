@@ -30,7 +30,7 @@ SPLITS = ("train", "eval")
 _SPLIT_IDS = {"train": 0, "eval": 1}
 MANIFEST = "manifest.json"
 # Bump when generation changes what a config produces, so cached corpora are rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def validate(cfg) -> None:

@@ -210,6 +210,12 @@ def timer(s: Script) -> None:
     s.event("model_turn", d0, d1, text=done, timer=True)
 
 
+# (the source unit as said, as the units tool reads it, the target unit for the tool, the target as said)
+UNIT_QUESTIONS = (("miles", "miles", "km", "kilometres"), ("kilograms", "kg", "lb", "pounds"),
+                  ("litres", "litres", "cups", "cups"), ("feet", "feet", "m", "metres"))
+CLOCK_QUESTIONS = (("What day of the week is it?", "weekday"), ("What is the date today?", "date"))
+
+
 def tool_question(rng: np.random.Generator) -> tuple[str, str, str, str]:
     """(question, tool, argument, spoken answer template with {result}): a question for the reasoner."""
     which = int(rng.integers(4))
@@ -218,14 +224,13 @@ def tool_question(rng: np.random.Generator) -> tuple[str, str, str, str]:
         return f"What is {a} times {b}?", "calculator", f"{a}*{b}", f"{a} times {b} is {{result}}."
     if which == 1:
         n = int(rng.integers(2, 30))
-        src, dst, spoken = lx.pick(rng, [("miles", "km", "kilometres"), ("kg", "lb", "pounds"),
-                                         ("litres", "cups", "cups"), ("feet", "m", "metres")])
-        q = f"How many {spoken} are in {n} {src if src != 'kg' else 'kilograms'}?"
-        return q, "units", f"{n} {src} to {dst}", f"That is about {{result}} {spoken}."
+        said_src, src, dst, spoken = lx.pick(rng, UNIT_QUESTIONS)
+        return (f"How many {spoken} are in {n} {said_src}?", "units", f"{n} {src} to {dst}",
+                f"That is about {{result}} {spoken}.")
     if which == 2:
         fact = lx.pick(rng, knowledge.FACTS)
         return fact.question, "knowledge", fact.question, "It is {result}."
-    q, arg = lx.pick(rng, [("What day of the week is it?", "weekday"), ("What is the date today?", "date")])
+    q, arg = lx.pick(rng, CLOCK_QUESTIONS)
     return q, "clock", arg, "It is {result}."
 
 
@@ -253,13 +258,13 @@ def delegation(s: Script) -> None:
     result = registry.run_tool(tool, argument, now=start + datetime.timedelta(seconds=arrival))
     if not result.ok:
         raise RuntimeError(f"tool call {tool}({argument}) failed while generating: {result.text}")
-    s.text(arrival, "result", result.text)
+    answer = template.format(result=spoken_result(result.text))
+    s.text(arrival, "result", answer)  # the reasoner's answer enters text-in; the model says it when it can
     s.event("delegation", a0, arrival, request=question, tool=tool, argument=argument, result=result.text,
-            trace=[{"call": registry.format_call(tool, argument), "result": result.text}])
+            answer=answer, trace=[{"call": registry.format_call(tool, argument), "result": result.text}])
     if s.rng.uniform() < 0.5:
         w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), lx.pick(s.rng, lx.WAIT_FILLERS))
         s.event("user_turn", w0, w1, text="filler")
-    answer = template.format(result=spoken_result(result.text))
     r0, r1 = s.model(s.user_busy_until(arrival + s.gap()), answer)
     s.event("model_turn", r0, r1, text=answer, delegated=True)
 
