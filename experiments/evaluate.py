@@ -6,8 +6,11 @@ r"""The duplex benchmark: runs a trained model on the held-out conversations and
 With --workdir, every held-out conversation of the run's corpus is streamed through the model one
 micro-turn at a time (live vocoder included), its output is written in Full-Duplex-Bench's layout under
 `<workdir>/benchmark/samples/<task>/<id>/` (`output.wav` beside `input.wav` and the labels), and then
-scored. With --score_dir, a directory already in that layout (real benchmark data with your model's
-`output.wav` files, say) is scored as it is.
+scored. The model's delegations are answered by the corpus' own answers (default) or live, by a reasoner
+that reads the model's own requests (--reasoner=learned after `experiments.train_reasoner`, or any
+callable): the delegation scores then cover the whole chain, request to spoken answer. With --score_dir,
+a directory already in that layout (real benchmark data with your model's `output.wav` files, say) is
+scored as it is.
 
 Scoring runs a voice-activity detector (Silero) and a speech recognizer (pocketsphinx) on the output
 waveform and applies Full-Duplex-Bench's v1/v1.5 rules and ours (`interaction/evals/scoring.py`). A
@@ -18,7 +21,9 @@ several thresholds. The report (`report.md`, `results.json`, figures) goes to `<
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -34,6 +39,9 @@ from interaction.data.timeline import render_timeline
 from interaction.evals import asr, benchmark, report, runner, vad
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
+from interaction.reasoner import learned
+from interaction.reasoner.base import CallableReasoner, Reasoner
+from interaction.reasoner.runtime import ReasonerRuntime
 from interaction.train import checkpoint
 from interaction.train.sample_session import spoken_words
 
@@ -45,16 +53,57 @@ _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "sampling temperature (0: 
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the flow head per audio frame")
 _CONTEXT_S = flags.DEFINE_float("context_s", 30.0, "attention context of a session (the KV cache), seconds")
 _CONVERSATIONS = flags.DEFINE_integer("conversations", 0, "run only the first N held-out conversations (0: all)")
+_KINDS = flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many sample sessions as timelines")
 _HEADLINE_THRESHOLD = flags.DEFINE_float("baseline_threshold", 0.6, "the baseline's silence threshold in the table")
+_CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "run the held-out conversations of this corpus, not the run's own")
+_REASONER = flags.DEFINE_string(
+    "reasoner", "corpus", "who answers the model's delegations: 'corpus' (the corpus' own answers at their labelled "
+    "times, whatever the model asks), 'learned' (the reasoner under --reasoner_dir, asked the model's own requests), "
+    "or 'module:function' (any callable fn(Request) -> answer text: a hosted model's client, or "
+    "interaction.reasoner.rules:answer)")
+_REASONER_DIR = flags.DEFINE_string("reasoner_dir", "workdir/reasoner", "the trained reasoner of --reasoner=learned")
+_REASONER_LATENCY = flags.DEFINE_float(
+    "reasoner_latency_s", 1.0, "a live reasoner's answer enters text-in this long after the request (whole micro-turns, "
+    "at least one): fixed, so that runs are reproducible on any machine")
+
+
+def make_reasoner(choice: str, reasoner_dir: str) -> Reasoner | None:
+    """The --reasoner choice as a `Reasoner` (None: the corpus' own answers); exits with the fix when it cannot."""
+    if choice == "corpus":
+        return None
+    if choice == "learned":
+        try:
+            return learned.load(reasoner_dir)
+        except FileNotFoundError as err:
+            sys.exit(str(err))
+    module, _, name = choice.partition(":")
+    if not name:
+        sys.exit(f"--reasoner={choice!r}: give 'corpus', 'learned' or 'module:function'.")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        sys.exit(f"--reasoner={choice!r}: cannot load it ({err}).")
+    if not callable(fn):
+        sys.exit(f"--reasoner={choice!r} is not callable.")
+    return CallableReasoner(fn)
 
 
 def run_model(workdir: Path, samples_dir: Path) -> dict:
     """Streams every held-out conversation; writes outputs; returns the run's facts and step timings."""
     c, graphdef, params, step_count = checkpoint.load_trained(workdir)
     spec = ModelSpec.from_config(c.model)
-    corpus_dir = Path(c.corpus_dir) if c.corpus_dir else workdir / "corpus"
+    corpus_dir = Path(_CORPUS_DIR.value or c.corpus_dir or workdir / "corpus")
+    if not (corpus_dir / "eval.array_record").exists():
+        raise FileNotFoundError(f"no held-out conversations at {corpus_dir / 'eval.array_record'}: make a corpus with "
+                                "`python -m experiments.make_corpus`.")
     convs = records.read(corpus_dir / "eval.array_record")
+    if _KINDS.value:
+        convs = [conv for conv in convs if conv.kind in _KINDS.value]
+        if not convs:
+            raise FileNotFoundError(f"no held-out conversations of kinds {_KINDS.value} in {corpus_dir}.")
+    reasoner = make_reasoner(_REASONER.value, _REASONER_DIR.value)
+    latency_turns = max(1, math.ceil(_REASONER_LATENCY.value / MICROTURN_SECONDS - 1e-9))
     if _CONVERSATIONS.value > 0:
         convs = convs[: _CONVERSATIONS.value]
     step = runner.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value)
@@ -63,8 +112,12 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
     times, drawn = [], []
     print(f"running the model (step {step_count}) on {len(convs)} held-out conversations", flush=True)
     for i, conv in enumerate(convs):
+        runtime = None if reasoner is None else ReasonerRuntime(reasoner, spec.layout.text_in_slots,
+                                                                latency_turns=latency_turns)
         result = runner.run_conversation(step, params, lambda: streaming.init_state(model, 1, capacity), conv,
-                                         spec.layout, seed=_SEED.value * 100_003 + i)
+                                         spec.layout, seed=_SEED.value * 100_003 + i, runtime=runtime)
+        if runtime is not None:
+            runtime.close()
         folder = runner.write_outputs(conv, result, samples_dir)
         times.append(result["step_s"][1:])  # the first step of a session may compile
         if len(drawn) < _TIMELINES.value and conv.kind not in {c.kind for c in drawn}:
@@ -75,6 +128,8 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
         print(f"  {folder.relative_to(samples_dir)}: {len(result['step_s'])} micro-turns", flush=True)
     steps = np.concatenate(times)
     return {"checkpoint_step": step_count, "conversations": len(convs), "dmel": spec.layout.dmel,
+            "reasoner": _REASONER.value if reasoner is None else
+            f"{_REASONER.value}, answers {latency_turns * MICROTURN_SECONDS:.1f} s after the request",
             "step_ms_p50": float(np.percentile(steps, 50) * 1e3), "step_ms_p99": float(np.percentile(steps, 99) * 1e3),
             "deadline_misses": float(np.mean(steps > MICROTURN_SECONDS))}
 

@@ -5,8 +5,9 @@ r"""Trains the learned background reasoner and scores it on held-out tool questi
 Episodes are drawn fresh every step from the corpus' delegation questions (arithmetic, unit conversion,
 knowledge base, clock) with the sandboxed tools' real results. Held-out questions come from another seed:
 new numbers for arithmetic and units; the knowledge base and clock questions are a closed set, so those
-are held out only in their dates and order. Writes the parameters (`params/`, orbax), a table per tool
-(tool-call exact match, answer accuracy), and `reasoner_eval.json`.
+are held out only in their dates and order. Writes the model (`spec.json`, `params/` in orbax: what
+`learned.load(workdir)` reads), a table per tool (tool-call exact match, answer accuracy), and
+`reasoner_eval.json`.
 """
 import json
 import threading
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -55,8 +55,7 @@ def main(argv):
     graphdef, params, losses = learned.train(spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed,
                                              log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
     train_s = time.perf_counter() - t0
-    with ocp.StandardCheckpointer() as saver:
-        saver.save((workdir / "params").absolute(), params, force=True)
+    learned.save(workdir, spec, params)
     scores = evaluate(learned.LearnedReasoner(graphdef, params), c.eval_episodes, seed=c.seed + 10_000)
     print(f"{'tool':<12}{'n':>5}{'call exact match':>18}{'answer accuracy':>17}")
     for tool, s in scores.items():

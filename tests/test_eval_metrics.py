@@ -106,13 +106,34 @@ def test_delegated_answer_accuracy_and_time_to_answer():
               {"kind": "delegation", "timestamp": [2.0, 4.0], "result": "132"},
               {"kind": "model_turn", "timestamp": [4.2, 6.0], "text": "12 times 11 is 132.", "delegated": True}]
     right = spoken(4.3, "twelve times eleven is one hundred and thirty two")
-    wrong = spoken(4.3, "twelve times eleven is ninety")
+    wrong = spoken(4.3, "twelve times eleven is one hundred and twenty")  # most words right, the number wrong
     segs = [(2.0, 2.6), (4.3, 6.8)]
-    s = scoring.score_sample("delegation", {"events.json": events}, heard(right, segs, said="12 times 11 is 132."))
-    assert s["answer_correct"] == 1.0 and s["answer_correct_text"] == 1.0
+
+    def stream(said: str, at: float = 4.3, **live) -> dict:
+        return {"words": [{"text": w, "timestamp": [at, at + 0.2]} for w in said.split()], "delegations": [], **live}
+
+    s = scoring.score_sample("delegation", {"events.json": events, "model_text.json": stream("12 times 11 is 132.")},
+                             heard(right, segs))
+    assert s["answer_correct"] == 1.0 and s["answer_correct_text"] == 1.0 and s["acknowledged"] == 1.0
     assert s["time_to_answer"] == pytest.approx(4.3 - 1.8)
-    s = scoring.score_sample("delegation", {"events.json": events}, heard(wrong, segs, said="12 times 11 is 90."))
-    assert s["answer_correct"] == 0.0 and s["answer_correct_text"] == 0.0
+    assert "delegated" not in s  # the corpus' own result: no live reasoner to judge
+    s = scoring.score_sample("delegation", {"events.json": events, "model_text.json": stream("12 times 11 is 120.")},
+                             heard(wrong, segs[1:]))
+    assert s["answer_correct"] == 0.0 and s["answer_correct_text"] == 0.0 and s["acknowledged"] == 0.0
+    early = stream("132", at=3.0)  # said before the result arrived: a guess, not the answer
+    assert scoring.score_sample("delegation", {"events.json": events, "model_text.json": early},
+                                heard(right, segs))["answer_correct_text"] == 0.0
+    # A live reasoner: its answer arrived at 5.0, so only what is said from then on counts.
+    live = stream("12 times 11 is 132.", at=5.2, delegations=[{"time": 2.2, "request": "what is 12 times 11"}],
+                  results=[{"time": 5.0, "text": "12 times 11 is 132.", "ok": True, "trace": []}])
+    s = scoring.score_sample("delegation", {"events.json": events, "model_text.json": live},
+                             heard(spoken(5.2, "twelve times eleven is one hundred and thirty two"), [(2.0, 2.6), (5.2, 7.0)]))
+    assert s == pytest.approx({"delegated": 1.0, "request_exact": 1.0, "reasoner_correct": 1.0, "answer_correct": 1.0,
+                               "time_to_answer": 5.2 - 1.8, "acknowledged": 1.0, "answer_correct_text": 1.0,
+                               "wer_reference": s["wer_reference"]})
+    s = scoring.score_sample("delegation", {"events.json": events, "model_text.json": stream("132", results=[])},
+                             heard(right, segs))  # it never delegated: no answer, whatever it says
+    assert s["delegated"] == 0.0 and s["answer_correct"] == 0.0 and s["time_to_answer"] is None
 
 
 def test_translation_bleu_and_lag():

@@ -63,3 +63,21 @@ def test_refuses_bad_arguments(tmp_path):
     assert proc.returncode != 0 and "no sample folders" in proc.stderr
     proc = evaluate(f"--workdir={tmp_path}")
     assert proc.returncode != 0 and "config.json" in proc.stderr
+
+
+def test_a_live_reasoner_answers_the_models_own_requests(run, tmp_path):
+    succeeded(evaluate(f"--workdir={run}", f"--out={tmp_path}", "--kinds=delegation",
+                       "--reasoner=interaction.reasoner.rules:answer", "--reasoner_latency_s=0.5"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["task"] for r in results["samples"]} == {"delegation"}
+    assert all({"delegated", "request_exact", "reasoner_correct", "answer_correct"} <= set(r) for r in results["samples"])
+    assert results["about"]["reasoner"].startswith("interaction.reasoner.rules:answer, answers 0.6 s after")
+    sample = next((tmp_path / "samples" / "delegation").iterdir())
+    assert "results" in json.loads((sample / "model_text.json").read_text())  # what the reasoner said, and when
+
+
+def test_refuses_reasoners_it_cannot_load(run, tmp_path):
+    proc = evaluate(f"--workdir={run}", f"--out={tmp_path}", "--reasoner=no_such_module:answer")
+    assert proc.returncode != 0 and "cannot load it" in proc.stderr
+    proc = evaluate(f"--workdir={run}", f"--out={tmp_path}", "--reasoner=learned", f"--reasoner_dir={tmp_path / 'r'}")
+    assert proc.returncode != 0 and "experiments.train_reasoner" in proc.stderr

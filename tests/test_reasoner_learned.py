@@ -50,3 +50,14 @@ def test_cancelled_and_oversized_requests(trained):
     assert reasoner.answer(Request("What is 12 times 13?", "", learned.episode_time(
         learned.make_episode(np.random.default_rng(1)))), cancelled).text == "cancelled"
     assert not reasoner.answer(Request("x" * 200, "", learned._EPOCH), threading.Event()).ok
+
+
+def test_saved_reasoner_loads_and_answers_the_same(trained, tmp_path):
+    graphdef, params, _ = trained
+    spec = DecoderSpec(embed=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=256)
+    learned.save(tmp_path / "r", spec, params)
+    loaded, original = learned.load(tmp_path / "r"), learned.LearnedReasoner(graphdef, params)
+    for e in (learned.make_episode(np.random.default_rng(s)) for s in range(4)):
+        assert loaded.call_for(e.question) == original.call_for(e.question)
+    with pytest.raises(FileNotFoundError, match="experiments.train_reasoner"):
+        learned.load(tmp_path / "missing")

@@ -110,10 +110,10 @@ def test_scripted_reasoner_uses_the_sandboxed_tools():
 
 def test_external_callable_gets_request_and_context():
     seen = []
-    reasoner = CallableReasoner(lambda q, ctx: seen.append((q, ctx)) or "Lima")
+    reasoner = CallableReasoner(lambda r: seen.append((r.text, r.context, r.now)) or "Lima")
     assert reasoner.answer(Request("capital of Peru?", "user: capital of Peru?", NOW), threading.Event()).text == "Lima"
-    assert seen == [("capital of Peru?", "user: capital of Peru?")]
-    failing = CallableReasoner(lambda q, ctx: 1 / 0)
+    assert seen == [("capital of Peru?", "user: capital of Peru?", NOW)]
+    failing = CallableReasoner(lambda r: 1 / 0)
     assert not failing.answer(Request("x", "", NOW), threading.Event()).ok
 
 
@@ -164,7 +164,7 @@ def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tin
         return state, {"mel": mel, "text_tokens": toks}
 
     asked = []
-    reasoner = CallableReasoner(lambda q, ctx: asked.append((q, ctx)) or "4")
+    reasoner = CallableReasoner(lambda r: asked.append((r.text, r.context)) or "4")
     rt = ReasonerRuntime(reasoner, layout.text_in_slots)
     out = runner.run_conversation(step, None, lambda: None, conv, layout, seed=0, runtime=rt)
     rt.close()
@@ -176,3 +176,98 @@ def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tin
     assert [int(t) for t in seen[landed] if t != PAD][:3] == text.wrap(text.Special.RESULT, "4", text.Special.RESULT_END)
     assert all((row == PAD).all() or text.Special.RESULT not in row for row in seen[:landed])
     assert runner.delegations(out["tokens"]) == [{"time": 3.0, "request": "what is 2+2"}]
+
+
+def test_fixed_latency_lands_answers_exactly_then_waiting_for_a_slow_reasoner():
+    fast = ReasonerRuntime(CallableReasoner(lambda r: "now"), text_in_slots=8, latency_turns=3)
+    fast.delegate("q", "", microturn=10)
+    threading.Event().wait(0.2)  # answered long before it is due
+    assert all((fast.arrived(m) == PAD).all() for m in (10, 11, 12))
+    assert fast.arrived(13)[0] == text.Special.RESULT and fast.delivered[0][1] == 13
+    fast.close()
+    slow = Gated()
+    rt = ReasonerRuntime(slow, text_in_slots=8, latency_turns=1)
+    rt.delegate("q", "", microturn=0)
+    threading.Timer(0.3, slow.gate.set).start()
+    assert rt.arrived(1)[0] == text.Special.RESULT  # due: the loop waits for it (offline evaluation only)
+    rt.close()
+    with pytest.raises(ValueError, match="one micro-turn after"):
+        ReasonerRuntime(slow, text_in_slots=8, latency_turns=0)
+    with pytest.raises(ValueError, match="needs the micro-turn"):
+        ReasonerRuntime(slow, text_in_slots=8, latency_turns=2).delegate("q", "")
+
+
+def test_rules_answer_the_corpus_questions_as_the_corpus_does():
+    from interaction.data.scenarios import spoken_result, tool_question
+    from interaction.reasoner import rules
+    from interaction.tools import registry
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        question, tool, argument, template = tool_question(rng)
+        want = template.format(result=spoken_result(registry.run_tool(tool, argument, now=NOW).text))
+        assert rules.answer(Request(question, "", NOW)) == want
+    with pytest.raises(ValueError, match="not a question"):
+        rules.plan("Why is the sky blue?")
+    assert not CallableReasoner(rules.answer).answer(Request("Why?", "", NOW), threading.Event()).ok
+
+
+# ---------------------------------------------------------------- the reasoner in its own process
+# Reasoners built in the child process: module level, so that the child can import them.
+
+
+class _Sleepy:
+    """Answers with its process' scheduling policy; sleeps first on 'slow' (until cancelled); dies on 'die'."""
+
+    def answer(self, request, cancelled):
+        import os
+
+        if request.text == "die":
+            os._exit(3)
+        if request.text == "slow" and cancelled.wait(60):
+            return Answer("gave up", ok=False)
+        return Answer(f"{request.text} in {os.getpid()} policy {os.sched_getscheduler(0)}")
+
+
+def test_process_reasoner_answers_cancels_and_survives_its_child():
+    import os
+
+    from interaction.reasoner.process import ProcessReasoner
+
+    reasoner = ProcessReasoner(_Sleepy)
+    try:
+        ask = lambda q, ev=None: reasoner.answer(Request(q, "", NOW), ev or threading.Event())
+        first = ask("hello")
+        assert first.ok and first.text.startswith("hello in ")
+        pid = int(first.text.split()[2])
+        assert pid != os.getpid() and first.text.endswith(f"policy {os.SCHED_IDLE}")  # it only gets idle cycles
+        cancelled = threading.Event()
+        threading.Timer(0.3, cancelled.set).start()
+        assert ask("slow", cancelled).text == "cancelled"
+        assert ask("next").text.startswith("next in ")  # the cancelled answer is discarded, not delivered late
+        died = ask("die")
+        assert not died.ok and "exited" in died.text
+        again = ask("back")
+        assert again.ok and int(again.text.split()[2]) != pid  # a fresh child took over
+    finally:
+        reasoner.close()
+    with pytest.raises(Exception):  # a factory the child could not rebuild fails at once, here
+        ProcessReasoner(lambda: _Sleepy())
+
+
+def test_process_reasoner_in_the_runtime():
+    from interaction.reasoner.process import ProcessReasoner
+
+    reasoner = ProcessReasoner(_Sleepy)
+    rt = ReasonerRuntime(reasoner, text_in_slots=8)
+    try:
+        rt.delegate("slow", "")
+        for m in range(5):
+            assert (rt.arrived(m) == PAD).all()
+        rt.delegate("quick", "")  # supersedes the slow one, which the child is told to drop
+        wait_for(rt, 5, delivered=1)
+        (_, _, answer), = rt.delivered
+        assert answer.text.startswith("quick in ")
+    finally:
+        rt.close()
+        reasoner.close()

@@ -7,11 +7,12 @@ input: block m is played during micro-turn m + 1, and the vocoder's own delay is
 measured on it are what a listener would get. Every step's wall time is recorded too.
 
 Outputs land in Full-Duplex-Bench's per-sample layout, beside the exported inputs and labels:
-`<task>/<id>/output.wav` plus `model_text.json` (the model's text stream as timed words, and its
-delegation requests).
+`<task>/<id>/output.wav` plus `model_text.json` (the model's text stream as timed words, its delegation
+requests and, when a live reasoner answered them, the answers with the time they entered text-in).
 """
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -87,7 +88,8 @@ def run_conversation(step, params, new_state, conv: Conversation, layout, *, see
 
     Without a `runtime` the reasoner results are the corpus' own (at their labelled times). With one, the
     model's delegations go to that reasoner with the conversation so far, and its answers enter text-in
-    when they arrive (typed text shares the same slot queue).
+    when they arrive (typed text shares the same slot queue). The reasoner's clock reads the conversation's
+    own wall time (its `wall_clock_start` plus session time) when it has one.
     """
     features = pipeline.conversation_features(conv, layout, results=runtime is None)
     reader = DelegationReader()
@@ -109,10 +111,21 @@ def run_conversation(step, params, new_state, conv: Conversation, layout, *, see
         tokens.append(toks)
         if runtime is not None:
             for d in reader.feed(toks, m):
-                runtime.delegate(d["request"], conversation_so_far(conv, tokens, (m + 1) * MICROTURN_SECONDS))
+                now = (m + 1) * MICROTURN_SECONDS
+                runtime.delegate(d["request"], conversation_so_far(conv, tokens, now), microturn=m,
+                                 now=_wall_clock(conv, now))
     wave = np.concatenate(pieces)[: len(conv.user_audio)]
     wave = np.pad(wave, (0, len(conv.user_audio) - len(wave)))
-    return {"wave": wave, "tokens": np.stack(tokens), "step_s": np.asarray(times)}
+    out = {"wave": wave, "tokens": np.stack(tokens), "step_s": np.asarray(times)}
+    if runtime is not None:
+        out["results"] = [{"time": round(m * MICROTURN_SECONDS, 6), "text": a.text, "ok": a.ok, "trace": list(a.trace)}
+                          for _, m, a in runtime.delivered]
+    return out
+
+
+def _wall_clock(conv: Conversation, t: float) -> datetime.datetime | None:
+    start = conv.meta.get("wall_clock_start")
+    return None if start is None else datetime.datetime.fromisoformat(start) + datetime.timedelta(seconds=t)
 
 
 def write_outputs(conv: Conversation, result: dict, root) -> Path:
@@ -122,7 +135,9 @@ def write_outputs(conv: Conversation, result: dict, root) -> Path:
     wave = result["wave"][:n] * audio.fit_gain(result["wave"])
     audio.write_wav(folder / "output.wav", wave, SAMPLE_RATE)
     said = [w for w in spoken_words(result["tokens"]) if w[0] < n / SAMPLE_RATE]
-    (folder / "model_text.json").write_text(json.dumps(
-        {"words": [{"text": w, "timestamp": [a, b]} for a, b, w in said],
-         "delegations": delegations(result["tokens"])}, indent=1, ensure_ascii=False))
+    written = {"words": [{"text": w, "timestamp": [a, b]} for a, b, w in said],
+               "delegations": delegations(result["tokens"])}
+    if "results" in result:
+        written["results"] = result["results"]
+    (folder / "model_text.json").write_text(json.dumps(written, indent=1, ensure_ascii=False))
     return folder

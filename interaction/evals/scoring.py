@@ -10,9 +10,13 @@ Our metrics, each on the output audio:
 - visual cues: a hit when the model starts speaking within 2 s of a cue; latency of hits; false alarms
   per minute: speech onsets that neither follow a cue within 2 s nor fall in a span where the reference
   model speaks (from 1 s before its start to its end).
-- delegation: the answer is correct when at least half of the expected answer's words (the tool result
-  as the reference says it) are recognized after the result arrives; time to answer from the end of the
-  user's question to the first speech onset after the result's arrival.
+- delegation: the answer is correct when every word of the tool's result, as the answer speaks it ("one
+  hundred and thirty two"), is recognized in the output after the result arrives (in the model's text
+  stream too: `answer_correct_text`); acknowledged when the model starts speaking between the question's
+  end and the result; time to answer from the question's end to the first speech onset after the
+  result. With a live reasoner (`results` in `model_text.json`) its answer's own arrival counts, and
+  also: whether the model delegated, whether its request is the question word for word, and whether the
+  reasoner's answer holds the result.
 - translation: BLEU of the recognized speech against the reference translations; lag from the end of
   each source sentence to the first speech onset after its start.
 - timer: signed error of the speech onset nearest the due time (onsets after the acknowledgement).
@@ -33,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import sacrebleu
 
+from interaction.data import scenarios
 from interaction.data.conversation import Word
 from interaction.evals import fdb_rules as fdb
 from interaction.evals import words as wordlib
@@ -40,7 +45,6 @@ from interaction.evals import words as wordlib
 CUE_WINDOW_S = 2.0
 DISTRACTOR_TAIL_S = 1.5
 RESUME_RECALL = 0.3
-ANSWER_RECALL = 0.5
 _UNCERTAIN = ("sorry", "repeat", "pardon", "catch that", "say that again", "didn't hear")
 BEHAVIOURS = ("respond", "resume", "uncertain", "unknown")
 EXPECTED_BEHAVIOUR = {"user_interruption": "respond", "user_backchannel": "resume", "talking_to_other": "resume",
@@ -131,18 +135,34 @@ def _visual(events: list[dict], heard: Heard) -> dict:
             "false_alarms_per_min": 60.0 * len(false) / heard.duration}
 
 
-def _delegation(events: list[dict], heard: Heard) -> dict:
+def _delegation(events: list[dict], heard: Heard, said: dict | None) -> dict:
     (d,) = _events(events, "delegation")
+    question = _events(events, "user_turn")[0]
+    question_end = question["timestamp"][1]
     arrival = d["timestamp"][1]
-    answer = next(e for e in _events(events, "model_turn") if e.get("delegated"))
-    question_end = _events(events, "user_turn")[0]["timestamp"][1]
-    said = _text([w for w in heard.output_words if w[0] >= arrival])
-    key = answer["text"]
-    out = {"answer_correct": float(wordlib.recall(key, said) >= ANSWER_RECALL),
-           "time_to_answer": next((o - question_end for o in onsets(heard.output_segments) if o >= arrival), None)}
-    if heard.said_text is not None:
-        out["answer_correct_text"] = float(wordlib.recall(key, heard.said_text) >= ANSWER_RECALL)
+    out: dict = {}
+    if said is not None and "results" in said:  # a live reasoner answered: its answer's own arrival counts
+        arrival = said["results"][0]["time"] if said["results"] else None
+        asked = [x for x in said.get("delegations", []) if x["time"] >= question["timestamp"][0]]
+        out["delegated"] = float(bool(asked))
+        out["request_exact"] = float(bool(asked) and wordlib.normalize(asked[0]["request"])
+                                     == wordlib.normalize(question["text"]))
+        out["reasoner_correct"] = float(bool(said["results"]) and _has_result(d, said["results"][0]["text"]))
+    if arrival is None:
+        return {**out, "answer_correct": 0.0, "time_to_answer": None, "acknowledged": float(
+            any(o >= question_end for o in onsets(heard.output_segments)))}
+    out["answer_correct"] = float(_has_result(d, _text([w for w in heard.output_words if w[0] >= arrival])))
+    out["time_to_answer"] = next((o - question_end for o in onsets(heard.output_segments) if o >= arrival), None)
+    out["acknowledged"] = float(any(question_end <= o < arrival for o in onsets(heard.output_segments)))
+    if said is not None:
+        stream = " ".join(w["text"] for w in said["words"] if w["timestamp"][0] >= arrival)
+        out["answer_correct_text"] = float(_has_result(d, stream))
     return out
+
+
+def _has_result(delegation: dict, text: str) -> bool:
+    """Whether `text` says every word of the delegation's result as the answer speaks it."""
+    return wordlib.recall(scenarios.spoken_result(delegation["result"]), text) == 1.0
 
 
 def _translation(events: list[dict], heard: Heard) -> dict:
@@ -194,7 +214,7 @@ def score_sample(task: str, files: dict, heard: Heard) -> dict:
     elif task == "visual_cue" and events:
         out.update(_visual(events, heard))
     elif task == "delegation" and events:
-        out.update(_delegation(events, heard))
+        out.update(_delegation(events, heard, files.get("model_text.json")))
     elif task == "translation" and events:
         out.update(_translation(events, heard))
     elif task == "timer" and events:

@@ -2,8 +2,9 @@
 
 The interaction model delegates by writing a request in its text stream; the runtime hands the reasoner
 that request, the conversation so far as text, and the wall-clock time. Implementations: `ScriptedReasoner`
-(a fixed plan of tool calls, for tests and for replaying corpus traces) and `CallableReasoner` (any
-external function, e.g. a hosted large model). A reasoner may take as long as it likes; it should look at
+(a fixed plan of tool calls, for tests), `CallableReasoner` (any external function, e.g. a hosted large
+model, or `rules.answer`), the learned model (`learned.LearnedReasoner`), and `process.ProcessReasoner`,
+which runs any of them in its own process. A reasoner may take as long as it likes; it should look at
 `cancelled` now and then and give up when it is set (the user has moved on).
 """
 from __future__ import annotations
@@ -56,13 +57,14 @@ class ScriptedReasoner:
 
 
 class CallableReasoner:
-    """Any external function `fn(request text, context) -> answer text` as a reasoner (orchestration)."""
+    """Any external function `fn(request) -> answer text` as a reasoner (the orchestration option): it gets
+    the `Request` (the question, the conversation so far, the wall clock), e.g. to prompt a hosted model."""
 
-    def __init__(self, fn: Callable[[str, str], str]):
+    def __init__(self, fn: Callable[[Request], str]):
         self.fn = fn
 
     def answer(self, request: Request, cancelled: threading.Event) -> Answer:
         try:
-            return Answer(str(self.fn(request.text, request.context)))
+            return Answer(str(self.fn(request)))
         except Exception as err:  # noqa: BLE001 - whatever the external side does, the loop goes on
             return Answer(f"error: {type(err).__name__}: {err}", ok=False)

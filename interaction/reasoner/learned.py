@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import threading
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from flax import nnx
 
 from interaction.codecs import text
 from interaction.data.scenarios import spoken_result, tool_question
 from interaction.models.embedders import embedding_table
 from interaction.models.layers import param
-from interaction.models.transformer import Decoder, DecoderSpec
+from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
 from interaction.reasoner.base import Answer, Request
 from interaction.tools import registry
 
@@ -172,3 +175,31 @@ class LearnedReasoner:
         if spoken is None:
             return Answer("cancelled" if cancelled.is_set() else "error: no answer written", ok=False, trace=trace)
         return Answer(text.decode([t for t in spoken if t >= text.NUM_SPECIAL]), ok=result.ok, trace=trace)
+
+
+def save(workdir, spec: DecoderSpec, params) -> None:
+    """Writes a trained reasoner: `spec.json` and `params/` (orbax) under `workdir`."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ocp.StandardCheckpointer() as saver:
+        saver.save((workdir / "params").absolute(), params, force=True)
+    (workdir / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+
+
+def load(workdir) -> LearnedReasoner:
+    """The reasoner `experiments.train_reasoner` wrote under `workdir`."""
+    workdir = Path(workdir)
+    if not (workdir / "spec.json").exists() or not (workdir / "params").is_dir():
+        raise FileNotFoundError(f"no trained reasoner under {workdir} (spec.json and params/): train one with "
+                                f"`python -m experiments.train_reasoner --workdir={workdir}`.")
+    fields = json.loads((workdir / "spec.json").read_text())
+    spec = DecoderSpec(**{**fields, "moe": MoESpec(**fields["moe"]) if fields.get("moe") else None})
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ReasonerModel(spec, rngs=nnx.Rngs(0))))
+    with ocp.StandardCheckpointer() as loader:
+        params = loader.restore((workdir / "params").absolute(), abstract)
+    return LearnedReasoner(graphdef, params)
+
+
+def untrained(spec: DecoderSpec, seed: int = 0) -> LearnedReasoner:
+    """A freshly initialised reasoner: the learned one's cost without its skill (for timing)."""
+    return LearnedReasoner(*nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed))))

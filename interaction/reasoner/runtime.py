@@ -5,6 +5,10 @@ the one still running. Each micro-turn the loop calls `arrived(m)`: the answers 
 exactly once, wrapped as result tokens into the text-in queue, whose slots enter micro-turn m's input
 segment (spilling into later micro-turns when an answer is longer than the slots). An answer that
 finishes during micro-turn m therefore lands at the boundary of micro-turn m + 1, never inside a step.
+
+With `latency_turns` set, an answer lands exactly that many micro-turns after the one its request was
+made in (waiting for the reasoner if it is slower): what an offline evaluation needs to be reproducible
+whatever the machine's speed. A live loop leaves it unset and takes answers as they come.
 """
 from __future__ import annotations
 
@@ -23,21 +27,30 @@ from interaction.reasoner.base import Answer, Reasoner, Request
 
 class ReasonerRuntime:
     def __init__(self, reasoner: Reasoner, text_in_slots: int,
-                 clock: Callable[[], datetime.datetime] = datetime.datetime.now):
-        self.reasoner, self.clock = reasoner, clock
+                 clock: Callable[[], datetime.datetime] = datetime.datetime.now, latency_turns: int | None = None):
+        if latency_turns is not None and latency_turns < 1:
+            raise ValueError(f"latency_turns={latency_turns}: an answer can land one micro-turn after its request "
+                             "at the earliest (or leave it unset: as soon as it is ready).")
+        self.reasoner, self.clock, self.latency_turns = reasoner, clock, latency_turns
         self.queue = SlotQueue(text_in_slots)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner")
         self._ids = itertools.count()
-        self._pending: dict[int, tuple[concurrent.futures.Future, threading.Event]] = {}
+        # request id -> (its answer to come, its cancellation, the micro-turn it must land in or None)
+        self._pending: dict[int, tuple[concurrent.futures.Future, threading.Event, int | None]] = {}
         self.delivered: list[tuple[int, int, Answer]] = []  # (request id, micro-turn it entered, answer)
 
-    def delegate(self, request_text: str, context: str) -> int:
-        """Starts answering `request_text`; cancels any request still pending. Returns the request's id."""
+    def delegate(self, request_text: str, context: str, *, microturn: int | None = None,
+                 now: datetime.datetime | None = None) -> int:
+        """Starts answering `request_text`, asked in `microturn` (needed with `latency_turns`) at wall time
+        `now` (default: the runtime's clock); cancels any request still pending. Returns the request's id."""
+        if self.latency_turns is not None and microturn is None:
+            raise ValueError("with latency_turns set, delegate needs the micro-turn the request was made in.")
         self.cancel()
-        request = Request(request_text, context, self.clock())
+        request = Request(request_text, context, now or self.clock())
         cancelled = threading.Event()
         rid = next(self._ids)
-        self._pending[rid] = (self._pool.submit(self._answer, request, cancelled), cancelled)
+        due = None if self.latency_turns is None else microturn + self.latency_turns
+        self._pending[rid] = (self._pool.submit(self._answer, request, cancelled), cancelled, due)
         return rid
 
     def _answer(self, request: Request, cancelled: threading.Event) -> Answer:
@@ -54,16 +67,16 @@ class ReasonerRuntime:
     def cancel(self) -> None:
         """Drops every pending request: one not started never runs, a running one is told to stop and its
         answer is discarded."""
-        for future, cancelled in self._pending.values():
+        for future, cancelled, _ in self._pending.values():
             cancelled.set()
             future.cancel()
         self._pending.clear()
 
     def arrived(self, microturn: int) -> np.ndarray:
-        """The text-in slots of `microturn`: answers finished by now enter the queue, which gives one
-        micro-turn's worth of tokens. Never blocks."""
-        for rid, (future, _) in list(self._pending.items()):
-            if future.done():
+        """The text-in slots of `microturn`: answers finished by now (or, with `latency_turns`, due now) enter
+        the queue, which gives one micro-turn's worth of tokens. Never blocks without `latency_turns`."""
+        for rid, (future, _, due) in list(self._pending.items()):
+            if future.done() if due is None else microturn >= due:
                 del self._pending[rid]
                 answer = future.result()
                 self.queue.push(text.wrap(text.Special.RESULT, answer.text, text.Special.RESULT_END))
