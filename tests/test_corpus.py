@@ -209,7 +209,7 @@ def test_missing_espeak_is_one_line_naming_the_package(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("kinds", ["turn_taking", "smalltalk"], "unknown scenario kinds"),
+        ("kinds", "turn_taking,smalltalk", "unknown scenario kinds"),
         ("num_train", -1, "need counts"),
         ("video.fps", 3.0, "video.fps"),
         ("video.size", 100, "multiple of the 40-pixel patch"),
@@ -232,3 +232,13 @@ def test_only_a_complete_corpus_of_the_same_config_is_reused(tiny_corpus, tiny_c
     other.seed = 1
     assert not corpus.is_complete(tiny_corpus, other)
     assert not corpus.is_complete(tiny_corpus / "missing", tiny_corpus_config)
+
+
+def test_a_held_out_only_corpus_of_chosen_kinds(tmp_path):
+    """What `experiments.evaluate --corpus_dir` takes: no training split, one kind (drawn as a timeline)."""
+    proc = subprocess.run([sys.executable, "-m", "experiments.make_corpus", f"--workdir={tmp_path}",
+                           "--config.kinds=delegation,timer", "--config.num_train=0", "--config.num_eval=2",
+                           "--config.workers=1", "--timelines=1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [c.kind for c in records.read(tmp_path / "eval.array_record")] == ["delegation", "timer"]
+    assert not (tmp_path / "train.array_record").exists() and len(list((tmp_path / "timelines").glob("*.png"))) == 1

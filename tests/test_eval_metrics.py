@@ -136,6 +136,18 @@ def test_delegated_answer_accuracy_and_time_to_answer():
     assert s["delegated"] == 0.0 and s["answer_correct"] == 0.0 and s["time_to_answer"] is None
 
 
+def test_reference_answers_heard_is_the_recognizers_ceiling():
+    events = [{"kind": "user_turn", "timestamp": [0.3, 1.8], "text": "What is 12 times 11?"},
+              {"kind": "delegation", "timestamp": [2.0, 4.0], "result": "132"},
+              {"kind": "model_turn", "timestamp": [2.0, 2.6], "text": "Let me check."},
+              {"kind": "model_turn", "timestamp": [4.2, 6.0], "text": "12 times 11 is 132.", "delegated": True}]
+    reply = lambda text, heard: baseline.Reply(start=0.0, text=text, wave=np.zeros(1), words=spoken(0.0, heard))
+    heard = [reply("Let me check.", "let me check"), reply("12 times 11 is 132.", "twelve times eleven is one hundred and thirty two")]
+    assert scoring.reference_answers_heard(events, heard) == [True]  # the acknowledgement is not an answer
+    misheard = [reply("12 times 11 is 132.", "twelve times eleven is one hundred and thirty")]
+    assert scoring.reference_answers_heard(events, misheard) == [False]
+
+
 def test_translation_bleu_and_lag():
     events = [{"kind": "translation", "timestamp": [3.0, 4.5], "source_start": 1.0, "source_end": 2.5,
                "target": "the weather is lovely today and the sun is out"}]

@@ -16,7 +16,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.num_train, c.num_eval = SIZES[arg]
-    c.kinds = list(scenarios.KINDS)  # conversation i has kind kinds[i % len(kinds)]
+    c.kinds = ",".join(scenarios.KINDS)  # comma-separated; conversation i has the (i mod count)-th kind
     c.workers = 0  # 0: one per CPU core
     c.export_fdb = True  # held-out split also in Full-Duplex-Bench's per-sample layout
 

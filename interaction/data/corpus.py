@@ -33,12 +33,17 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 3
 
 
+def kinds_of(cfg) -> list[str]:
+    """The config's scenario kinds: a comma-separated string (`--config.kinds=delegation,timer`)."""
+    return [k.strip() for k in cfg.kinds.split(",") if k.strip()]
+
+
 def validate(cfg) -> None:
     """Raises ValueError naming the first config value that cannot make a corpus."""
     if cfg.num_train < 0 or cfg.num_eval < 0 or cfg.num_train + cfg.num_eval == 0:
         raise ValueError(f"num_train={cfg.num_train}, num_eval={cfg.num_eval}: need counts >= 0, not both 0.")
-    unknown = [k for k in cfg.kinds if k not in scenarios.KINDS]
-    if unknown or not cfg.kinds:
+    unknown = [k for k in kinds_of(cfg) if k not in scenarios.KINDS]
+    if unknown or not kinds_of(cfg):
         raise ValueError(f"unknown scenario kinds {unknown or '(none given)'}; choose from {list(scenarios.KINDS)}.")
     fps = cfg.video.fps
     if not (0 < fps <= 5 and abs(5 / fps - round(5 / fps)) < 1e-9):
@@ -71,7 +76,8 @@ def generate(cfg, split: str, index: int) -> Conversation:
     """The conversation `index` of `split`, determined by cfg.seed alone."""
     seed_seq = np.random.SeedSequence([cfg.seed, _SPLIT_IDS[split], index])
     rng = np.random.default_rng(seed_seq)
-    kind = cfg.kinds[index % len(cfg.kinds)]
+    kinds = kinds_of(cfg)
+    kind = kinds[index % len(kinds)]
     user_pool = [_voice(v) for v in cfg.voices.user]
     user_voice = user_pool[int(rng.integers(len(user_pool)))]
     user_voice = speech.Voice(user_voice.language, user_voice.variant, rate=int(rng.integers(150, 190)),

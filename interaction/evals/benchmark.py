@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from interaction import SAMPLE_RATE
 from interaction.codecs import audio
 from interaction.codecs.dmel import DMelConfig
@@ -94,11 +96,14 @@ def score_model(root, vad: SileroVad, recognizer: Recognizer) -> list[dict]:
 
 
 def score_baseline(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfig,
-                   thresholds: Sequence[float] = baseline.THRESHOLDS) -> tuple[dict, float | None]:
-    """({threshold: per-sample scores}, recognizer WER) of the turn-based baseline on every sample with labels
-    and a reference. The WER is the recognizer's on the vocoded reference replies: its calibration figure."""
+                   thresholds: Sequence[float] = baseline.THRESHOLDS) -> tuple[dict, dict]:
+    """({threshold: per-sample scores}, calibration) of the turn-based baseline on every sample with labels
+    and a reference. The calibration is the recognizer's on the vocoded reference replies: its word error
+    rate, and the share of the reference's delegated answers in which it hears the whole result (the
+    ceiling of `answer_correct` through this vocoder and recognizer); None where no sample has them."""
     rows: dict[float, list[dict]] = {t: [] for t in thresholds}
     edits = reference_words = 0
+    answers_heard = []
     for folder in samples(root):
         files = read_files(folder)
         task = task_of(folder, files)
@@ -111,13 +116,17 @@ def score_baseline(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfig
             ref = wordlib.normalize(r.text)
             edits += wordlib.edit_distance(ref, wordlib.normalize(" ".join(w for _, _, w in r.words)))
             reference_words += len(ref)
+        if task == "delegation":
+            answers_heard += scoring.reference_answers_heard(files["events.json"], replies)
         in_segments = vad.segments(in_wave)
         for t in thresholds:
             wave, words = baseline.respond(replies, in_segments, t, len(in_wave))
             heard = scoring.Heard(output_words=words, output_segments=vad.segments(wave), input_segments=in_segments,
                                   duration=len(wave) / SAMPLE_RATE)
             rows[t].append({"task": task, "id": folder.name, **scoring.score_sample(task, files, heard)})
-    return rows, (edits / reference_words if reference_words else None)
+    calibration = {"recognizer_wer": edits / reference_words if reference_words else None,
+                   "answer_heard": float(np.mean(answers_heard)) if answers_heard else None}
+    return rows, calibration
 
 
 def by_task(rows: Sequence[dict]) -> dict[str, dict]:

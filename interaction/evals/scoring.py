@@ -160,6 +160,14 @@ def _delegation(events: list[dict], heard: Heard, said: dict | None) -> dict:
     return out
 
 
+def reference_answers_heard(events: list[dict], replies) -> list[bool]:
+    """For each delegated answer among the reference `replies` (`baseline.Reply`), whether the recognizer
+    heard the whole result in it: the ceiling of `answer_correct` through the same vocoder and recognizer."""
+    (d,) = _events(events, "delegation")
+    said = {e["text"] for e in _events(events, "model_turn") if e.get("delegated")}
+    return [_has_result(d, _text(r.words)) for r in replies if r.text in said]
+
+
 def _has_result(delegation: dict, text: str) -> bool:
     """Whether `text` says every word of the delegation's result as the answer speaks it."""
     return wordlib.recall(scenarios.spoken_result(delegation["result"]), text) == 1.0
