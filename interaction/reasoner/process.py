@@ -2,9 +2,10 @@
 
 A reasoner on a thread of the loop's process shares its interpreter lock and its XLA thread pool: while it
 decodes, the step's dispatch waits for the lock and the step's kernels share cores with the reasoner's
-(on two CPU cores the step's p99 rose 1.7x; `experiments/benchmark_step.py --reasoner_busy`). In a child
-process scheduled `SCHED_IDLE` (Linux; `nice 19` elsewhere) with a one-thread XLA, the reasoner only
-gets cycles the loop leaves idle, and the loop's side of a request is a thread blocked on a pipe.
+(on two CPU cores the step's p99 rose 1.3-1.7x: `python -m experiments.benchmark --sections=step
+--reasoner_busy`). In a child process scheduled `SCHED_IDLE` (Linux; `nice 19` elsewhere) with a
+one-thread XLA, the reasoner only gets cycles the loop leaves idle, and the loop's side of a request is
+a thread blocked on a pipe.
 
 The child builds its reasoner by calling `factory()` (a picklable callable: a module-level function or a
 `functools.partial` of one, e.g. `partial(learned.load, workdir)`). Requests go down a pipe tagged with an
