@@ -44,8 +44,29 @@ def test_queries_against_cached_keys_equal_the_full_pass(layer, x):
     full = layer(x, pos)
     # Queries for the last 4 tokens against all 12 cached keys, causal by position.
     mask = pos[:, 8:, None] >= pos[:, None, :]
-    part = layer.query(x[:, 8:], pos[:, 8:], k, v, mask)
+    part = layer.query(x[:, 8:], pos[:, 8:], k, v, mask, pos)
     np.testing.assert_allclose(part, full[:, 8:], atol=1e-5)
+
+
+def test_deterministic_attention_is_exact_across_batches_queries_and_key_layouts(x):
+    """A query's output, bit for bit: alone or in a batch, alone or among other queries, and over keys in
+    window order or rotated as in a ring-buffer cache with masked slots around them."""
+    layer = attention.Attention(E, 4, 2, 8, rngs=nnx.Rngs(0), deterministic=True, key_chunk=4)
+    pos = _positions()  # 12 positions: three aligned splits of 4
+    full = np.asarray(layer(x, pos))
+    np.testing.assert_array_equal(np.asarray(layer(x[1:], pos[1:])), full[1:])  # another batch
+    k, v = layer.project_kv(x, pos)
+    mask = pos[:, 8:, None] >= pos[:, None, :]
+    np.testing.assert_array_equal(np.asarray(layer.query(x[:, 8:], pos[:, 8:], k, v, mask, pos)), full[:, 8:])
+    # The same keys in a 16-slot ring, rotated by one split, with an empty split (position -1).
+    slots = np.r_[8:12, 0:8, 12:16]  # slot i holds window key slots[i]; 12-15 are empty
+    ring_pos = np.where(slots < 12, np.asarray(pos)[:, np.minimum(slots, 11)], -1)
+    ring = lambda a: jnp.where((slots < 12)[None, :, None, None], a[:, np.minimum(slots, 11)], 0.0)  # noqa: E731
+    ring_mask = (pos[:, 8:, None] >= ring_pos[:, None, :]) & (ring_pos[:, None, :] >= 0)
+    out = layer.query(x[:, 8:], pos[:, 8:], ring(k), ring(v), ring_mask, jnp.asarray(ring_pos))
+    np.testing.assert_array_equal(np.asarray(out), full[:, 8:])
+    plain = attention.Attention(E, 4, 2, 8, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(full, plain(x, pos), atol=1e-5)  # the same attention, summed in another order
 
 
 def test_grouped_heads_and_bad_config():

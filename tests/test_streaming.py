@@ -1,4 +1,5 @@
 """The streaming step: equals the training forward, traces once, fixed state, resets, long sessions."""
+import dataclasses
 import functools
 
 import chex
@@ -99,3 +100,57 @@ def test_free_running_outputs_are_valid_and_greedy_is_deterministic(model, batch
     assert a["text_tokens"].shape == (2, LAYOUT.text_out_slots) and a["mel"].shape == (2, LAYOUT.frames, 80)
     assert (np.asarray(a["text_tokens"]) < 272).all()
     np.testing.assert_array_equal(a["audio_tokens"], np.clip(np.floor((np.asarray(a["mel"]) + 7) / (9 / 16)), 0, 15))
+
+
+# ---------------------------------------------------------------- deterministic mode
+
+DET_SPEC = dataclasses.replace(SPEC, decoder=dataclasses.replace(
+    SPEC.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, dispatch="dense")))
+
+
+@pytest.fixture(scope="module")
+def det_model():
+    return model_lib.InteractionModel(DET_SPEC, rngs=nnx.Rngs(0))
+
+
+def test_deterministic_streaming_equals_the_training_forward_bit_for_bit(det_model, batch):
+    """Teacher-forced streaming against the full-window forward: exact, with the window starting mid-session
+    (so the cache is a rotated ring of 8 micro-turns, partly empty) and not at position 0."""
+    graphdef, params = nnx.split(det_model)  # parameters as arguments: constants would be folded at compile time
+    logits, cond, _ = jax.jit(lambda p, b: nnx.merge(graphdef, p)(b))(params, batch)
+    assert int(batch["time_index"][0, 0]) % 8 != 0 or int(batch["time_index"][1, 0]) % 8 != 0
+    state = streaming.init_state(det_model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
+    inputs, teacher = {k: batch[k] for k in INPUTS}, {k: batch[k] for k in TEACHER}
+    _, out = jax.jit(lambda p, s, i, t: streaming.run_session(nnx.merge(graphdef, p), s, i, jax.random.key(0),
+                                                              teacher=t))(params, state, inputs, teacher)
+    np.testing.assert_array_equal(out["text_logits"], logits)
+    np.testing.assert_array_equal(out["audio_cond"], cond)
+
+
+def test_deterministic_sessions_sample_the_same_alone_and_in_any_slot_of_a_batch(det_model, batch):
+    """Eight sessions of different inputs, each with its own key, sampled at temperature 1: every one gives the
+    same text, logits and audio, bit for bit, as the same session run alone."""
+    graphdef, params = nnx.split(det_model)
+    run = jax.jit(lambda p, s, i, k: streaming.run_session(nnx.merge(graphdef, p), s, i, k, flow_steps=2))
+    rows = np.arange(8) % 2  # the corpus batch has 2 windows; sessions differ in inputs and keys
+    shifts = np.arange(8) // 2  # and in where their window starts
+    inputs = {k: jnp.stack([jnp.roll(batch[k][r], int(sh), axis=0) for r, sh in zip(rows, shifts)]) for k in INPUTS}
+    keys = jax.random.split(jax.random.key(3), 8)
+    _, together = run(params, streaming.init_state(det_model, 8, capacity_turns=4), inputs, keys)
+    for slot in (0, 5, 7):
+        alone_inputs = {k: v[slot:slot + 1] for k, v in inputs.items()}
+        _, alone = run(params, streaming.init_state(det_model, 1, capacity_turns=4), alone_inputs, keys[slot:slot + 1])
+        for name in ("text_tokens", "text_logits", "mel", "audio_tokens"):
+            np.testing.assert_array_equal(alone[name][0], together[name][slot], err_msg=f"slot {slot}: {name}")
+    assert len({np.asarray(together["text_tokens"][i]).tobytes() for i in range(8)}) > 1  # they did differ
+
+
+def test_deterministic_mode_is_the_same_model_and_trains(model, det_model, batch):
+    """Same parameters, same function up to summation order; its gradients (through the tile loops) are finite."""
+    for a, b in zip(model(batch)[:2], det_model(batch)[:2]):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+    graphdef, params = nnx.split(det_model)
+    loss, grads = jax.jit(jax.value_and_grad(
+        lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[0]))(params)
+    assert np.isfinite(float(loss)) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+    assert any(float(np.abs(np.asarray(g)).max()) > 0 for g in jax.tree.leaves(grads))

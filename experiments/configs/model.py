@@ -30,6 +30,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     moe = d.pop("moe")
     c.decoder = ml_collections.ConfigDict(d)
     c.decoder.rope_base = 10_000.0
+    # Batch-invariant arithmetic (bitwise equal alone / in a batch / in training); needs moe.dispatch="dense".
+    c.decoder.deterministic = False
     c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25, dispatch="ragged"))
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.codecs import video
+from interaction.models import invariant
 from interaction.models.layers import linear, param, rms_norm
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
@@ -24,16 +25,20 @@ _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
 class DMelEmbed(nnx.Module):
     """(..., n_mels) int tokens in [0, n_bins) -> (..., embed): the sum of per-channel bin embeddings."""
 
-    def __init__(self, n_mels: int, n_bins: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    def __init__(self, n_mels: int, n_bins: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+                 deterministic: bool = False):
         self.n_mels, self.n_bins = n_mels, n_bins
         self.table = param(rngs, _EMBED_INIT, ("vocab", "embed"), (n_mels * n_bins, embed))
-        self.dtype = dtype
+        self.dtype, self.deterministic = dtype, deterministic
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         if tokens.shape[-1] != self.n_mels:
             raise ValueError(f"expected {self.n_mels} channel tokens per frame, got shape {tokens.shape}")
         rows = jnp.arange(self.n_mels) * self.n_bins + tokens  # each channel has its own n_bins rows
-        return jnp.take(self.table[...].astype(self.dtype), rows, axis=0).sum(axis=-2)
+        picked = jnp.take(self.table[...].astype(self.dtype), rows, axis=0)  # (..., n_mels, embed)
+        if self.deterministic:
+            return invariant.row_sum(jnp.swapaxes(picked, -1, -2))
+        return picked.sum(axis=-2)
 
 
 class HMLPStem(nnx.Module):
@@ -42,14 +47,15 @@ class HMLPStem(nnx.Module):
     FIRST = 5  # 40 = 5 * 2 * 2 * 2
     MERGES = 3
 
-    def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False):
         if embed % 4:
             raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
         widths = [embed // 4, embed // 2, embed, embed]
-        self.first = linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype)
-        self.merges = nnx.List([linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype)
+        det = deterministic
+        self.first = linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
+        self.merges = nnx.List([linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
-        self.norms = nnx.List([rms_norm(w, rngs, dtype) for w in widths])
+        self.norms = nnx.List([rms_norm(w, rngs, dtype, deterministic=det) for w in widths])
         self.dtype = dtype
 
     def __call__(self, patches: jax.Array) -> jax.Array:

@@ -21,17 +21,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from interaction.models.layers import linear
+from interaction.models import invariant
+from interaction.models.layers import linear, mean_last
 
 _MLP_RATIO = 4
 _TIME_FREQS = 32  # sinusoidal frequencies for t; the time embedding sees 2 * _TIME_FREQS features
 
 
-def _norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+def _norm(x: jax.Array, deterministic: bool = False, eps: float = 1e-6) -> jax.Array:
     """LayerNorm without learned scale or bias: AdaLN supplies both."""
     x32 = x.astype(jnp.float32)
-    mean = x32.mean(axis=-1, keepdims=True)
-    var = jnp.square(x32 - mean).mean(axis=-1, keepdims=True)
+    mean = mean_last(x32, deterministic)
+    var = mean_last(jnp.square(x32 - mean), deterministic)
     return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
 
 
@@ -45,14 +46,15 @@ def _sinusoid(t: jax.Array) -> jax.Array:
 class _Block(nnx.Module):
     """x + gate * MLP(norm(x) * (1 + scale) + shift); shift, scale, gate come from the conditioning."""
 
-    def __init__(self, hidden: int, *, rngs: nnx.Rngs, dtype):
-        self.modulation = linear(hidden, 3 * hidden, ("embed", "mlp"), rngs, dtype, zero=True)
-        self.up = linear(hidden, _MLP_RATIO * hidden, ("embed", "mlp"), rngs, dtype)
-        self.down = linear(_MLP_RATIO * hidden, hidden, ("mlp", "embed"), rngs, dtype)
+    def __init__(self, hidden: int, *, rngs: nnx.Rngs, dtype, deterministic: bool = False):
+        det = self.deterministic = deterministic
+        self.modulation = linear(hidden, 3 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
+        self.up = linear(hidden, _MLP_RATIO * hidden, ("embed", "mlp"), rngs, dtype, deterministic=det)
+        self.down = linear(_MLP_RATIO * hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
 
     def residual(self, x: jax.Array, c: jax.Array) -> jax.Array:
         shift, scale, gate = jnp.split(self.modulation(c), 3, axis=-1)
-        h = _norm(x) * (1 + scale) + shift
+        h = _norm(x, self.deterministic) * (1 + scale) + shift
         return gate * self.down(jax.nn.gelu(self.up(h)))
 
     def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
@@ -63,15 +65,16 @@ class FlowHead(nnx.Module):
     """Velocity field v(x_t, t, cond): (..., features), (...,), (..., cond_dim) -> (..., features)."""
 
     def __init__(self, features: int, cond_dim: int, hidden: int, depth: int, *, rngs: nnx.Rngs,
-                 dtype=jnp.float32):
+                 dtype=jnp.float32, deterministic: bool = False):
+        det = self.deterministic = deterministic
         self.features, self.dtype = features, dtype
-        self.inp = linear(features, hidden, (None, "embed"), rngs, dtype)
-        self.cond_embed = linear(cond_dim, hidden, (None, "embed"), rngs, dtype)
-        self.time_in = linear(2 * _TIME_FREQS, hidden, (None, "mlp"), rngs, dtype)
-        self.time_out = linear(hidden, hidden, ("mlp", "embed"), rngs, dtype)
-        self.blocks = nnx.List([_Block(hidden, rngs=rngs, dtype=dtype) for _ in range(depth)])
-        self.final_modulation = linear(hidden, 2 * hidden, ("embed", "mlp"), rngs, dtype, zero=True)
-        self.out = linear(hidden, features, ("embed", None), rngs, dtype, zero=True)
+        self.inp = linear(features, hidden, (None, "embed"), rngs, dtype, deterministic=det)
+        self.cond_embed = linear(cond_dim, hidden, (None, "embed"), rngs, dtype, deterministic=det)
+        self.time_in = linear(2 * _TIME_FREQS, hidden, (None, "mlp"), rngs, dtype, deterministic=det)
+        self.time_out = linear(hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
+        self.blocks = nnx.List([_Block(hidden, rngs=rngs, dtype=dtype, deterministic=det) for _ in range(depth)])
+        self.final_modulation = linear(hidden, 2 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
+        self.out = linear(hidden, features, ("embed", None), rngs, dtype, zero=True, deterministic=det)
 
     def conditioning(self, t: jax.Array, cond: jax.Array) -> jax.Array:
         """SiLU(cond embedding + time embedding), the input of every AdaLN modulation."""
@@ -84,7 +87,7 @@ class FlowHead(nnx.Module):
         for block in self.blocks:
             x = block(x, c)
         shift, scale = jnp.split(self.final_modulation(c), 2, axis=-1)
-        return self.out(_norm(x) * (1 + scale) + shift)
+        return self.out(_norm(x, self.deterministic) * (1 + scale) + shift)
 
 
 def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
@@ -117,5 +120,5 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
         t = jnp.full(shape[:-1], i * dt, jnp.float32)
         return x + dt * head(x, t, cond).astype(jnp.float32)
 
-    x0 = temperature * jax.random.normal(rng, shape)
+    x0 = temperature * invariant.normal(rng, shape)
     return jax.lax.fori_loop(0, steps, step, x0)

@@ -21,7 +21,7 @@ from interaction.codecs.dmel import DMelConfig
 from interaction.data.layout import MicroTurnLayout, Stream
 from interaction.models import embedders
 from interaction.models.flow_head import FlowHead, flow_loss
-from interaction.models.layers import LECUN, param
+from interaction.models.layers import LECUN, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
 from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
@@ -43,7 +43,8 @@ class ModelSpec:
         d = c.decoder
         moe = MoESpec(**d.moe) if d.get("moe") else None
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
-                              head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base)
+                              head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base,
+                              deterministic=d.get("deterministic", False))  # runs saved before the field existed
         lay = c.layout
         layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
                                  text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
@@ -71,13 +72,19 @@ class InteractionModel(nnx.Module):
     def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
         d, lay = spec.decoder.embed, spec.layout
         self.spec = spec
-        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype)
-        self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype)
+        det = spec.decoder.deterministic
+        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
+        self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
-        self.decoder = Decoder(spec.decoder, rngs=rngs, dtype=dtype)
+        self.decoder = Decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
-        self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype)
+        self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
+                             deterministic=det)
+
+    def text_logits(self, h: jax.Array) -> jax.Array:
+        """(..., embed) decoder outputs -> (..., vocab) text logits."""
+        return dense(h, self.text_head[...].astype(h.dtype), self.spec.decoder.deterministic)
 
     def embed(self, batch: dict) -> jax.Array:
         """(B, T, block_len, embed) token embeddings of a window of blocks."""
@@ -98,7 +105,7 @@ class InteractionModel(nnx.Module):
         positions = batch["time_index"][..., None] * length + jnp.arange(length)
         h, aux = self.decoder(x.reshape(b, t * length, d), positions.reshape(b, t * length))
         out = h.reshape(b, t, length, d)[:, :, lay.input_len :]
-        logits = out[:, :, : lay.text_out_slots] @ self.text_head[...].astype(out.dtype)
+        logits = self.text_logits(out[:, :, : lay.text_out_slots])
         logits = constrain(logits, ("batch", "time", None, "vocab"))
         return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux
 

@@ -1,9 +1,12 @@
-"""Top-k mixture of SwiGLU experts with two dispatch paths and the usual router losses.
+"""Top-k mixture of SwiGLU experts with three dispatch paths and the usual router losses.
 
 "ragged" never drops: token-expert assignments are sorted by expert and each expert's contiguous group
 is multiplied by its own weights with `jax.lax.ragged_dot`. "capacity" gives every expert a fixed
-number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. The router
-always runs in float32. `moe_reference` is the plain-loop spec both paths are tested against.
+number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. "dense" runs
+every expert on every token and weights the outputs (zero for experts not chosen): num_experts / top_k
+times the FLOPs, but a token's result does not depend on the other tokens, which the deterministic mode
+needs. The router always runs in float32. `moe_reference` is the plain-loop spec the paths are tested
+against.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from interaction.models.layers import LECUN, SwiGLU, param
+from interaction.models.layers import LECUN, SwiGLU, dense, param, swiglu
 
-DISPATCHES = ("ragged", "capacity")
+DISPATCHES = ("ragged", "capacity", "dense")
 
 # Stacked expert weights: fan-in is the embed/mlp axis alone, not multiplied by the expert axis.
 _EXPERT_INIT = nnx.initializers.lecun_normal(batch_axis=(0,))
@@ -29,7 +32,8 @@ def _swiglu_np(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray
 
 class MoE(nnx.Module):
     def __init__(self, embed: int, mlp: int, num_experts: int, top_k: int, *, shared_expert: bool = False,
-                 capacity_factor: float = 1.25, dispatch: str = "ragged", dtype=jnp.float32, rngs: nnx.Rngs):
+                 capacity_factor: float = 1.25, dispatch: str = "ragged", dtype=jnp.float32, rngs: nnx.Rngs,
+                 deterministic: bool = False):
         for name, value in (("embed", embed), ("mlp", mlp), ("num_experts", num_experts), ("top_k", top_k)):
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1.")
@@ -43,9 +47,10 @@ class MoE(nnx.Module):
         self.gate = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.up = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.down = param(rngs, _EXPERT_INIT, ("expert", "mlp", "embed"), (num_experts, mlp, embed))
-        self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype) if shared_expert else None
+        self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype, deterministic=deterministic) if shared_expert else None
         self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
         self.capacity_factor, self.dispatch, self.dtype = capacity_factor, dispatch, dtype
+        self.deterministic = deterministic
 
     def capacity(self, tokens: int) -> int:
         """Slots per expert for the capacity path: ceil(capacity_factor * tokens * top_k / num_experts)."""
@@ -53,7 +58,7 @@ class MoE(nnx.Module):
 
     def route(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """x (tokens, embed) -> float32 logits (tokens, expert), top-k weights summing to 1 and their experts."""
-        logits = x.astype(jnp.float32) @ self.router[...].astype(jnp.float32)
+        logits = dense(x.astype(jnp.float32), self.router[...].astype(jnp.float32), self.deterministic)
         weights, experts = jax.lax.top_k(jax.nn.softmax(logits, axis=-1), self.top_k)
         return logits, weights / weights.sum(-1, keepdims=True), experts
 
@@ -67,6 +72,15 @@ class MoE(nnx.Module):
         h = jax.nn.silu(jax.lax.ragged_dot(xs, gate, group_sizes)) * jax.lax.ragged_dot(xs, up, group_sizes)
         out = jax.lax.ragged_dot(h, down, group_sizes)[jnp.argsort(order)].reshape(tokens, k, -1)
         return jnp.einsum("tkd,tk->td", out, weights.astype(self.dtype))
+
+    def _dense(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
+        """Every expert on every token, added in expert order with the token's weight (0 when not chosen)."""
+        mix = jnp.einsum("tk,tke->te", weights, jax.nn.one_hot(experts, self.num_experts, dtype=weights.dtype))
+        y = jnp.zeros_like(x)
+        for e in range(self.num_experts):
+            out = swiglu(x, *(w[e].astype(self.dtype) for w in (self.gate, self.up, self.down)), self.deterministic)
+            y = y + mix[:, e:e + 1].astype(self.dtype) * out
+        return y
 
     def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Priority is by top-k rank first, then token order: every token's first choice is placed before any
@@ -91,8 +105,9 @@ class MoE(nnx.Module):
         lead = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1]).astype(self.dtype)
         logits, weights, experts = self.route(x)
-        if self.dispatch == "ragged":
-            y, dropped = self._ragged(x, weights, experts), jnp.zeros((), jnp.float32)
+        if self.dispatch in ("ragged", "dense"):
+            route = self._ragged if self.dispatch == "ragged" else self._dense
+            y, dropped = route(x, weights, experts), jnp.zeros((), jnp.float32)
         else:
             y, dropped = self._capacity(x, weights, experts)
         if self.shared_expert:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from interaction.codecs import dmel, text
+from interaction.models import invariant
 from interaction.models.cache import KVCache
 from interaction.models.flow_head import sample as flow_sample
 from interaction.models.model import InteractionModel
@@ -61,8 +62,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
     text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
-    to feed back instead of the model's own. Returns text_tokens (B, S_out), text_logits (B, S_out, V),
-    audio_cond (B, F, embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
+    to feed back instead of the model's own. rng: one key for the batch, or (B,) keys, one per session
+    (then a session's samples do not depend on the batch it is in). Returns text_tokens (B, S_out),
+    text_logits (B, S_out, V), audio_cond (B, F, embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
     """
     spec, lay = model.spec, model.spec.layout
     streams = model.streams(jnp.asarray(lay.stream_ids()))  # (block_len, embed)
@@ -81,17 +83,17 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     def text_slot(carry, j):
         caches, prev, key = carry
         h, caches = emit(caches, model.text(prev), lay.input_len + j)
-        logits = (h @ model.text_head[...].astype(h.dtype)).astype(jnp.float32)
-        key, sub = jax.random.split(key)
+        logits = model.text_logits(h).astype(jnp.float32)
+        key, sub = invariant.split(key)
         if teacher is not None:
             token = teacher["text_out"][:, j]
         elif temperature > 0:
-            token = jax.random.categorical(sub, logits / temperature).astype(jnp.int32)
+            token = invariant.categorical(sub, logits / temperature).astype(jnp.int32)
         else:
             token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return (caches, token, key), (token, logits)
 
-    text_rng, audio_rng = jax.random.split(rng)
+    text_rng, audio_rng = invariant.split(rng)
     (caches, last_text, _), (text_tokens, text_logits) = jax.lax.scan(
         text_slot, (caches, state.last_text, text_rng), jnp.arange(lay.text_out_slots))
 
@@ -100,7 +102,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     def audio_frame(carry, f):
         caches, prev, key = carry
         cond, caches = emit(caches, model.audio(prev), first_frame + f)
-        key, sub = jax.random.split(key)
+        key, sub = invariant.split(key)
         mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=temperature)
         mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
         token = teacher["model_audio"][:, f] if teacher is not None else dmel.quantize(mel, lay.dmel)
@@ -127,6 +129,6 @@ def run_session(model: InteractionModel, state: StreamState, inputs: dict, rng: 
         return step(model, state, turn_inputs, key, teacher=turn_teacher, **kw)
 
     t = inputs["user_audio"].shape[1]
-    keys = jax.random.split(rng, t)
+    keys = jax.vmap(lambda k: jax.random.split(k, t), out_axes=1)(rng) if rng.ndim else jax.random.split(rng, t)
     state, outputs = jax.lax.scan(body, state, (time_first(inputs), time_first(teacher) if teacher else None, keys))
     return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)

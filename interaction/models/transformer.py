@@ -21,7 +21,8 @@ class MoESpec:
     every: int = 1  # layer i is MoE when (i + 1) % every == 0; the others are dense
     shared_expert: bool = False
     capacity_factor: float = 1.25
-    dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul) or "capacity"
+    dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul), "capacity", or "dense" (every expert on every
+    #                           token, weighted: no drop, batch-invariant, num_experts/top_k times the FLOPs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,23 +35,31 @@ class DecoderSpec:
     mlp: int
     moe: MoESpec | None = None
     rope_base: float = 10_000.0
+    deterministic: bool = False  # batch-invariant arithmetic (`invariant.py`); MoE layers need dispatch "dense"
+
+    def __post_init__(self):
+        if self.deterministic and self.moe is not None and self.moe.dispatch != "dense":
+            raise ValueError(f"deterministic=True needs moe.dispatch='dense' (got {self.moe.dispatch!r}): the other "
+                             "dispatches group a token with whichever tokens share its experts.")
 
     def is_moe(self, layer: int) -> bool:
         return self.moe is not None and (layer + 1) % self.moe.every == 0
 
 
 class Block(nnx.Module):
-    def __init__(self, spec: DecoderSpec, layer: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
-        self.attn_norm = rms_norm(spec.embed, rngs, dtype)
+    def __init__(self, spec: DecoderSpec, layer: int, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
+        det = spec.deterministic
+        self.attn_norm = rms_norm(spec.embed, rngs, dtype, deterministic=det)
         self.attn = Attention(spec.embed, spec.heads, spec.kv_heads, spec.head_dim, rope_base=spec.rope_base,
-                              rngs=rngs, dtype=dtype)
-        self.ffn_norm = rms_norm(spec.embed, rngs, dtype)
+                              rngs=rngs, dtype=dtype, deterministic=det, key_chunk=key_chunk)
+        self.ffn_norm = rms_norm(spec.embed, rngs, dtype, deterministic=det)
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
-                           capacity_factor=m.capacity_factor, dispatch=m.dispatch, dtype=dtype, rngs=rngs)
+                           capacity_factor=m.capacity_factor, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
+                           deterministic=det)
         else:
-            self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype)
+            self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype, deterministic=det)
 
     def feed_forward(self, x) -> tuple[jax.Array, dict]:
         out = self.ffn(self.ffn_norm(x))
@@ -65,7 +74,7 @@ class Block(nnx.Module):
         """The same block over new tokens x (B, S, embed), attending through the cache."""
         h = self.attn_norm(x)
         cache = cache.write(*self.attn.project_kv(h, positions), positions)
-        x = x + self.attn.query(h, positions, cache.k, cache.v, cache.mask(positions))
+        x = x + self.attn.query(h, positions, cache.k, cache.v, cache.mask(positions), cache.pos)
         y, _ = self.feed_forward(x)
         return x + y, cache
 
@@ -73,9 +82,12 @@ class Block(nnx.Module):
 class Decoder(nnx.Module):
     """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers."""
 
-    def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
-        self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype) for i in range(spec.layers)])
-        self.final_norm = rms_norm(spec.embed, rngs, dtype)
+    def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
+        """key_chunk: keys per split of the deterministic attention (`attend_invariant`): the model's
+        micro-turn length, so that splits align with absolute positions in caches and windows alike."""
+        self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
+                                for i in range(spec.layers)])
+        self.final_norm = rms_norm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
 
     def step(self, x, positions, caches: tuple[KVCache, ...]) -> tuple[jax.Array, tuple[KVCache, ...]]:
         """Streaming pass over new tokens: one KV cache per block."""
