@@ -11,8 +11,10 @@ Every ratio is taken within one run (this machine is noisy); the matmul peak is 
   peak). FLOPs are counted analytically (`interaction.models.flops`): XLA's cost analysis counts a loop
   body once, and the step is mostly loops; its number is kept beside ours. With --reasoner_busy the
   step is also timed while the background reasoner answers (the tiny learned reasoner, re-asked as soon
-  as it answers), on a thread of this process and in its own idle-priority process, in alternating
-  blocks of 100 micro-turns idle and busy; the busy p99 is compared with that of its own idle blocks.
+  as it answers), on a thread of this process and in its own idle-priority process that the loop stops
+  while it steps (`ReasonerRuntime.quiet`), in alternating blocks of 25 micro-turns idle and busy, paced
+  at one micro-turn per 200 ms as a live loop runs; the busy p99 is compared with that of its own idle
+  blocks, and the answers count what the reasoner got done meanwhile.
 - train: mean wall time of a train step (forward, backward, AdamW) on `--batch` windows of `--window`
   micro-turns over all local devices; tokens/s (every slot of a block is a token) and MFU: model FLOPs
   (3x the analytic forward, attention over the whole window, PaLM's convention) per second over the
@@ -28,6 +30,7 @@ Every ratio is taken within one run (this machine is noisy); the matmul peak is 
   sample against the first (taken after the first window, when every buffer exists). The step must
   compile once for the whole hour.
 """
+import contextlib
 import functools
 import time
 
@@ -69,7 +72,7 @@ _SESSION_TURNS = flags.DEFINE_integer("session_turns", 18_000, "session: micro-t
 _SESSION_WINDOW = flags.DEFINE_integer("session_window", 1_000, "session: micro-turns per latency/memory sample")
 _OUT = flags.DEFINE_string("out", "experiments/results/benchmark.json", "where to write the JSON results")
 
-_BLOCK = 100  # micro-turns per idle / busy block of the --reasoner_busy comparison
+_BLOCK = 25  # micro-turns per idle / busy block of the --reasoner_busy comparison
 _CONTROL_TURNS = 200  # micro-turns of a fresh session timed after each window of the long one
 
 
@@ -115,7 +118,8 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
         state, out = step(params, state, inputs, jax.random.key(t))
     jax.block_until_ready(out)
 
-    def timed(runtime: ReasonerRuntime | None, n: int = turns) -> list[float]:
+    def timed(runtime: ReasonerRuntime | None, n: int = turns, paced: bool = False) -> list[float]:
+        """Step wall times of n micro-turns; `paced` runs them as a live loop does, one per 200 ms."""
         nonlocal state
         times = []
         for t in range(n):
@@ -124,9 +128,12 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
                 inputs["text_in"] = jnp.asarray(runtime.arrived(t))[None]
                 if not runtime.pending:  # answered: ask again, so that it is always busy
                     runtime.delegate("What is 12 times 13?", "user: What is 12 times 13?")
-            state, out = step(params, state, inputs, jax.random.key(t))
-            jax.block_until_ready(out)
+            with runtime.quiet() if runtime is not None else contextlib.nullcontext():
+                state, out = step(params, state, inputs, jax.random.key(t))
+                jax.block_until_ready(out)
             times.append(time.perf_counter() - t0)
+            if paced:
+                time.sleep(max(0.0, MICROTURN_SECONDS - (time.perf_counter() - t0)))
         return times
 
     times = timed(None)
@@ -146,8 +153,8 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
                 time.sleep(0.05)
             idle, busy = [], []
             for _ in range(max(1, turns // _BLOCK)):  # alternate blocks, so that the machine's noise hits both
-                idle += timed(None, _BLOCK)
-                busy += timed(runtime, _BLOCK)
+                idle += timed(None, _BLOCK, paced=True)
+                busy += timed(runtime, _BLOCK, paced=True)
                 runtime.cancel()
             answered = len(runtime.delivered) - 1
             runtime.close()

@@ -245,6 +245,11 @@ def test_process_reasoner_answers_cancels_and_survives_its_child():
         threading.Timer(0.3, cancelled.set).start()
         assert ask("slow", cancelled).text == "cancelled"
         assert ask("next").text.startswith("next in ")  # the cancelled answer is discarded, not delivered late
+        state = lambda: open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]  # noqa: E731
+        settled = lambda want: any(threading.Event().wait(0.01) or (state() == "T") == want for _ in range(200))  # noqa: E731
+        with ReasonerRuntime(reasoner, text_in_slots=8).quiet():  # what the loop wraps its step in
+            assert settled(True)  # stopped (signals land within moments): it takes no CPU from the step
+        assert settled(False) and ask("after").ok
         died = ask("die")
         assert not died.ok and "exited" in died.text
         again = ask("back")

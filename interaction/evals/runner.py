@@ -12,6 +12,7 @@ requests and, when a live reasoner answered them, the answers with the time they
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import time
@@ -104,8 +105,9 @@ def run_conversation(step, params, new_state, conv: Conversation, layout, *, see
         if runtime is not None:
             runtime.queue.push(t for t in features["text_in"][m] if t != text.Special.PAD)
             inputs["text_in"] = runtime.arrived(m)[None]
-        state, out = step(params, state, inputs, jax.random.fold_in(key, m))
-        mel, toks = jax.device_get((out["mel"][0], out["text_tokens"][0]))
+        with runtime.quiet() if runtime is not None else contextlib.nullcontext():
+            state, out = step(params, state, inputs, jax.random.fold_in(key, m))
+            mel, toks = jax.device_get((out["mel"][0], out["text_tokens"][0]))
         times.append(time.perf_counter() - t0)
         pieces.append(voc.push(mel))
         tokens.append(toks)

@@ -14,11 +14,13 @@ the request gets an error answer and the next one starts a fresh child: nothing 
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from interaction.reasoner.base import Answer, Reasoner, Request
 
@@ -79,7 +81,7 @@ class ProcessReasoner:
     def __init__(self, factory: Callable[[], Reasoner]):
         self._factory = pickle.dumps(factory)  # fails here, not in the child, when it cannot be pickled
         self._ctx = multiprocessing.get_context("spawn")
-        self._cancelled_upto = self._ctx.Value("q", -1)
+        self._cancelled_upto = self._ctx.Value("q", -1, lock=False)  # no lock a stopped child could hold
         self._next_id = 0
         self._process = self._conn = None
         self._start()
@@ -114,6 +116,21 @@ class ProcessReasoner:
         self._process.join(timeout=5)
         return Answer(f"error: the reasoner process exited (code {self._process.exitcode}); the next request "
                       "starts a new one", ok=False)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The child is stopped (SIGSTOP) inside the block and continues (SIGCONT) after it."""
+        pid = self._process.pid if self._process.is_alive() else None
+        if pid is not None:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
 
     def close(self) -> None:
         self._cancelled_upto.value = self._next_id

@@ -13,6 +13,7 @@ whatever the machine's speed. A live loop leaves it unset and takes answers as t
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import itertools
 import threading
@@ -82,6 +83,11 @@ class ReasonerRuntime:
                 self.queue.push(text.wrap(text.Special.RESULT, answer.text, text.Special.RESULT_END))
                 self.delivered.append((rid, microturn, answer))
         return self.queue.take()
+
+    def quiet(self) -> contextlib.AbstractContextManager:
+        """Wrap the loop's step in this: a reasoner that can pause (`ProcessReasoner`) is stopped meanwhile."""
+        paused = getattr(self.reasoner, "paused", None)
+        return paused() if paused is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         self.cancel()
