@@ -17,7 +17,7 @@ from flax import nnx
 
 from interaction.codecs import video
 from interaction.models import invariant
-from interaction.models.layers import linear, param, rms_norm
+from interaction.models.layers import Linear, RMSNorm, param
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
 
@@ -52,10 +52,10 @@ class HMLPStem(nnx.Module):
             raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
         widths = [embed // 4, embed // 2, embed, embed]
         det = deterministic
-        self.first = linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
-        self.merges = nnx.List([linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
+        self.first = Linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
+        self.merges = nnx.List([Linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
-        self.norms = nnx.List([rms_norm(w, rngs, dtype, deterministic=det) for w in widths])
+        self.norms = nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths])
         self.dtype = dtype
 
     def __call__(self, patches: jax.Array) -> jax.Array:

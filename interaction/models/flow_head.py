@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.models import invariant
-from interaction.models.layers import linear, mean_last
+from interaction.models.layers import Linear, mean_last
 
 _MLP_RATIO = 4
 _TIME_FREQS = 32  # sinusoidal frequencies for t; the time embedding sees 2 * _TIME_FREQS features
@@ -48,9 +48,9 @@ class _Block(nnx.Module):
 
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, dtype, deterministic: bool = False):
         det = self.deterministic = deterministic
-        self.modulation = linear(hidden, 3 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
-        self.up = linear(hidden, _MLP_RATIO * hidden, ("embed", "mlp"), rngs, dtype, deterministic=det)
-        self.down = linear(_MLP_RATIO * hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
+        self.modulation = Linear(hidden, 3 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
+        self.up = Linear(hidden, _MLP_RATIO * hidden, ("embed", "mlp"), rngs, dtype, deterministic=det)
+        self.down = Linear(_MLP_RATIO * hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
 
     def residual(self, x: jax.Array, c: jax.Array) -> jax.Array:
         shift, scale, gate = jnp.split(self.modulation(c), 3, axis=-1)
@@ -68,13 +68,13 @@ class FlowHead(nnx.Module):
                  dtype=jnp.float32, deterministic: bool = False):
         det = self.deterministic = deterministic
         self.features, self.dtype = features, dtype
-        self.inp = linear(features, hidden, (None, "embed"), rngs, dtype, deterministic=det)
-        self.cond_embed = linear(cond_dim, hidden, (None, "embed"), rngs, dtype, deterministic=det)
-        self.time_in = linear(2 * _TIME_FREQS, hidden, (None, "mlp"), rngs, dtype, deterministic=det)
-        self.time_out = linear(hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
+        self.inp = Linear(features, hidden, (None, "embed"), rngs, dtype, deterministic=det)
+        self.cond_embed = Linear(cond_dim, hidden, (None, "embed"), rngs, dtype, deterministic=det)
+        self.time_in = Linear(2 * _TIME_FREQS, hidden, (None, "mlp"), rngs, dtype, deterministic=det)
+        self.time_out = Linear(hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
         self.blocks = nnx.List([_Block(hidden, rngs=rngs, dtype=dtype, deterministic=det) for _ in range(depth)])
-        self.final_modulation = linear(hidden, 2 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
-        self.out = linear(hidden, features, ("embed", None), rngs, dtype, zero=True, deterministic=det)
+        self.final_modulation = Linear(hidden, 2 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
+        self.out = Linear(hidden, features, ("embed", None), rngs, dtype, zero=True, deterministic=det)
 
     def conditioning(self, t: jax.Array, cond: jax.Array) -> jax.Array:
         """SiLU(cond embedding + time embedding), the input of every AdaLN modulation."""

@@ -21,7 +21,8 @@ def dense(x: jax.Array, w: jax.Array, deterministic: bool = False) -> jax.Array:
 
 
 class Linear(nnx.Module):
-    """x @ kernel + bias (parameters named as nnx.Linear's), batch-invariant when `deterministic`."""
+    """x @ kernel + bias (parameters named as nnx.Linear's), batch-invariant when `deterministic`; `zero`
+    starts kernel and bias at zero (for modulation and output layers)."""
 
     def __init__(self, n_in: int, n_out: int, names: tuple, rngs: nnx.Rngs, dtype, *, zero: bool = False,
                  deterministic: bool = False):
@@ -32,12 +33,6 @@ class Linear(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.astype(self.dtype)
         return dense(x, self.kernel[...].astype(self.dtype), self.deterministic) + self.bias[...].astype(self.dtype)
-
-
-def linear(n_in: int, n_out: int, names: tuple, rngs: nnx.Rngs, dtype, *, zero: bool = False,
-           deterministic: bool = False) -> Linear:
-    """Linear layer with bias; `zero` starts kernel and bias at zero (for modulation and output layers)."""
-    return Linear(n_in, n_out, names, rngs, dtype, zero=zero, deterministic=deterministic)
 
 
 def mean_last(x: jax.Array, deterministic: bool = False) -> jax.Array:
@@ -58,10 +53,6 @@ class RMSNorm(nnx.Module):
         x32 = x.astype(jnp.float32)
         normed = x32 * jax.lax.rsqrt(mean_last(jnp.square(x32), self.deterministic) + self.eps)
         return (normed * self.scale[...].astype(jnp.float32)).astype(self.dtype)
-
-
-def rms_norm(width: int, rngs: nnx.Rngs, dtype, *, deterministic: bool = False) -> RMSNorm:
-    return RMSNorm(width, rngs, dtype, deterministic=deterministic)
 
 
 def swiglu(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array, deterministic: bool = False) -> jax.Array:

@@ -10,7 +10,7 @@ from flax import nnx
 from interaction.models.attention import Attention
 from interaction.sharding import constrain
 from interaction.models.cache import KVCache
-from interaction.models.layers import SwiGLU, rms_norm
+from interaction.models.layers import RMSNorm, SwiGLU
 from interaction.models.moe import MoE
 
 
@@ -49,10 +49,10 @@ class DecoderSpec:
 class Block(nnx.Module):
     def __init__(self, spec: DecoderSpec, layer: int, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
         det = spec.deterministic
-        self.attn_norm = rms_norm(spec.embed, rngs, dtype, deterministic=det)
+        self.attn_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=det)
         self.attn = Attention(spec.embed, spec.heads, spec.kv_heads, spec.head_dim, rope_base=spec.rope_base,
                               rngs=rngs, dtype=dtype, deterministic=det, key_chunk=key_chunk)
-        self.ffn_norm = rms_norm(spec.embed, rngs, dtype, deterministic=det)
+        self.ffn_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=det)
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
@@ -87,7 +87,7 @@ class Decoder(nnx.Module):
         micro-turn length, so that splits align with absolute positions in caches and windows alike."""
         self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
                                 for i in range(spec.layers)])
-        self.final_norm = rms_norm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
+        self.final_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
 
     def step(self, x, positions, caches: tuple[KVCache, ...]) -> tuple[jax.Array, tuple[KVCache, ...]]:
         """Streaming pass over new tokens: one KV cache per block."""
