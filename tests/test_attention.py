@@ -6,6 +6,7 @@ import pytest
 from flax import nnx
 
 from interaction.models import attention
+from interaction.models.cache import KVCache
 
 B, S, E = 2, 12, 32
 
@@ -38,33 +39,47 @@ def test_rotary_positions_are_relative(layer, x):
     assert not np.allclose(layer(x, _positions() * 5), layer(x, _positions()), atol=1e-3)
 
 
-def test_queries_against_cached_keys_equal_the_full_pass(layer, x):
+def _ring(layer, x, pos, capacity, upto):
+    """A `capacity`-slot cache holding the keys of tokens [0, upto) of x, written in pieces of 4 as a session would."""
+    cache = KVCache.create(B, capacity, 2, 8)
+    for start in range(0, upto, 4):
+        piece = slice(start, start + 4)
+        cache = cache.write(*layer.project_kv(x[:, piece], pos[:, piece]), pos[:, piece])
+    return cache
+
+
+def test_queries_over_a_cache_and_a_block_equal_the_full_pass(layer, x):
     pos = _positions()
-    k, v = layer.project_kv(x, pos)
     full = layer(x, pos)
-    # Queries for the last 4 tokens against all 12 cached keys, causal by position.
-    mask = pos[:, 8:, None] >= pos[:, None, :]
-    part = layer.query(x[:, 8:], pos[:, 8:], k, v, mask, pos)
+    # The last 4 tokens as a micro-turn: over the first 8 in a cache (a 16-slot ring) and their own block.
+    block = KVCache.create(B, 4, 2, 8)
+    block = block.write(*layer.project_kv(x[:, 8:], pos[:, 8:]), pos[:, 8:])
+    part = layer.query(x[:, 8:], pos[:, 8:], [_ring(layer, x, pos, 16, 8), block], window=16)
     np.testing.assert_allclose(part, full[:, 8:], atol=1e-5)
+    # A window of 6: the query at position 11 sees positions 6..11 only.
+    cut = layer.query(x[:, 11:], pos[:, 11:], [_ring(layer, x, pos, 16, 8), block], window=6)
+    kv = KVCache(*layer.project_kv(x[:, 6:], pos[:, 6:]), pos[:, 6:])
+    np.testing.assert_allclose(cut, layer.query(x[:, 11:], pos[:, 11:], [kv]), atol=1e-5)
 
 
 def test_deterministic_attention_is_exact_across_batches_queries_and_key_layouts(x):
     """A query's output, bit for bit: alone or in a batch, alone or among other queries, and over keys in
-    window order or rotated as in a ring-buffer cache with masked slots around them."""
+    window order or in a ring-buffer cache (rotated, with empty slots) plus a block of the turn's own."""
     layer = attention.Attention(E, 4, 2, 8, rngs=nnx.Rngs(0), deterministic=True, key_chunk=4)
     pos = _positions()  # 12 positions: three aligned splits of 4
     full = np.asarray(layer(x, pos))
     np.testing.assert_array_equal(np.asarray(layer(x[1:], pos[1:])), full[1:])  # another batch
     k, v = layer.project_kv(x, pos)
-    mask = pos[:, 8:, None] >= pos[:, None, :]
-    np.testing.assert_array_equal(np.asarray(layer.query(x[:, 8:], pos[:, 8:], k, v, mask, pos)), full[:, 8:])
-    # The same keys in a 16-slot ring, rotated by one split, with an empty split (position -1).
-    slots = np.r_[8:12, 0:8, 12:16]  # slot i holds window key slots[i]; 12-15 are empty
-    ring_pos = np.where(slots < 12, np.asarray(pos)[:, np.minimum(slots, 11)], -1)
-    ring = lambda a: jnp.where((slots < 12)[None, :, None, None], a[:, np.minimum(slots, 11)], 0.0)  # noqa: E731
-    ring_mask = (pos[:, 8:, None] >= ring_pos[:, None, :]) & (ring_pos[:, None, :] >= 0)
-    out = layer.query(x[:, 8:], pos[:, 8:], ring(k), ring(v), ring_mask, jnp.asarray(ring_pos))
-    np.testing.assert_array_equal(np.asarray(out), full[:, 8:])
+    part = layer.query(x[:, 8:], pos[:, 8:], [KVCache(k, v, pos)])  # the last 4 queries only
+    np.testing.assert_array_equal(np.asarray(part), full[:, 8:])
+    # At positions 28..39: the first 8 keys in a 16-slot ring, wrapped (slots 12..15 then 0..3) with two
+    # empty splits between, and the last 4 in the turn's block.
+    later = pos + 28
+    cache = KVCache.create(B, 16, 2, 8).write(*layer.project_kv(x[:, :8], later[:, :8]), later[:, :8])
+    block = KVCache.create(B, 4, 2, 8).write(*layer.project_kv(x[:, 8:], later[:, 8:]), later[:, 8:])
+    np.testing.assert_array_equal(np.asarray(cache.pos[0]), [32, 33, 34, 35] + [-1] * 8 + [28, 29, 30, 31])
+    ring = np.asarray(layer.query(x[:, 8:], later[:, 8:], [cache, block], window=16))
+    np.testing.assert_array_equal(ring, np.asarray(layer(x, later))[:, 8:])
     plain = attention.Attention(E, 4, 2, 8, rngs=nnx.Rngs(0))
     np.testing.assert_allclose(full, plain(x, pos), atol=1e-5)  # the same attention, summed in another order
 

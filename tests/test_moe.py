@@ -35,6 +35,15 @@ def test_ragged_matches_reference(shared):
         assert not np.allclose(layer(x)[0], y, atol=1e-4)
 
 
+def test_ragged_on_a_handful_of_tokens_runs_each_assignment_through_its_own_expert():
+    """Two tokens x top-2 <= 4 experts: the switched path (a streaming step's), against the reference."""
+    layer = moe.MoE(E, M, X, K, shared_expert=True, rngs=nnx.Rngs(0))
+    few = _x()[0, :2]
+    y = jax.jit(lambda x: layer(x)[0])(few)
+    np.testing.assert_allclose(y, moe.moe_reference(layer, few), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(y, layer(_x())[0][0, :2], atol=1e-5, rtol=1e-5)  # as among many tokens
+
+
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_dense_dispatch_matches_the_reference_and_is_batch_invariant(deterministic):
     layer = moe.MoE(E, M, X, K, shared_expert=True, dispatch="dense", deterministic=deterministic, rngs=nnx.Rngs(0))

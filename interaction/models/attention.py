@@ -2,15 +2,20 @@
 
 Positions are absolute slot indices (micro-turn index x block length + slot), so the model can tell
 how much time has passed, silences included. `attend` is the core shared by the full-sequence forward
-(causal mask) and the streaming step (queries against a cache of keys at known positions).
+(a window's queries over its own keys, causal by position) and the streaming step (queries over a
+session's cache and the micro-turn's block of new keys, with one softmax across both).
 """
 from __future__ import annotations
+
+import functools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from interaction.models import invariant
+from interaction.models.cache import KVCache
 from interaction.models.layers import LECUN, dense, param
 
 
@@ -24,45 +29,59 @@ def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """q (B, Sq, H, D), k/v (B, Sk, G, D) with H a multiple of G, mask (B or 1, Sq, Sk) -> (B, Sq, H, D).
+def attend(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]]) -> jax.Array:
+    """q (B, Sq, H, D) over one or more sets of keys, with one softmax across all of them -> (B, Sq, H, D).
 
-    Scores and softmax are float32 whatever the activation dtype.
+    parts: (k, v (B, G, Sk, D), mask (B or 1, Sq, Sk)) for each set, head-major as `KVCache` stores
+    them; H is a multiple of G. Scores and softmax are float32 whatever the activation dtype; a
+    query that sees no key gets zeros.
     """
     b, sq, h, d = q.shape
-    g = k.shape[2]
+    g = parts[0][0].shape[1]
     q = q.reshape(b, sq, g, h // g, d)
-    scores = jnp.einsum("bqgrd,bkgd->bgrqk", q, k, preferred_element_type=jnp.float32) / jnp.sqrt(d).astype(jnp.float32)
-    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bgrqk,bkgd->bqgrd", probs, v)
-    return out.reshape(b, sq, h, d)
+    scale = 1.0 / jnp.sqrt(d).astype(jnp.float32)
+    scores = [jnp.where(mask[:, None, None], jnp.einsum("bqgrd,bgkd->bgrqk", q, k, preferred_element_type=jnp.float32)
+                        * scale, -jnp.inf) for k, _, mask in parts]
+    top = functools.reduce(jnp.maximum, [s.max(axis=-1, keepdims=True) for s in scores])
+    weights = [jnp.exp(s - jnp.where(jnp.isfinite(top), top, 0.0)) for s in scores]
+    norm = sum(w.sum(axis=-1) for w in weights)  # (b, g, r, q)
+    out = sum(jnp.einsum("bgrqk,bgkd->bgrqd", w.astype(v.dtype), v) for w, (_, v, _) in zip(weights, parts))
+    out = out / jnp.where(norm > 0, norm, 1.0)[..., None].astype(out.dtype)
+    return out.transpose(0, 3, 1, 2, 4).reshape(b, sq, h, d)
 
 
-def attend_invariant(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, key_positions: jax.Array,
+def attend_invariant(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array, jax.Array]],
                      chunk: int) -> jax.Array:
     """`attend`, computed so that a query's result depends only on the keys it sees, bit for bit.
 
     Not on the batch (each (session, kv head) pair is its own loop iteration), not on the other queries
-    (every product is a fixed-tile `invariant.matmul`), and not on where the keys sit or how many masked
-    ones lie around them: keys are taken in splits of `chunk` consecutive positions aligned to absolute
-    position (a micro-turn), each split's scores, exponentials, row sums and weighted values come from
-    fixed-shape products, and the splits are added in order of absolute position, so a ring-buffer cache
-    and a training window give the same sum. Masked keys weigh exactly zero. key_positions (B, Sk), Sk a
-    multiple of `chunk`, every split holding one aligned span of positions (or masked keys only).
+    (every product is a fixed-tile `invariant.matmul`), and not on where the keys sit, how many masked
+    ones lie around them or how they are divided into parts: keys are taken in splits of `chunk`
+    consecutive positions aligned to absolute position (a micro-turn), each split's scores,
+    exponentials, row sums and weighted values come from fixed-shape products, and the splits of all
+    parts are added in order of absolute position, so a ring-buffer cache plus a micro-turn's block and
+    a training window give the same sum. Masked keys weigh exactly zero. parts: `attend`'s parts, each
+    with its key positions (B, Sk) appended; Sk a multiple of `chunk`, every split holding one aligned
+    span of positions (or masked keys only).
     """
     b, sq, h, d = q.shape
-    g, sk = k.shape[2], k.shape[1]
-    r, n = h // g, k.shape[1] // chunk
-    if sk % chunk:
-        raise ValueError(f"{sk} keys are not a whole number of {chunk}-key splits.")
+    g = parts[0][0].shape[1]
+    r = h // g
     qs = q.reshape(b, sq, g, r, d).transpose(0, 2, 3, 1, 4).reshape(b * g, r * sq, d)  # rows: (head, query)
-    split = lambda x: x.transpose(0, 2, 1, 3).reshape(b * g, n, chunk, d)  # noqa: E731
-    ks, vs = split(k), split(v)
-    masks = jnp.broadcast_to(mask[:, None, None], (b, g, r, sq, sk)).reshape(b * g, r * sq, n, chunk)
-    # The order the splits are added in: by the absolute position they hold (splits of masked keys add 0).
-    span = jnp.max(key_positions.reshape(b, n, chunk), axis=-1) // chunk
-    order = jnp.repeat(jnp.argsort(span, axis=-1, stable=True), g, axis=0)  # (b * g, n)
+
+    def splits(k, v, mask, key_positions):
+        sk = v.shape[2]
+        if sk % chunk:
+            raise ValueError(f"{sk} keys are not a whole number of {chunk}-key splits.")
+        n = sk // chunk
+        masks = jnp.broadcast_to(mask[:, None, None], (b, g, r, sq, sk)).reshape(b * g, r * sq, n, chunk)
+        span = jnp.max(key_positions.reshape(b, n, chunk), axis=-1) // chunk  # the micro-turn each split holds
+        return k.reshape(b * g, n, chunk, d), v.reshape(b * g, n, chunk, d), masks, jnp.repeat(span, g, axis=0)
+
+    pieces = [splits(*part) for part in parts]
+    ks, vs, spans = (jnp.concatenate([piece[i] for piece in pieces], axis=1) for i in (0, 1, 3))
+    masks = jnp.concatenate([piece[2] for piece in pieces], axis=2)
+    order = jnp.argsort(spans, axis=-1, stable=True)  # the order the splits are added in (masked ones add 0)
 
     def one(args):
         qi, ki, vi, mi, oi = args
@@ -78,7 +97,7 @@ def attend_invariant(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, 
             return (acc[0] + values[j], acc[1] + sums[j]), None
 
         (total, norm), _ = jax.lax.scan(add, (jnp.zeros_like(values[0]), jnp.zeros_like(sums[0])), oi)
-        return total / norm[:, None].astype(total.dtype)
+        return total / jnp.where(norm > 0, norm, 1.0)[:, None].astype(total.dtype)
 
     out = jax.lax.map(one, (qs, ks, vs, masks, order))  # (b * g, r * sq, d)
     return out.reshape(b, g, r, sq, d).transpose(0, 3, 1, 2, 4).reshape(b, sq, h, d)
@@ -104,25 +123,24 @@ class Attention(nnx.Module):
         return y.reshape(*x.shape[:-1], h, d)
 
     def project_kv(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Rotated keys and values of x (B, S, embed): what a cache stores."""
-        return rope(self._project(x, self.k), positions, self.rope_base), self._project(x, self.v)
+        """Rotated keys and values of x (B, S, embed), head-major (B, kv_heads, S, head_dim) as `KVCache` stores them."""
+        k = rope(self._project(x, self.k), positions, self.rope_base)
+        return k.swapaxes(1, 2), self._project(x, self.v).swapaxes(1, 2)
 
-    def query(self, x: jax.Array, positions: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-              key_positions: jax.Array) -> jax.Array:
-        """Attention output for queries from x (B, S, embed) at `positions` over keys/values k, v at
-        `key_positions` (B, Sk)."""
+    def query(self, x: jax.Array, positions: jax.Array, parts: Sequence[KVCache], window: int | None = None) -> jax.Array:
+        """Attention output for queries from x (B, S, embed) at `positions` over the keys of `parts`, one
+        softmax across all: each query sees stored keys at or before its position, less than `window`
+        behind it."""
         q = rope(self._project(x, self.q), positions, self.rope_base)
+        masks = [part.visible(positions, window) for part in parts]
         if self.deterministic:
-            out = attend_invariant(q, k, v, mask, key_positions, self.key_chunk)
+            out = attend_invariant(q, [(p.k, p.v, m, p.pos) for p, m in zip(parts, masks)], self.key_chunk)
         else:
-            out = attend(q, k, v, mask)
+            out = attend(q, [(p.k, p.v, m) for p, m in zip(parts, masks)])
         h, d, e = self.o.shape
         return dense(out.reshape(*out.shape[:-2], h * d), self.o[...].astype(self.dtype).reshape(h * d, e),
                      self.deterministic)
 
     def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        """Causal self-attention over x (B, S, embed) at positions (B, S)."""
-        k, v = self.project_kv(x, positions)
-        s = x.shape[1]
-        causal = jnp.tril(jnp.ones((s, s), bool))[None]
-        return self.query(x, positions, k, v, causal, positions)
+        """Causal self-attention over x (B, S, embed) at increasing positions (B, S)."""
+        return self.query(x, positions, [KVCache(*self.project_kv(x, positions), positions.astype(jnp.int32))])

@@ -1,7 +1,9 @@
 """Top-k mixture of SwiGLU experts with three dispatch paths and the usual router losses.
 
 "ragged" never drops: token-expert assignments are sorted by expert and each expert's contiguous group
-is multiplied by its own weights with `jax.lax.ragged_dot`. "capacity" gives every expert a fixed
+is multiplied by its own weights with `jax.lax.ragged_dot`; for a handful of tokens (a streaming step's
+one token per session), where XLA:CPU's ragged_dot costs several times the experts actually used, each
+assignment instead runs its own expert, picked by `jax.lax.switch`. "capacity" gives every expert a fixed
 number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. "dense" runs
 every expert on every token and weights the outputs (zero for experts not chosen): num_experts / top_k
 times the FLOPs, but a token's result does not depend on the other tokens, which the deterministic mode
@@ -10,6 +12,7 @@ against.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -64,6 +67,8 @@ class MoE(nnx.Module):
 
     def _ragged(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
         tokens, k = experts.shape
+        if tokens * k <= self.num_experts:
+            return self._switched(x, weights, experts)
         flat = experts.reshape(-1)
         order = jnp.argsort(flat, stable=True)  # assignment slots grouped by expert
         group_sizes = jnp.bincount(flat, length=self.num_experts).astype(jnp.int32)
@@ -72,6 +77,15 @@ class MoE(nnx.Module):
         h = jax.nn.silu(jax.lax.ragged_dot(xs, gate, group_sizes)) * jax.lax.ragged_dot(xs, up, group_sizes)
         out = jax.lax.ragged_dot(h, down, group_sizes)[jnp.argsort(order)].reshape(tokens, k, -1)
         return jnp.einsum("tkd,tk->td", out, weights.astype(self.dtype))
+
+    def _switched(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
+        """Each (token, choice) through its chosen expert alone: reads top_k experts' weights per token."""
+        gate, up, down = (w[...].astype(self.dtype) for w in (self.gate, self.up, self.down))
+        branches = [functools.partial(lambda e, row: swiglu(row, gate[e], up[e], down[e]), e)
+                    for e in range(self.num_experts)]
+        rows = [sum(weights[t, j].astype(self.dtype) * jax.lax.switch(experts[t, j], branches, x[t:t + 1])
+                    for j in range(experts.shape[1])) for t in range(experts.shape[0])]
+        return jnp.concatenate(rows)
 
     def _dense(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
         """Every expert on every token, added in expert order with the token's weight (0 when not chosen)."""

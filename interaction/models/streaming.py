@@ -6,7 +6,8 @@ a single pass through the cached decoder, then emits the output segment token by
 head, quantised to dMel and fed back). All state is an explicit pytree of fixed-shape arrays: one
 ring-buffer KV cache per block, the micro-turn index and the last emitted text token and audio frame of
 every session. Nothing grows with the session; a session longer than the cache keeps running with a
-sliding attention window.
+sliding attention window. Within a micro-turn the caches are read only: the turn's keys collect in a
+block of their own (`KVCache` of block_len slots per layer) and are written into the caches at its end.
 
 With `teacher` outputs the step feeds back the given tokens instead of its own choices; its logits and
 audio conditioning then equal the full-sequence training forward (tested).
@@ -73,16 +74,19 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
     x = jnp.concatenate([model.audio(inputs["user_audio"]), video, model.text(inputs["text_in"])], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len)
-    _, caches = model.decoder.step(x + streams[: lay.input_len], positions, state.caches)
+    d = spec.decoder
+    batch = state.time.shape[0]
+    blocks = tuple(KVCache.create(batch, lay.block_len, d.kv_heads, d.head_dim, c.v.dtype) for c in state.caches)
+    _, blocks = model.decoder.step(x + streams[: lay.input_len], positions, state.caches, blocks)
 
-    def emit(caches, token_embedding, slot):
+    def emit(blocks, token_embedding, slot):
         pos = (base + slot)[:, None]
-        h, caches = model.decoder.step(token_embedding[:, None] + streams[slot], pos, caches)
-        return h[:, 0], caches
+        h, blocks = model.decoder.step(token_embedding[:, None] + streams[slot], pos, state.caches, blocks)
+        return h[:, 0], blocks
 
     def text_slot(carry, j):
-        caches, prev, key = carry
-        h, caches = emit(caches, model.text(prev), lay.input_len + j)
+        blocks, prev, key = carry
+        h, blocks = emit(blocks, model.text(prev), lay.input_len + j)
         logits = model.text_logits(h).astype(jnp.float32)
         key, sub = invariant.split(key)
         if teacher is not None:
@@ -91,26 +95,27 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
             token = invariant.categorical(sub, logits / temperature).astype(jnp.int32)
         else:
             token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        return (caches, token, key), (token, logits)
+        return (blocks, token, key), (token, logits)
 
     text_rng, audio_rng = invariant.split(rng)
-    (caches, last_text, _), (text_tokens, text_logits) = jax.lax.scan(
-        text_slot, (caches, state.last_text, text_rng), jnp.arange(lay.text_out_slots))
+    (blocks, last_text, _), (text_tokens, text_logits) = jax.lax.scan(
+        text_slot, (blocks, state.last_text, text_rng), jnp.arange(lay.text_out_slots))
 
     first_frame = lay.input_len + lay.text_out_slots
 
     def audio_frame(carry, f):
-        caches, prev, key = carry
-        cond, caches = emit(caches, model.audio(prev), first_frame + f)
+        blocks, prev, key = carry
+        cond, blocks = emit(blocks, model.audio(prev), first_frame + f)
         key, sub = invariant.split(key)
         mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=temperature)
         mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
         token = teacher["model_audio"][:, f] if teacher is not None else dmel.quantize(mel, lay.dmel)
-        return (caches, token, key), (cond, mel, token)
+        return (blocks, token, key), (cond, mel, token)
 
-    (caches, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
-        audio_frame, (caches, state.last_audio, audio_rng), jnp.arange(lay.frames))
+    (blocks, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
+        audio_frame, (blocks, state.last_audio, audio_rng), jnp.arange(lay.frames))
 
+    caches = tuple(c.write(b.k, b.v, b.pos) for c, b in zip(state.caches, blocks))  # the turn, every slot written
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio)
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     return new_state, {

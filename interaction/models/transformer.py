@@ -70,13 +70,14 @@ class Block(nnx.Module):
         y, aux = self.feed_forward(x)
         return x + y, aux
 
-    def step(self, x, positions, cache: KVCache) -> tuple[jax.Array, KVCache]:
-        """The same block over new tokens x (B, S, embed), attending through the cache."""
+    def step(self, x, positions, cache: KVCache, block: KVCache) -> tuple[jax.Array, KVCache]:
+        """The same block over new tokens x (B, S, embed) of the current micro-turn: their keys go to
+        `block` (the turn's own), and they attend over the session's `cache` (read only) and the block."""
         h = self.attn_norm(x)
-        cache = cache.write(*self.attn.project_kv(h, positions), positions)
-        x = x + self.attn.query(h, positions, cache.k, cache.v, cache.mask(positions), cache.pos)
+        block = block.write(*self.attn.project_kv(h, positions), positions)
+        x = x + self.attn.query(h, positions, (cache, block), window=cache.capacity)
         y, _ = self.feed_forward(x)
-        return x + y, cache
+        return x + y, block
 
 
 class Decoder(nnx.Module):
@@ -89,12 +90,14 @@ class Decoder(nnx.Module):
                                 for i in range(spec.layers)])
         self.final_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
 
-    def step(self, x, positions, caches: tuple[KVCache, ...]) -> tuple[jax.Array, tuple[KVCache, ...]]:
-        """Streaming pass over new tokens: one KV cache per block."""
+    def step(self, x, positions, caches: tuple[KVCache, ...], blocks: tuple[KVCache, ...]
+             ) -> tuple[jax.Array, tuple[KVCache, ...]]:
+        """Streaming pass over new tokens: per block, the session's cache (read only) and the micro-turn's
+        block of keys (returned with the new tokens' keys added)."""
         new = []
-        for block, cache in zip(self.blocks, caches):
-            x, cache = block.step(x, positions, cache)
-            new.append(cache)
+        for layer, cache, block in zip(self.blocks, caches, blocks):
+            x, block = layer.step(x, positions, cache, block)
+            new.append(block)
         return self.final_norm(x), tuple(new)
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
