@@ -3,13 +3,17 @@ r"""Speed of the system: the micro-turn step, training, and an hour-long session
   python -m experiments.benchmark [--sections=step,train,session] [--sizes=tiny,small] [--out=...]
   python -m experiments.benchmark --sections=step --sizes=tiny --reasoner_busy --turns=1000
 
-Every ratio is taken within one run (this machine is noisy); the matmul peak is measured first.
+Every ratio is taken within one run (this machine is noisy); the matmul peak and read bandwidth are
+measured first.
 
 - step: p50 and p99 wall time of the jitted streaming step for one session (free-running: the model
   samples its own text and audio, 8 flow steps per frame, 30 s of context), the real-time factor (step
   time over the 200 ms it covers), the step's FLOPs and the FLOP floor (those FLOPs over the measured
-  peak). FLOPs are counted analytically (`interaction.models.flops`): XLA's cost analysis counts a loop
-  body once, and the step is mostly loops; its number is kept beside ours. With --reasoner_busy the
+  peak), and the byte floor: the bytes the step must read (`flops.step_bytes`: weights and the whole KV
+  cache once per sequential decoder pass, the flow head once per Euler step) over the measured read
+  bandwidth. At batch 1 the byte floor is the binding one. FLOPs and bytes are counted analytically
+  (`interaction.models.flops`): XLA's cost analysis counts a loop body once, and the step is mostly
+  loops; its number is kept beside ours. With --reasoner_busy the
   step is also timed while the background reasoner answers (the tiny learned reasoner, re-asked as soon
   as it answers), on a thread of this process and in its own idle-priority process that the loop stops
   while it steps (`ReasonerRuntime.quiet`), in alternating blocks of 25 micro-turns idle and busy, paced
@@ -40,7 +44,7 @@ import numpy as np
 from absl import app, flags
 from flax import nnx
 
-from experiments.common import matmul_peak, write_results
+from experiments.common import matmul_peak, memory_bandwidth, write_results
 from experiments.configs import model as model_config
 from experiments.configs import reasoner as reasoner_config
 from experiments.configs import train as train_config
@@ -139,7 +143,9 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
     times = timed(None)
     total, active = model_lib.parameter_counts(model)
     flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=8)
+    moved = model_flops.step_bytes(model, context_turns * lay.block_len, flow_evals=8)
     out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
+           "step_bytes": moved,
            "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
     out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
     if _BUSY.value and not deterministic:
@@ -168,11 +174,13 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
 
 
 def _print_step(configs: dict) -> None:
-    print(f"{'config':>10} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'p50 ms':>8} {'p99 ms':>8} {'RTF p99':>8} "
-          f"{'floor ms':>9} {'p50/floor':>10}")
+    print(f"{'config':>10} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'MB/step':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'RTF p99':>8} {'FLOP floor':>11} {'p50/floor':>10} {'byte floor':>11} {'p50/floor':>10}")
     for size, r in configs.items():
         print(f"{size:>10} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
-              f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rtf_p99']:>8.3f} {r['floor_ms']:>9.3f} {r['ratio_to_floor']:>10.1f}")
+              f"{r['step_bytes'] / 1e6:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rtf_p99']:>8.3f} "
+              f"{r['floor_ms']:>11.3f} {r['ratio_to_floor']:>10.1f} {r['bytes_floor_ms']:>11.3f} "
+              f"{r['ratio_to_bytes_floor']:>10.1f}")
     if any("busy_thread" in r for r in configs.values()):
         print(f"{'config':>8} {'reasoner':>9} {'idle p99':>9} {'busy p50':>9} {'busy p99':>9} {'p99 busy/idle':>14} "
               f"{'answers':>8}")
@@ -303,9 +311,11 @@ def main(argv):
     unknown = set(_SECTIONS.value) - {"step", "train", "session"}
     if unknown:
         raise app.UsageError(f"unknown --sections {sorted(unknown)}; choose from step, train, session.")
-    peak = matmul_peak()
-    results = {"device": str(jax.devices()[0]), "devices": jax.device_count(), "matmul_peak_flops": peak}
-    print(f"device {results['device']} x{results['devices']}, measured matmul peak {peak / 1e9:.1f} GFLOP/s per device")
+    peak, bandwidth = matmul_peak(), memory_bandwidth()
+    results = {"device": str(jax.devices()[0]), "devices": jax.device_count(), "matmul_peak_flops": peak,
+               "memory_bandwidth_bytes_per_s": bandwidth}
+    print(f"device {results['device']} x{results['devices']}, measured matmul peak {peak / 1e9:.1f} GFLOP/s, "
+          f"read bandwidth {bandwidth / 1e9:.1f} GB/s per device")
     if "step" in _SECTIONS.value:
         step = results["step"] = {}
         for size in _SIZES.value:
@@ -313,6 +323,8 @@ def main(argv):
                 r = step[name] = time_step(size, _TURNS.value, _CONTEXT.value, det)
                 r["floor_ms"] = 1000 * r["step_flops"] / peak
                 r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
+                r["bytes_floor_ms"] = 1000 * r["step_bytes"] / bandwidth
+                r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
                 if det:
                     r["p50_over_default"] = r["p50_ms"] / step[size]["p50_ms"]
         _print_step(step)

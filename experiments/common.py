@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
 
 def write_results(path: str, results: dict) -> None:
@@ -11,6 +12,18 @@ def write_results(path: str, results: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
+
+
+def memory_bandwidth(megabytes: int = 256, repeats: int = 10) -> float:
+    """Measured read bandwidth (bytes/s) of the default device: a jitted sum over a large float32 array."""
+    a = jnp.ones(megabytes * 2**20 // 4, jnp.float32)
+    f = jax.jit(jnp.sum)
+    f(a).block_until_ready()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        out = f(a)
+    out.block_until_ready()
+    return a.nbytes * repeats / (time.perf_counter() - t0)
 
 
 def matmul_peak(n: int = 2048, repeats: int = 20) -> float:

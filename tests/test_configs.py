@@ -3,6 +3,8 @@ import pytest
 from flax import nnx
 
 from experiments.configs import model as model_config
+from interaction.codecs import text
+from interaction.models import flops
 from interaction.models import model as model_lib
 
 
@@ -30,3 +32,15 @@ def test_cpu_sizes_build_with_moe_layers(name):
 def test_unknown_size_is_refused():
     with pytest.raises(ValueError, match="unknown model size"):
         model_config.get_config("huge")
+
+
+def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
+    spec, model = _abstract("small")
+    d, lay = spec.decoder, spec.layout
+    passes = 1 + lay.text_out_slots + lay.frames
+    per_slot = flops.step_bytes(model, 1001, 8) - flops.step_bytes(model, 1000, 8)
+    assert per_slot == passes * d.layers * 2 * d.kv_heads * d.head_dim * 4  # keys and values, float32
+    total, active = model_lib.parameter_counts(model)
+    heads = lay.text_out_slots * d.embed * text.VOCAB_SIZE + lay.frames * 8 * flops.size(model.flow) + flops.size(model.video)
+    decoder_active = flops.size(model.decoder) - flops.size(model.decoder.final_norm) - (total - active)
+    assert flops.step_bytes(model, 0, 8) == 4 * (passes * decoder_active + heads)

@@ -1,9 +1,10 @@
 """Top-k mixture of SwiGLU experts with three dispatch paths and the usual router losses.
 
 "ragged" never drops: token-expert assignments are sorted by expert and each expert's contiguous group
-is multiplied by its own weights with `jax.lax.ragged_dot`; for a handful of tokens (a streaming step's
-one token per session), where XLA:CPU's ragged_dot costs several times the experts actually used, each
-assignment instead runs its own expert, picked by `jax.lax.switch`. "capacity" gives every expert a fixed
+is multiplied by its own weights with `jax.lax.ragged_dot`. Two exceptions give the same result faster:
+a handful of tokens (a streaming step's one token per session) run each assignment through its own
+expert, picked by `jax.lax.switch`; and on CPU, where JAX emulates ragged_dot by running every group
+over every row under a mask, the dense path (every expert on every token, unmasked) is cheaper. "capacity" gives every expert a fixed
 number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. "dense" runs
 every expert on every token and weights the outputs (zero for experts not chosen): num_experts / top_k
 times the FLOPs, but a token's result does not depend on the other tokens, which the deterministic mode
@@ -69,6 +70,13 @@ class MoE(nnx.Module):
         tokens, k = experts.shape
         if tokens * k <= self.num_experts:
             return self._switched(x, weights, experts)
+        if jax.default_backend() == "cpu":
+            return self._dense(x, weights, experts)
+        return self._grouped(x, weights, experts)
+
+    def _grouped(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
+        """Assignments sorted by expert, each expert's group through `ragged_dot`."""
+        tokens, k = experts.shape
         flat = experts.reshape(-1)
         order = jnp.argsort(flat, stable=True)  # assignment slots grouped by expert
         group_sizes = jnp.bincount(flat, length=self.num_experts).astype(jnp.int32)
