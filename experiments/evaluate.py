@@ -21,7 +21,6 @@ several thresholds. The report (`report.md`, `results.json`, figures) goes to `<
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import shutil
@@ -39,8 +38,8 @@ from interaction.data.timeline import render_timeline
 from interaction.evals import asr, benchmark, report, runner, vad
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
-from interaction.reasoner import learned
-from interaction.reasoner.base import CallableReasoner, Reasoner
+from interaction.reasoner import choice as choice_lib
+from interaction.reasoner.base import Reasoner
 from interaction.reasoner.runtime import ReasonerRuntime
 from interaction.train import checkpoint
 from interaction.train.sample_session import spoken_words
@@ -70,23 +69,10 @@ _REASONER_LATENCY = flags.DEFINE_float(
 
 def make_reasoner(choice: str, reasoner_dir: str) -> Reasoner | None:
     """The --reasoner choice as a `Reasoner` (None: the corpus' own answers); exits with the fix when it cannot."""
-    if choice == "corpus":
-        return None
-    if choice == "learned":
-        try:
-            return learned.load(reasoner_dir)
-        except FileNotFoundError as err:
-            sys.exit(str(err))
-    module, _, name = choice.partition(":")
-    if not name:
-        sys.exit(f"--reasoner={choice!r}: give 'corpus', 'learned' or 'module:function'.")
     try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        sys.exit(f"--reasoner={choice!r}: cannot load it ({err}).")
-    if not callable(fn):
-        sys.exit(f"--reasoner={choice!r} is not callable.")
-    return CallableReasoner(fn)
+        return choice_lib.from_choice(choice, reasoner_dir, none="corpus")
+    except ValueError as err:
+        sys.exit(f"--reasoner: {err}")
 
 
 def run_model(workdir: Path, samples_dir: Path) -> dict:

@@ -9,6 +9,7 @@ which runs any of them in its own process. A reasoner may take as long as it lik
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import threading
@@ -68,3 +69,25 @@ class CallableReasoner:
             return Answer(str(self.fn(request)))
         except Exception as err:  # noqa: BLE001 - whatever the external side does, the loop goes on
             return Answer(f"error: {type(err).__name__}: {err}", ok=False)
+
+
+class SerialReasoner:
+    """One request at a time to a reasoner that several sessions share (a `ProcessReasoner` has one pipe):
+    a request waits its turn, and gives up waiting when it is cancelled. Forwards `paused` when it has one."""
+
+    def __init__(self, inner: Reasoner):
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def answer(self, request: Request, cancelled: threading.Event) -> Answer:
+        while not self._lock.acquire(timeout=0.05):
+            if cancelled.is_set():
+                return Answer("cancelled", ok=False)
+        try:
+            return self.inner.answer(request, cancelled)
+        finally:
+            self._lock.release()
+
+    def paused(self) -> contextlib.AbstractContextManager:
+        paused = getattr(self.inner, "paused", None)
+        return paused() if paused is not None else contextlib.nullcontext()

@@ -1,0 +1,1 @@
+"""Live sessions: the WebSocket server, its protocol, the slot engine and a client."""

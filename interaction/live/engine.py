@@ -1,0 +1,92 @@
+"""Live sessions as slots of one batched streaming state, advanced together by one jitted step.
+
+The batch has a fixed number of slots (`max_sessions`), so the step compiles once: an idle slot is
+computed on silence and its outputs dropped. A session attached to a slot starts from an empty state
+(the slot is reset inside the next step), with its own random key, so nothing of an earlier session in
+that slot, or of the sessions beside it, reaches it: a row's arithmetic never reads other rows, and its
+samples come from its own key.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from flax import nnx
+
+from interaction.codecs import text
+from interaction.models import streaming
+from interaction.models.model import InteractionModel
+
+
+def make_slot_step(graphdef: nnx.GraphDef, *, flow_steps: int, temperature: float):
+    """Jitted (params, state, inputs, seeds (B,), microturns (B,), fresh (B,) bool) -> (state, outputs):
+    the flagged slots start new sessions, then every slot takes one micro-turn, sampling from its own key
+    (its session's seed folded with the session's micro-turn). State donated."""
+
+    def run(params, state, inputs, seeds, microturns, fresh):
+        model = nnx.merge(graphdef, params)
+        keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
+        return streaming.step(model, streaming.reset(state, fresh), inputs, keys, flow_steps=flow_steps,
+                              temperature=temperature)
+
+    return jax.jit(run, donate_argnums=1)
+
+
+@dataclasses.dataclass
+class _Slot:
+    seed: int
+    microturn: int = 0
+
+
+class SlotEngine:
+    def __init__(self, model: InteractionModel, *, max_sessions: int = 8, context_turns: int = 150,
+                 flow_steps: int = 8, temperature: float = 1.0):
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions={max_sessions} must be at least 1.")
+        if context_turns < 1:
+            raise ValueError(f"context_turns={context_turns} must be at least 1.")
+        self.layout = model.spec.layout
+        self.max_sessions = max_sessions
+        graphdef, self._params = nnx.split(model)
+        self._step = make_slot_step(graphdef, flow_steps=flow_steps, temperature=temperature)
+        self._state = streaming.init_state(model, max_sessions, context_turns)
+        self._slots: list[_Slot | None] = [None] * max_sessions
+        self._fresh = np.zeros(max_sessions, bool)
+
+    @property
+    def active(self) -> int:
+        return sum(s is not None for s in self._slots)
+
+    def attach(self, seed: int) -> int | None:
+        """A free slot for a new session sampling from `seed` (None when every slot is taken)."""
+        for i, slot in enumerate(self._slots):
+            if slot is None:
+                self._slots[i] = _Slot(seed)
+                self._fresh[i] = True
+                return i
+        return None
+
+    def detach(self, slot: int) -> None:
+        self._slots[slot] = None
+
+    def idle_inputs(self) -> dict[str, np.ndarray]:
+        """One micro-turn of nothing for every slot: silence (dMel bin 0), no video, no text."""
+        lay = self.layout
+        b = self.max_sessions
+        return {"user_audio": np.zeros((b, lay.frames, lay.dmel.n_mels), np.int32),
+                "video": np.zeros((b, lay.patches, 40, 40, 3), np.uint8), "video_new": np.zeros(b, bool),
+                "text_in": np.full((b, lay.text_in_slots), text.Special.PAD, np.int32)}
+
+    def step(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Advances every slot one micro-turn on `inputs` ((max_sessions, ...) arrays, as `idle_inputs`);
+        returns host arrays: mel (B, F, n_mels) and text_tokens (B, S_out)."""
+        seeds = np.array([s.seed if s else 0 for s in self._slots], np.uint32)
+        turns = np.array([s.microturn if s else 0 for s in self._slots], np.int32)
+        fresh, self._fresh = self._fresh, np.zeros(self.max_sessions, bool)
+        self._state, out = self._step(self._params, self._state, inputs, seeds, turns, fresh)
+        for s in self._slots:
+            if s is not None:
+                s.microturn += 1
+        mel, tokens = jax.device_get((out["mel"], out["text_tokens"]))
+        return {"mel": mel, "text_tokens": tokens}

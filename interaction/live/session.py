@@ -1,0 +1,166 @@
+"""One client's side of a live session: its audio and typed text in, the model's audio, text and
+delegations out, as protocol events. No I/O here: the server feeds it frames and ticks.
+
+Each tick (one micro-turn) `inputs` takes 200 ms of the client's audio (silence for whatever it has not
+sent: a stalled client is padded, never waited for), resampled to 16 kHz and encoded to dMel tokens,
+and the text-in slots (typed text and reasoner answers, queued); `outputs` turns the model's micro-turn
+into events: 200 ms of audio (live Griffin-Lim, resampled to the client's rate), the spoken text, and
+a delegation when one completes, which goes to the background reasoner.
+"""
+from __future__ import annotations
+
+import codecs
+import itertools
+import json
+
+import numpy as np
+
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
+from interaction.codecs import audio, dmel, text, vocoder
+from interaction.data.layout import MicroTurnLayout
+from interaction.data.pipeline import SlotQueue
+from interaction.evals.runner import DelegationReader
+from interaction.live import protocol
+from interaction.live.resample import StreamingResampler
+from interaction.reasoner.runtime import ReasonerRuntime
+
+MAX_BUFFERED_S = 2.0  # audio a client may send ahead of real time; beyond it the oldest is dropped
+
+
+class LiveSession:
+    _numbers = itertools.count()
+
+    def __init__(self, layout: MicroTurnLayout, runtime: ReasonerRuntime | None = None):
+        self.layout, self.runtime = layout, runtime
+        self.id = f"sess_{next(self._numbers)}"
+        self.rate_in = self.rate_out = protocol.DEFAULT_RATE
+        self._resample_in = StreamingResampler(self.rate_in, SAMPLE_RATE)
+        self._resample_out = StreamingResampler(SAMPLE_RATE, self.rate_out)
+        self._pending = np.zeros(0, np.int16)  # client audio not yet heard, at rate_in
+        self._history = np.zeros(layout.dmel.history, np.float32)  # the codec's look-back, at 16 kHz
+        self._typed = runtime.queue if runtime is not None else SlotQueue(layout.text_in_slots)
+        self._vocoder = vocoder.StreamingGriffinLim(layout.dmel, inversion="pinv")  # cheap enough for many sessions
+        self._reader = DelegationReader()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._in_request = False
+        self._said: list[str] = []  # the model's spoken text so far
+        self._heard_typed: list[str] = []
+        self._calls = itertools.count()
+        self._call_ids: dict[int, str] = {}  # reasoner request id -> the call id the client was told
+        self._delivered = 0
+        self.microturn = 0
+
+    def settings(self) -> dict:
+        return {"id": self.id, "object": "realtime.session", "modalities": ["audio", "text"],
+                "input_audio_format": {"type": "audio/pcm", "rate": self.rate_in},
+                "output_audio_format": {"type": "audio/pcm", "rate": self.rate_out},
+                "turn_detection": None, "tools": [{"type": "function", "name": "reasoner"}]}
+
+    # ------------------------------------------------------------ client events
+
+    def handle(self, msg: dict) -> list[dict]:
+        """A parsed client event -> the events to send back (ProtocolError for a bad one)."""
+        kind, event_id = msg["type"], msg.get("event_id")
+        if kind == "session.update":
+            session = msg.get("session")
+            if not isinstance(session, dict):
+                raise protocol.ProtocolError("invalid_session", 'session.update needs a "session" object.', event_id)
+            fmt = session.get("audio", {}) if isinstance(session.get("audio"), dict) else {}
+            spec_in = session.get("input_audio_format", fmt.get("input", {}).get("format"))
+            spec_out = session.get("output_audio_format", fmt.get("output", {}).get("format"))
+            rate_in = self.rate_in if spec_in is None else protocol.audio_format(spec_in, event_id)
+            rate_out = self.rate_out if spec_out is None else protocol.audio_format(spec_out, event_id)
+            if rate_in != self.rate_in:
+                self.rate_in, self._pending = rate_in, np.zeros(0, np.int16)
+                self._resample_in = StreamingResampler(rate_in, SAMPLE_RATE)
+            if rate_out != self.rate_out:
+                self.rate_out, self._resample_out = rate_out, StreamingResampler(SAMPLE_RATE, rate_out)
+            return [protocol.event("session.updated", session=self.settings())]
+        if kind == "input_audio_buffer.append":
+            samples = protocol.decode_audio(msg)
+            self._pending = np.concatenate([self._pending, samples])
+            limit = round(MAX_BUFFERED_S * self.rate_in)
+            if len(self._pending) > limit:
+                dropped = len(self._pending) - limit
+                self._pending = self._pending[dropped:]
+                raise protocol.ProtocolError(
+                    "input_audio_buffer_overflow", f"audio is arriving faster than real time: {dropped} samples "
+                    f"beyond {MAX_BUFFERED_S:g} s ahead were dropped. Send audio as it is captured.", event_id)
+            return []
+        if kind == "input_audio_buffer.clear":
+            self._pending = np.zeros(0, np.int16)
+            return [protocol.event("input_audio_buffer.cleared")]
+        if kind == "conversation.item.create":
+            typed = protocol.typed_text(msg)
+            self._typed.push(text.wrap(text.Special.TYPED, typed, text.Special.TYPED_END))
+            self._heard_typed.append(typed)
+            item = {"id": f"item_{self.id}_{self.microturn}", "type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": typed}]}
+            return [protocol.event("conversation.item.created", item=item)]
+        return []  # accepted for compatibility, nothing to do (protocol.IGNORED)
+
+    # ------------------------------------------------------------ ticks
+
+    def inputs(self) -> tuple[dict[str, np.ndarray], bool]:
+        """This micro-turn's model inputs (user_audio (F, n_mels), text_in (S_in,)) and whether the client's
+        audio ran short and was padded with silence."""
+        per_tick = round(MICROTURN_SECONDS * self.rate_in)
+        piece, self._pending = self._pending[:per_tick], self._pending[per_tick:]
+        padded = len(piece) < per_tick
+        wave = np.zeros(per_tick, np.float32)
+        wave[: len(piece)] = audio.from_pcm16(piece)
+        wave = self._resample_in.push(wave)
+        tokens = dmel.tokens_from_wave(wave, self.layout.dmel, self._history)
+        self._history = np.concatenate([self._history, wave])[-self.layout.dmel.history:]
+        text_in = self.runtime.arrived(self.microturn) if self.runtime is not None else self._typed.take()
+        return {"user_audio": np.asarray(tokens), "text_in": text_in}, padded
+
+    def outputs(self, mel: np.ndarray, tokens: np.ndarray) -> list[dict]:
+        """The model's micro-turn (mel (F, n_mels), text tokens (S_out,)) as events."""
+        events = []
+        wave = self._resample_out.push(self._vocoder.push(mel))
+        events.append(protocol.event("response.output_audio.delta", response_id=self.id, item_id=f"item_{self.id}_out",
+                                     output_index=0, content_index=0, delta=protocol.encode_audio(audio.to_pcm16(wave))))
+        spoken = self._spoken(tokens)
+        if spoken:
+            self._said.append(spoken)
+            events.append(protocol.event("response.output_audio_transcript.delta", response_id=self.id,
+                                         item_id=f"item_{self.id}_out", output_index=0, content_index=0, delta=spoken))
+        for request in self._reader.feed(tokens, self.microturn):
+            call_id = f"call_{self.id}_{next(self._calls)}"
+            events.append(protocol.event("response.function_call_arguments.done", response_id=self.id, call_id=call_id,
+                                         name="reasoner", arguments=json.dumps({"request": request["request"]})))
+            if self.runtime is not None:
+                rid = self.runtime.delegate(request["request"], self.context(), microturn=self.microturn)
+                self._call_ids[rid] = call_id
+        if self.runtime is not None:
+            for rid, _, answer in self.runtime.delivered[self._delivered:]:
+                events.append(protocol.event("conversation.item.created", item={
+                    "type": "function_call_output", "call_id": self._call_ids.pop(rid, None),
+                    "output": answer.text, "status": "completed" if answer.ok else "incomplete"}))
+            self._delivered = len(self.runtime.delivered)
+        self.microturn += 1
+        return events
+
+    def _spoken(self, tokens: np.ndarray) -> str:
+        """The spoken text among a micro-turn's tokens: bytes outside delegation requests, decoded as UTF-8
+        across micro-turns."""
+        data = bytearray()
+        for tok in np.asarray(tokens).tolist():
+            if tok == text.Special.DELEGATE:
+                self._in_request = True
+            elif tok == text.Special.DELEGATE_END:
+                self._in_request = False
+            elif tok >= text.NUM_SPECIAL and not self._in_request:
+                data.append(tok - text.NUM_SPECIAL)
+        return self._utf8.decode(bytes(data))
+
+    def context(self) -> str:
+        """What the reasoner is handed with a request: the user's typed text and the model's speech so far."""
+        lines = [f"user: {t}" for t in self._heard_typed]
+        said = "".join(self._said).strip()
+        return "\n".join(lines + ([f"model: {said}"] if said else []))
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.close()
