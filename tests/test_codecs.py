@@ -133,3 +133,18 @@ def test_video_patches_round_trip_in_numpy_and_jax():
     np.testing.assert_array_equal(np.asarray(video.patchify(jnp.asarray(frames))), patches)
     with pytest.raises(ValueError, match="multiple"):
         video.patchify(np.zeros((50, 80, 3)))
+
+
+def test_live_vocoder_renders_many_streams_each_as_alone():
+    cfg = dmel.DMelConfig()
+    rng = np.random.default_rng(0)
+    pieces = rng.uniform(-5, 0, (4, 3, cfg.frames_per_microturn, cfg.n_mels)).astype(np.float32)
+    many = vocoder.StreamingGriffinLim(cfg, inversion="pinv", sessions=3)
+    alone = vocoder.StreamingGriffinLim(cfg, inversion="pinv")
+    for turn in pieces:
+        np.testing.assert_array_equal(many.push(turn)[1], alone.push(turn[1]))
+    many.reset(1)  # a new stream in row 1, the others go on
+    alone.reset()
+    np.testing.assert_array_equal(many.push(pieces[0])[1], alone.push(pieces[0][1]))
+    with pytest.raises(ValueError, match="log-mel"):
+        many.push(pieces[0][0])  # one stream's piece to a three-stream vocoder

@@ -115,12 +115,14 @@ def test_sessions_are_isolated_bit_for_bit(engine):
     for x, y in zip(alone, beside):
         np.testing.assert_array_equal(x["mel"][0], y["mel"][b])
         np.testing.assert_array_equal(x["text_tokens"][0], y["text_tokens"][b])
+        np.testing.assert_array_equal(x["audio"][0], y["audio"][b])  # the vocoder's rows are apart too
     engine.detach(a)
     engine.detach(b)
     b = engine.attach(seed=7)  # the slot A had, or B's own: either way a fresh session
     again = _run(engine, {b: b_input}, 6)
     for x, y in zip(alone, again):
         np.testing.assert_array_equal(x["mel"][0], y["mel"][b])
+        np.testing.assert_array_equal(x["audio"][0], y["audio"][b])
     engine.detach(b)
 
 

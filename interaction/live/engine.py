@@ -1,7 +1,8 @@
 """Live sessions as slots of one batched streaming state, advanced together by one jitted step.
 
 The batch has a fixed number of slots (`max_sessions`), so the step compiles once: an idle slot is
-computed on silence and its outputs dropped. A session attached to a slot starts from an empty state
+computed on silence and its outputs dropped. The model's audio frames become 200 ms of waveform per
+slot in the same call, through one live vocoder that renders every slot's stream at once. A session attached to a slot starts from an empty state
 (the slot is reset inside the next step), with its own random key, so nothing of an earlier session in
 that slot, or of the sessions beside it, reaches it: a row's arithmetic never reads other rows, and its
 samples come from its own key.
@@ -14,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from interaction.codecs import text
+from interaction.codecs import text, vocoder
 from interaction.models import streaming
 from interaction.models.model import InteractionModel
 
@@ -51,6 +52,8 @@ class SlotEngine:
         graphdef, self._params = nnx.split(model)
         self._step = make_slot_step(graphdef, flow_steps=flow_steps, temperature=temperature)
         self._state = streaming.init_state(model, max_sessions, context_turns)
+        # The pseudo-inverse mel inversion: several times cheaper than NNLS, live STOI in the vocoder benchmark.
+        self._vocoder = vocoder.StreamingGriffinLim(self.layout.dmel, inversion="pinv", sessions=max_sessions)
         self._slots: list[_Slot | None] = [None] * max_sessions
         self._fresh = np.zeros(max_sessions, bool)
 
@@ -64,6 +67,7 @@ class SlotEngine:
             if slot is None:
                 self._slots[i] = _Slot(seed)
                 self._fresh[i] = True
+                self._vocoder.reset(i)
                 return i
         return None
 
@@ -80,7 +84,8 @@ class SlotEngine:
 
     def step(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Advances every slot one micro-turn on `inputs` ((max_sessions, ...) arrays, as `idle_inputs`);
-        returns host arrays: mel (B, F, n_mels) and text_tokens (B, S_out)."""
+        returns host arrays: mel (B, F, n_mels), text_tokens (B, S_out) and audio (B, samples), the 16 kHz
+        waveform of the frames (delayed by the vocoder's `added_latency_s`)."""
         seeds = np.array([s.seed if s else 0 for s in self._slots], np.uint32)
         turns = np.array([s.microturn if s else 0 for s in self._slots], np.int32)
         fresh, self._fresh = self._fresh, np.zeros(self.max_sessions, bool)
@@ -89,4 +94,4 @@ class SlotEngine:
             if s is not None:
                 s.microturn += 1
         mel, tokens = jax.device_get((out["mel"], out["text_tokens"]))
-        return {"mel": mel, "text_tokens": tokens}
+        return {"mel": mel, "text_tokens": tokens, "audio": self._vocoder.push(mel)}

@@ -108,7 +108,7 @@ class LiveServer:
         for slot, (session, ws) in sessions.items():
             if slot not in self._sessions:  # gone during the step
                 continue
-            events = session.outputs(out["mel"][slot], out["text_tokens"][slot])
+            events = session.outputs(out["audio"][slot], out["text_tokens"][slot])
             events.append(protocol.event("input_audio_buffer.timeline", microturn=session.microturn - 1,
                                          padded=bool(padded[slot])))
             sends.append(self._send_all(ws, events))
@@ -153,10 +153,8 @@ class LiveServer:
                     await ticker
 
     def _warm(self) -> None:
-        lay = self.engine.layout
-        self.engine.step(self.engine.idle_inputs())
-        LiveSession(lay).outputs(np.full((lay.frames, lay.dmel.n_mels), lay.dmel.log_min, np.float32),
-                                 np.zeros(lay.text_out_slots, np.int32))
+        out = self.engine.step(self.engine.idle_inputs())
+        LiveSession(self.engine.layout).outputs(out["audio"][0], out["text_tokens"][0])
 
     def lateness_summary(self) -> dict:
         late = np.maximum(np.asarray(self.tick_lateness or [0.0]), 0.0)

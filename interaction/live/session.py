@@ -4,8 +4,8 @@ delegations out, as protocol events. No I/O here: the server feeds it frames and
 Each tick (one micro-turn) `inputs` takes 200 ms of the client's audio (silence for whatever it has not
 sent: a stalled client is padded, never waited for), resampled to 16 kHz and encoded to dMel tokens,
 and the text-in slots (typed text and reasoner answers, queued); `outputs` turns the model's micro-turn
-into events: 200 ms of audio (live Griffin-Lim, resampled to the client's rate), the spoken text, and
-a delegation when one completes, which goes to the background reasoner.
+into events: its 200 ms of audio (rendered by the engine's live vocoder, resampled to the client's
+rate), the spoken text, and a delegation when one completes, which goes to the background reasoner.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import json
 import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, dmel, text, vocoder
+from interaction.codecs import audio, dmel, text
 from interaction.data.layout import MicroTurnLayout
 from interaction.data.pipeline import SlotQueue
 from interaction.evals.runner import DelegationReader
@@ -39,7 +39,6 @@ class LiveSession:
         self._pending = np.zeros(0, np.int16)  # client audio not yet heard, at rate_in
         self._history = np.zeros(layout.dmel.history, np.float32)  # the codec's look-back, at 16 kHz
         self._typed = runtime.queue if runtime is not None else SlotQueue(layout.text_in_slots)
-        self._vocoder = vocoder.StreamingGriffinLim(layout.dmel, inversion="pinv")  # cheap enough for many sessions
         self._reader = DelegationReader()
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._in_request = False
@@ -115,10 +114,10 @@ class LiveSession:
         text_in = self.runtime.arrived(self.microturn) if self.runtime is not None else self._typed.take()
         return {"user_audio": np.asarray(tokens), "text_in": text_in}, padded
 
-    def outputs(self, mel: np.ndarray, tokens: np.ndarray) -> list[dict]:
-        """The model's micro-turn (mel (F, n_mels), text tokens (S_out,)) as events."""
+    def outputs(self, wave: np.ndarray, tokens: np.ndarray) -> list[dict]:
+        """The model's micro-turn (its 16 kHz audio, text tokens (S_out,)) as events."""
         events = []
-        wave = self._resample_out.push(self._vocoder.push(mel))
+        wave = self._resample_out.push(wave)
         events.append(protocol.event("response.output_audio.delta", response_id=self.id, item_id=f"item_{self.id}_out",
                                      output_index=0, content_index=0, delta=protocol.encode_audio(audio.to_pcm16(wave))))
         spoken = self._spoken(tokens)
