@@ -46,6 +46,7 @@ class LiveServer:
         self._sessions: dict[int, tuple[LiveSession, ServerConnection]] = {}
         self.tick_lateness: list[float] = []  # seconds past the deadline each tick's events were all sent
         self.tick_start_lateness: list[float] = []
+        self.tick_work: list[float] = []  # seconds from a tick's start to its events all sent
         self.ticks = 0
 
     # ------------------------------------------------------------ connections
@@ -128,13 +129,15 @@ class LiveServer:
         while True:
             due = start + self.ticks * MICROTURN_SECONDS
             await asyncio.sleep(max(0.0, due - loop.time()))
-            self.tick_start_lateness.append(loop.time() - due)
+            began = loop.time()
+            self.tick_start_lateness.append(began - due)
             if self._sessions:
                 try:
                     await self._tick(loop)
                 except Exception:  # noqa: BLE001 - one bad tick must not end every session
                     log.exception("tick %d failed", self.ticks)
                 self.tick_lateness.append(loop.time() - (due + MICROTURN_SECONDS))
+                self.tick_work.append(loop.time() - began)
             self.ticks += 1
 
     @contextlib.asynccontextmanager
@@ -162,4 +165,6 @@ class LiveServer:
         return {"ticks": len(self.tick_lateness), "p50_late_ms": 1000 * float(np.percentile(late, 50)),
                 "p99_late_ms": 1000 * float(np.percentile(late, 99)), "max_late_ms": 1000 * float(late.max()),
                 "p99_start_late_ms": 1000 * float(np.percentile(start, 99)),
+                "p50_work_ms": 1000 * float(np.percentile(self.tick_work or [0.0], 50)),
+                "p99_work_ms": 1000 * float(np.percentile(self.tick_work or [0.0], 99)),
                 "on_time": float(np.mean(late == 0.0))}
