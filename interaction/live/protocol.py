@@ -13,17 +13,19 @@ Client -> server (JSON text frames):
 
 Server -> client:
   session.created / session.updated     {"session": {...the session's settings...}}
-  conversation.item.created             the typed text, acknowledged
+  conversation.item.created             typed text, acknowledged ({"item": {"type": "message", ...}}), and
+                                        the reasoner's answer as it enters the model's text-in slots
+                                        ({"item": {"type": "function_call_output", "call_id", "output"}})
+  input_audio_buffer.cleared
   response.output_audio.delta           {"delta": base64 PCM16}: 200 ms of model audio every micro-turn
   response.output_audio_transcript.delta {"delta": text}: the model's text stream as it is emitted
   response.function_call_arguments.done {"name": "reasoner", "call_id", "arguments": JSON {"request"}}:
                                         the model delegated to the background reasoner
-  conversation.item.input_audio_transcription... not sent: the model has no user-side transcript
-  response.function_call_output         {"call_id", "output", "ok"}: the reasoner's answer, as it enters
-                                        the model's text-in slots (not a Realtime event; clients ignore it)
-  input_audio_buffer.timeline           {"microturn", "late_ms", "padded"}: one per tick (not Realtime)
+  input_audio_buffer.timeline           {"microturn", "padded"}: one per tick (not a Realtime event;
+                                        clients ignore unknown types)
   error                                 {"error": {"type", "code", "message", "event_id"}}
 
+The model has no transcript of the user's speech, so no input_audio_transcription events are sent.
 Every event carries "type" and a server-made "event_id"; an error names the client event it answers.
 """
 from __future__ import annotations
