@@ -32,7 +32,11 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.decoder.rope_base = 10_000.0
     # Batch-invariant arithmetic (bitwise equal alone / in a batch / in training); needs moe.dispatch="dense".
     c.decoder.deterministic = False
-    c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25, dispatch="ragged"))
+    c.decoder.remat = False  # recompute each block in the backward pass (activation memory of one block, not all)
+    c.decoder.scan_layers = False  # one stacked block under a scan (needs moe.every=1)
+    c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25, capacity_group=0,
+                                                   dispatch="ragged"))
+    c.dtype = "float32"  # activations and matmuls (parameters and optimizer state are always float32)
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,

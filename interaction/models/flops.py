@@ -33,9 +33,9 @@ def block_forward(model, context: int, flow_evals: int) -> float:
     spec, lay = model.spec, model.spec.layout
     d = spec.decoder
     per_token = 0
-    for block in model.decoder.blocks:
+    for block, layers in model.decoder.counted_blocks():  # sizes of a stacked block cover all its layers
         ffn = moe_param_count(block.ffn)[1] if isinstance(block.ffn, MoE) else size(block.ffn)
-        per_token += 2 * (size(block.attn) + ffn) + 4 * context * d.heads * d.head_dim
+        per_token += 2 * (size(block.attn) + ffn) + layers * 4 * context * d.heads * d.head_dim
     return float(lay.block_len * per_token + lay.patches * 2 * size(model.video)
                  + lay.text_out_slots * 2 * d.embed * text.VOCAB_SIZE + lay.frames * flow_evals * 2 * size(model.flow))
 
@@ -48,7 +48,7 @@ def step_bytes(model, context: int, flow_evals: int) -> float:
     d = spec.decoder
     itemsize = jax.tree.leaves(nnx.state(model, nnx.Param))[0].dtype.itemsize
     weights = sum(size(b) - (moe_param_count(b.ffn)[0] - moe_param_count(b.ffn)[1] if isinstance(b.ffn, MoE) else 0)
-                  for b in model.decoder.blocks)
+                  for b, _ in model.decoder.counted_blocks())
     kv = d.layers * 2 * d.kv_heads * d.head_dim * context
     passes = 1 + lay.text_out_slots + lay.frames
     return float(itemsize * (passes * (weights + kv) + lay.text_out_slots * d.embed * text.VOCAB_SIZE

@@ -36,6 +36,7 @@ class ModelSpec:
     flow_depth: int = 2
     balance_weight: float = 0.01
     z_weight: float = 0.001
+    dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
     def from_config(cls, c) -> "ModelSpec":
@@ -44,12 +45,13 @@ class ModelSpec:
         moe = MoESpec(**d.moe) if d.get("moe") else None
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
                               head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base,
-                              deterministic=d.get("deterministic", False))  # runs saved before the field existed
+                              deterministic=d.get("deterministic", False),  # runs saved before the fields existed
+                              remat=d.get("remat", False), scan_layers=d.get("scan_layers", False))
         lay = c.layout
         layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
                                  text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
-                   balance_weight=c.balance_weight, z_weight=c.z_weight)
+                   balance_weight=c.balance_weight, z_weight=c.z_weight, dtype=c.get("dtype", "float32"))
 
     @property
     def mel_center(self) -> float:
@@ -69,8 +71,9 @@ def _shift_right(x: jax.Array, fill) -> jax.Array:
 
 
 class InteractionModel(nnx.Module):
-    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, dtype=None):
         d, lay = spec.decoder.embed, spec.layout
+        dtype = jnp.dtype(spec.dtype if dtype is None else dtype)
         self.spec = spec
         det = spec.decoder.deterministic
         self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
@@ -114,7 +117,7 @@ def parameter_counts(model: InteractionModel) -> tuple[int, int]:
     """(total, active per token). Works on abstract models from `nnx.eval_shape` too."""
     total = sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
     idle = 0  # routed experts a token does not use
-    for block in model.decoder.blocks:
+    for block, _ in model.decoder.counted_blocks():  # a stacked block's experts hold every layer's
         if isinstance(block.ffn, MoE):
             moe_total, moe_active = moe_param_count(block.ffn)
             idle += moe_total - moe_active

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from interaction.models.layers import LECUN, SwiGLU, dense, param, swiglu
+from interaction.sharding import constrain
 
 DISPATCHES = ("ragged", "capacity", "dense")
 
@@ -36,8 +37,8 @@ def _swiglu_np(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray
 
 class MoE(nnx.Module):
     def __init__(self, embed: int, mlp: int, num_experts: int, top_k: int, *, shared_expert: bool = False,
-                 capacity_factor: float = 1.25, dispatch: str = "ragged", dtype=jnp.float32, rngs: nnx.Rngs,
-                 deterministic: bool = False):
+                 capacity_factor: float = 1.25, capacity_group: int = 0, dispatch: str = "ragged",
+                 dtype=jnp.float32, rngs: nnx.Rngs, deterministic: bool = False):
         for name, value in (("embed", embed), ("mlp", mlp), ("num_experts", num_experts), ("top_k", top_k)):
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1.")
@@ -47,17 +48,19 @@ class MoE(nnx.Module):
             raise ValueError(f"dispatch={dispatch!r} must be one of {DISPATCHES}.")
         if not capacity_factor > 0:
             raise ValueError(f"capacity_factor={capacity_factor} must be positive.")
+        if capacity_group < 0:
+            raise ValueError(f"capacity_group={capacity_group} must be 0 (all tokens one group) or positive.")
         self.router = param(rngs, LECUN, ("embed", "expert"), (embed, num_experts))
         self.gate = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.up = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.down = param(rngs, _EXPERT_INIT, ("expert", "mlp", "embed"), (num_experts, mlp, embed))
         self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype, deterministic=deterministic) if shared_expert else None
         self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
-        self.capacity_factor, self.dispatch, self.dtype = capacity_factor, dispatch, dtype
+        self.capacity_factor, self.capacity_group, self.dispatch, self.dtype = capacity_factor, capacity_group, dispatch, dtype
         self.deterministic = deterministic
 
     def capacity(self, tokens: int) -> int:
-        """Slots per expert for the capacity path: ceil(capacity_factor * tokens * top_k / num_experts)."""
+        """Slots per expert for a group of `tokens`: ceil(capacity_factor * tokens * top_k / num_experts)."""
         return math.ceil(self.capacity_factor * tokens * self.top_k / self.num_experts)
 
     def route(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -105,22 +108,33 @@ class MoE(nnx.Module):
         return y
 
     def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Priority is by top-k rank first, then token order: every token's first choice is placed before any
-        second choice, so overflow drops the lower-ranked assignments of later tokens first."""
+        """Tokens are dispatched in consecutive groups of `capacity_group` (all at once when 0), each group
+        with `capacity(group)` slots per expert (GShard's groups: dispatch tensors grow linearly with the
+        tokens, not quadratically). Within a group, priority is by top-k rank first, then token order:
+        every token's first choice is placed before any second choice, so overflow drops the lower-ranked
+        assignments of later tokens first. The experts' inputs are laid out expert-major, split over the
+        `expert` mesh axis, so a sharded run moves tokens to their experts rather than experts to tokens."""
         tokens, k = experts.shape
-        capacity = self.capacity(tokens)
-        chosen = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.int32)  # (tokens, k, expert)
-        rank_major = chosen.transpose(1, 0, 2).reshape(k * tokens, self.num_experts)
-        position = ((jnp.cumsum(rank_major, axis=0) - 1) * rank_major).sum(-1).reshape(k, tokens).T
-        kept = position < capacity  # (tokens, k)
+        group = self.capacity_group or tokens
+        if tokens % group:
+            raise ValueError(f"{tokens} tokens do not split into capacity groups of {group}; choose a "
+                             "capacity_group that divides a batch's tokens (a training window's, say).")
+        g, capacity = tokens // group, self.capacity(group)
+        chosen = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.int32).reshape(g, group, k, self.num_experts)
+        rank_major = chosen.transpose(0, 2, 1, 3).reshape(g, k * group, self.num_experts)
+        position = ((jnp.cumsum(rank_major, axis=1) - 1) * rank_major).sum(-1).reshape(g, k, group).transpose(0, 2, 1)
+        kept = position < capacity  # (g, group, k)
         slot = jax.nn.one_hot(jnp.where(kept, position, capacity), capacity, dtype=self.dtype)  # dropped -> zero row
-        dispatch = jnp.einsum("tke,tkc->tec", chosen.astype(self.dtype), slot)
-        combine = jnp.einsum("tke,tkc,tk->tec", chosen.astype(self.dtype), slot, weights.astype(self.dtype))
+        dispatch = jnp.einsum("gtke,gtkc->gtec", chosen.astype(self.dtype), slot)
+        combine = jnp.einsum("gtke,gtkc,gtk->gtec", chosen.astype(self.dtype), slot,
+                             weights.reshape(g, group, k).astype(self.dtype))
         gate, up, down = (w[...].astype(self.dtype) for w in (self.gate, self.up, self.down))
-        expert_in = jnp.einsum("tec,td->ecd", dispatch, x)
-        h = jax.nn.silu(jnp.einsum("ecd,edm->ecm", expert_in, gate)) * jnp.einsum("ecd,edm->ecm", expert_in, up)
-        expert_out = jnp.einsum("ecm,emd->ecd", h, down)
-        return jnp.einsum("tec,ecd->td", combine, expert_out), jnp.mean(~kept, dtype=jnp.float32)
+        expert_in = jnp.einsum("gtec,gtd->egcd", dispatch, x.reshape(g, group, -1))
+        expert_in = constrain(expert_in, ("expert", "batch", None, "embed"))
+        h = jax.nn.silu(jnp.einsum("egcd,edm->egcm", expert_in, gate)) * jnp.einsum("egcd,edm->egcm", expert_in, up)
+        expert_out = constrain(jnp.einsum("egcm,emd->egcd", h, down), ("expert", "batch", None, "embed"))
+        y = jnp.einsum("gtec,egcd->gtd", combine, expert_out)
+        return y.reshape(tokens, -1), jnp.mean(~kept, dtype=jnp.float32)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """x (..., embed) -> (y of the same shape, aux losses and routing statistics)."""
@@ -145,11 +159,12 @@ class MoE(nnx.Module):
         return y.reshape(*lead, -1), aux
 
 
-def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None) -> jax.Array:
+def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None, group: int | None = None) -> jax.Array:
     """Token-by-token loop over each token's top-k experts: the readable spec of `MoE.__call__`'s output.
 
     With `capacity`, assignments are admitted in the capacity path's priority (rank, then token) and an
-    expert that already holds `capacity` assignments drops the rest.
+    expert that already holds `capacity` assignments drops the rest; with `group` too, each run of
+    `group` consecutive tokens has its own `capacity` slots per expert.
     """
     xs = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
     router, gate, up, down = (np.asarray(w[...], np.float32) for w in (module.router, module.gate, module.up, module.down))
@@ -162,14 +177,16 @@ def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None) -> jax
         routes.append([(int(e), probs[e] / probs[top].sum()) for e in top])
     kept = {(t, r) for t in range(len(xs)) for r in range(module.top_k)}
     if capacity is not None:
-        used = [0] * module.num_experts
-        for r in range(module.top_k):
-            for t in range(len(xs)):
-                expert = routes[t][r][0]
-                if used[expert] < capacity:
-                    used[expert] += 1
-                else:
-                    kept.discard((t, r))
+        group = group or len(xs)
+        for start in range(0, len(xs), group):
+            used = [0] * module.num_experts
+            for r in range(module.top_k):
+                for t in range(start, start + group):
+                    expert = routes[t][r][0]
+                    if used[expert] < capacity:
+                        used[expert] += 1
+                    else:
+                        kept.discard((t, r))
     out = np.zeros_like(xs)
     for t, token in enumerate(xs):
         for r, (e, weight) in enumerate(routes[t]):

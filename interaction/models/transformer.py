@@ -21,6 +21,7 @@ class MoESpec:
     every: int = 1  # layer i is MoE when (i + 1) % every == 0; the others are dense
     shared_expert: bool = False
     capacity_factor: float = 1.25
+    capacity_group: int = 0  # tokens per dispatch group of the capacity path (0: all of a batch's tokens)
     dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul), "capacity", or "dense" (every expert on every
     #                           token, weighted: no drop, batch-invariant, num_experts/top_k times the FLOPs)
 
@@ -36,11 +37,18 @@ class DecoderSpec:
     moe: MoESpec | None = None
     rope_base: float = 10_000.0
     deterministic: bool = False  # batch-invariant arithmetic (`invariant.py`); MoE layers need dispatch "dense"
+    remat: bool = False  # training keeps only each block's input and recomputes the block in the backward pass
+    scan_layers: bool = False  # one stacked block (parameters with a leading `layers` axis) run by a scan: compile
+    #                           time and, with remat, activation memory independent of depth; all layers alike
 
     def __post_init__(self):
         if self.deterministic and self.moe is not None and self.moe.dispatch != "dense":
             raise ValueError(f"deterministic=True needs moe.dispatch='dense' (got {self.moe.dispatch!r}): the other "
                              "dispatches group a token with whichever tokens share its experts.")
+
+        if self.scan_layers and self.moe is not None and self.moe.every != 1:
+            raise ValueError(f"scan_layers=True needs every layer alike: moe.every=1 or no MoE (got every="
+                             f"{self.moe.every}, which alternates dense and MoE layers).")
 
     def is_moe(self, layer: int) -> bool:
         return self.moe is not None and (layer + 1) % self.moe.every == 0
@@ -56,7 +64,7 @@ class Block(nnx.Module):
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
-                           capacity_factor=m.capacity_factor, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
+                           capacity_factor=m.capacity_factor, capacity_group=m.capacity_group, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
                            deterministic=det)
         else:
             self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype, deterministic=det)
@@ -81,29 +89,63 @@ class Block(nnx.Module):
 
 
 class Decoder(nnx.Module):
-    """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers."""
+    """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers.
+
+    With `scan_layers` the layers are one `Block` whose parameters carry a leading `layers` axis, run under
+    `nnx.scan` in training (one layer's program, whatever the depth) and layer by layer in the streaming
+    step (whose per-layer caches are a tuple)."""
 
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
         """key_chunk: keys per split of the deterministic attention (`attend_invariant`): the model's
         micro-turn length, so that splits align with absolute positions in caches and windows alike."""
-        self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
-                                for i in range(spec.layers)])
+        if spec.scan_layers:
+            @nnx.split_rngs(splits=spec.layers)
+            @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+            def stacked(rngs):
+                return Block(spec, 0, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
+            self.stack = stacked(rngs)
+        else:
+            self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
+                                    for i in range(spec.layers)])
         self.final_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
+        self.remat, self.layers = spec.remat, spec.layers
+
+    def counted_blocks(self) -> list[tuple[Block, int]]:
+        """(block, layers it stands for): each block once, or the stacked block (whose parameters hold every
+        layer) standing for all of them. For counting parameters and FLOPs; works on abstract models."""
+        return [(self.stack, self.layers)] if hasattr(self, "stack") else [(b, 1) for b in self.blocks]
+
+    def _layer(self, i: int) -> Block:
+        if not hasattr(self, "stack"):
+            return self.blocks[i]
+        graphdef, state = nnx.split(self.stack)
+        return nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
 
     def step(self, x, positions, caches: tuple[KVCache, ...], blocks: tuple[KVCache, ...]
              ) -> tuple[jax.Array, tuple[KVCache, ...]]:
         """Streaming pass over new tokens: per block, the session's cache (read only) and the micro-turn's
         block of keys (returned with the new tokens' keys added)."""
         new = []
-        for layer, cache, block in zip(self.blocks, caches, blocks):
-            x, block = layer.step(x, positions, cache, block)
+        for i, (cache, block) in enumerate(zip(caches, blocks)):
+            x, block = self._layer(i).step(x, positions, cache, block)
             new.append(block)
         return self.final_norm(x), tuple(new)
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
+        def run(block, x):
+            return block(constrain(x, ("batch", "time", "embed")), positions)
+
+        if self.remat:
+            run = nnx.remat(run)
+        if hasattr(self, "stack"):
+            scan = nnx.scan(run, in_axes=(0, nnx.Carry), out_axes=(nnx.Carry, 0),
+                            transform_metadata={nnx.PARTITION_NAME: "layers"})
+            x, auxes = scan(self.stack, x)
+            merged = jax.tree.map(lambda a: a.mean(axis=0), auxes)
+            return self.final_norm(x), merged
         auxes = []
         for block in self.blocks:
-            x, aux = block(constrain(x, ("batch", "time", "embed")), positions)
+            x, aux = run(block, x)
             if aux:
                 auxes.append(aux)
         merged = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs), axis=0), *auxes) if auxes else {}
