@@ -64,6 +64,24 @@ def test_scanned_streaming_equals_its_training_forward(pair, batch):
         state, inputs, teacher)
     np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
+    (cache,) = state.caches  # one cache for all layers
+    assert cache.k.shape[0] == SCANNED.decoder.layers
+
+
+def test_scanned_streaming_resets_one_session(pair, batch):
+    scanned, plain = pair
+    inputs = {k: batch[k][:, 0] for k in streaming.INPUTS}
+    outs = []
+    for model in (scanned, plain):
+        state = streaming.init_state(model, 2, capacity_turns=4)
+        state, _ = streaming.step(model, state, inputs, jax.random.key(0), temperature=0.0)
+        state = streaming.reset(state, jnp.array([True, False]))
+        outs.append(streaming.step(model, state, inputs, jax.random.key(0), temperature=0.0)[1])
+    np.testing.assert_allclose(outs[0]["text_logits"], outs[1]["text_logits"], atol=1e-4, rtol=1e-4)
+    fresh = streaming.step(plain, streaming.init_state(plain, 2, capacity_turns=4), inputs, jax.random.key(0),
+                           temperature=0.0)[1]
+    np.testing.assert_allclose(outs[1]["text_logits"][0], fresh["text_logits"][0], atol=1e-5)  # slot 0 starts anew
+    assert not np.allclose(outs[1]["text_logits"][1], fresh["text_logits"][1], atol=1e-4)  # slot 1 goes on
 
 
 def test_remat_changes_memory_not_gradients(batch):

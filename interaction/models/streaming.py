@@ -30,18 +30,34 @@ INPUTS = ("user_audio", "video", "video_new", "text_in")  # what `step` reads of
 
 @struct.dataclass
 class StreamState:
-    caches: tuple  # one KVCache per block
+    caches: tuple  # one KVCache per block (scanned layers: one KVCache with a leading layers axis)
     time: jax.Array  # (B,) int32 micro-turn index of the next step
     last_text: jax.Array  # (B,) int32 last text-out token emitted
     last_audio: jax.Array  # (B, n_mels) int32 last audio frame emitted, as dMel tokens
 
 
-def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None) -> StreamState:
-    """Empty state for `batch` sessions with room for `capacity_turns` micro-turns of attention context."""
+def _caches(model: InteractionModel, batch: int, capacity: int, dtype=jnp.float32) -> tuple:
+    """Empty per-layer caches: one per block, or one stacked over layers when the layers are scanned."""
+    d = model.spec.decoder
+    one = KVCache.create(batch, capacity, d.kv_heads, d.head_dim, dtype)
+    if d.scan_layers:
+        return (jax.tree.map(lambda a: jnp.broadcast_to(a, (d.layers,) + a.shape), one),)
+    return tuple(KVCache.create(batch, capacity, d.kv_heads, d.head_dim, dtype) for _ in range(d.layers))
+
+
+def _each_layer(model: InteractionModel, fn, *caches: tuple) -> tuple:
+    """fn applied to every layer's caches (vmapped over the layers axis of stacked ones)."""
+    if model.spec.decoder.scan_layers:
+        return (jax.vmap(fn)(*(c[0] for c in caches)),)
+    return tuple(fn(*layer) for layer in zip(*caches))
+
+
+def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
+               dtype=jnp.float32) -> StreamState:
+    """Empty state for `batch` sessions with room for `capacity_turns` micro-turns of attention context
+    (keys and values stored in `dtype`)."""
     spec = model.spec
-    d = spec.decoder
-    capacity = capacity_turns * spec.layout.block_len
-    caches = tuple(KVCache.create(batch, capacity, d.kv_heads, d.head_dim) for _ in range(d.layers))
+    caches = _caches(model, batch, capacity_turns * spec.layout.block_len, dtype)
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
     return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
                        last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32))
@@ -50,7 +66,7 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
 def reset(state: StreamState, rows: jax.Array) -> StreamState:
     """Starts new sessions in the slots flagged in `rows` (B,) bool; other sessions go on untouched."""
     return StreamState(
-        caches=tuple(c.clear(rows) for c in state.caches),
+        caches=tuple(c.clear(rows) for c in state.caches),  # rows broadcast over a stacked cache's layers axis
         time=jnp.where(rows, 0, state.time),
         last_text=jnp.where(rows, int(text.Special.PAD), state.last_text),
         last_audio=jnp.where(rows[:, None], 0, state.last_audio),
@@ -74,9 +90,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
     x = jnp.concatenate([model.audio(inputs["user_audio"]), video, model.text(inputs["text_in"])], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len)
-    d = spec.decoder
-    batch = state.time.shape[0]
-    blocks = tuple(KVCache.create(batch, lay.block_len, d.kv_heads, d.head_dim, c.v.dtype) for c in state.caches)
+    blocks = _caches(model, state.time.shape[0], lay.block_len, state.caches[0].v.dtype)
     _, blocks = model.decoder.step(x + streams[: lay.input_len], positions, state.caches, blocks)
 
     def emit(blocks, token_embedding, slot):
@@ -115,7 +129,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     (blocks, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
         audio_frame, (blocks, state.last_audio, audio_rng), jnp.arange(lay.frames))
 
-    caches = tuple(c.write(b.k, b.v, b.pos) for c, b in zip(state.caches, blocks))  # the turn, every slot written
+    caches = _each_layer(model, lambda c, b: c.write(b.k, b.v, b.pos), state.caches, blocks)  # the whole turn
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio)
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     return new_state, {

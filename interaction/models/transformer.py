@@ -92,8 +92,8 @@ class Decoder(nnx.Module):
     """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers.
 
     With `scan_layers` the layers are one `Block` whose parameters carry a leading `layers` axis, run under
-    `nnx.scan` in training (one layer's program, whatever the depth) and layer by layer in the streaming
-    step (whose per-layer caches are a tuple)."""
+    `nnx.scan` (one layer's program, whatever the depth); the streaming state then holds one KV cache
+    with a leading layers axis instead of one per layer."""
 
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
         """key_chunk: keys per split of the deterministic attention (`attend_invariant`): the model's
@@ -115,34 +115,39 @@ class Decoder(nnx.Module):
         layer) standing for all of them. For counting parameters and FLOPs; works on abstract models."""
         return [(self.stack, self.layers)] if hasattr(self, "stack") else [(b, 1) for b in self.blocks]
 
-    def _layer(self, i: int) -> Block:
-        if not hasattr(self, "stack"):
-            return self.blocks[i]
-        graphdef, state = nnx.split(self.stack)
-        return nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
-
     def step(self, x, positions, caches: tuple[KVCache, ...], blocks: tuple[KVCache, ...]
              ) -> tuple[jax.Array, tuple[KVCache, ...]]:
         """Streaming pass over new tokens: per block, the session's cache (read only) and the micro-turn's
         block of keys (returned with the new tokens' keys added)."""
+        if hasattr(self, "stack"):  # one cache and one block with a leading layers axis
+            x, block = self._scan(lambda layer, x, cache, block: layer.step(x, positions, cache, block),
+                                  x, caches[0], blocks[0])
+            return self.final_norm(x), (block,)
         new = []
-        for i, (cache, block) in enumerate(zip(caches, blocks)):
-            x, block = self._layer(i).step(x, positions, cache, block)
+        for layer, cache, block in zip(self.blocks, caches, blocks):
+            x, block = layer.step(x, positions, cache, block)
             new.append(block)
         return self.final_norm(x), tuple(new)
+
+    def _scan(self, body, x, *per_layer, remat: bool = False):
+        """body(layer, x, *its slices of per_layer) -> (x, out) over the stacked layers, as a plain `lax.scan`
+        (so the step may itself run inside other JAX loops) -> (x, outs stacked over layers)."""
+        graphdef, state = nnx.split(self.stack)
+
+        def one(x, xs):
+            return body(nnx.merge(graphdef, xs[0]), x, *xs[1:])
+
+        return jax.lax.scan(jax.checkpoint(one) if remat else one, x, (state, *per_layer))
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         def run(block, x):
             return block(constrain(x, ("batch", "time", "embed")), positions)
 
+        if hasattr(self, "stack"):
+            x, auxes = self._scan(run, x, remat=self.remat)
+            return self.final_norm(x), jax.tree.map(lambda a: a.mean(axis=0), auxes)
         if self.remat:
             run = nnx.remat(run)
-        if hasattr(self, "stack"):
-            scan = nnx.scan(run, in_axes=(0, nnx.Carry), out_axes=(nnx.Carry, 0),
-                            transform_metadata={nnx.PARTITION_NAME: "layers"})
-            x, auxes = scan(self.stack, x)
-            merged = jax.tree.map(lambda a: a.mean(axis=0), auxes)
-            return self.final_norm(x), merged
         auxes = []
         for block in self.blocks:
             x, aux = run(block, x)
