@@ -41,6 +41,12 @@ def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     per_slot = flops.step_bytes(model, 1001, 8) - flops.step_bytes(model, 1000, 8)
     assert per_slot == passes * d.layers * 2 * d.kv_heads * d.head_dim * 4  # keys and values, float32
     total, active = model_lib.parameter_counts(model)
-    heads = lay.text_out_slots * d.embed * text.VOCAB_SIZE + lay.frames * 8 * flops.size(model.flow) + flops.size(model.video)
-    decoder_active = flops.size(model.decoder) - flops.size(model.decoder.final_norm) - (total - active)
-    assert flops.step_bytes(model, 0, 8) == 4 * (passes * decoder_active + heads)
+    decoder_total = flops.size(model.decoder) - flops.size(model.decoder.final_norm)
+    text_head = d.embed * text.VOCAB_SIZE
+    one = flops.micro_turn_passes(model, sessions=1, context=0, flow_evals=8, weight_bytes=4, kv_bytes=4)
+    assert len(one) == passes
+    assert one[1][1] == pytest.approx(4 * (decoder_total - (total - active) + text_head))  # one token: its top-k
+    many = flops.micro_turn_passes(model, sessions=64, context=0, flow_evals=8, weight_bytes=2, kv_bytes=2)
+    assert many[0][1] == pytest.approx(2 * (decoder_total + flops.size(model.video)), rel=1e-6)  # every expert
+    # The passes' FLOPs add up to the block's.
+    assert sum(f for f, _ in one) == pytest.approx(flops.block_forward(model, 0, flow_evals=8))

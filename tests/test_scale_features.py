@@ -100,13 +100,13 @@ def test_mixed_dense_and_moe_layers_cannot_be_scanned():
         dataclasses.replace(DECODER, moe=MoESpec(num_experts=4, top_k=2, every=2), scan_layers=True)
 
 
-def test_capacity_groups_each_have_their_own_slots():
-    layer = moe.MoE(16, 32, 4, 2, dispatch="capacity", capacity_factor=0.5, capacity_group=8, rngs=nnx.Rngs(0))
+def test_capacity_groups_by_row_each_have_their_own_slots():
+    layer = moe.MoE(16, 32, 4, 2, dispatch="capacity", capacity_factor=0.5, capacity_groups="row", rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (4, 8, 16))
     y, aux = layer(x)
     capacity = layer.capacity(8)
     np.testing.assert_allclose(y, moe.moe_reference(layer, x, capacity=capacity, group=8), atol=1e-5, rtol=1e-5)
     assert not np.allclose(y, moe.moe_reference(layer, x, capacity=capacity), atol=1e-4)  # one group differs
     assert 0 < float(aux["dropped_fraction"]) < 1
-    with pytest.raises(ValueError, match="capacity groups of 5"):
-        moe.MoE(16, 32, 4, 2, dispatch="capacity", capacity_group=5, rngs=nnx.Rngs(0))(x)
+    with pytest.raises(ValueError, match="capacity_groups='window' must be one of"):
+        moe.MoE(16, 32, 4, 2, dispatch="capacity", capacity_groups="window", rngs=nnx.Rngs(0))

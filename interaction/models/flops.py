@@ -6,9 +6,10 @@ active feed-forward experts), the patch stem, the text head and the flow head. N
 lookups, norms, softmax and other elementwise work. XLA's own cost analysis is no substitute: it counts
 the body of a loop once, and the streaming step is mostly loops.
 
-Bytes: what one session's streaming step must read at the least. Its 1 + text_out_slots + frames
-decoder passes run one after another, each reading the active weights and the whole KV cache; at batch 1
-that traffic, not arithmetic, bounds the step (`step_bytes`).
+Bytes: what a streaming micro-turn must read at the least. Its 1 + text_out_slots + frames decoder
+passes run one after another, each reading the weights its tokens use (all but the experts none of them
+chose) and the whole KV cache (`micro_turn_passes`); at batch 1 that traffic, not arithmetic, bounds the
+step (`step_bytes`).
 """
 from __future__ import annotations
 
@@ -26,30 +27,59 @@ def size(module) -> int:
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
 
 
+def _decoder_token(model, context: int) -> float:
+    """Forward FLOPs of one token through the decoder (the experts it uses), attending to `context` keys."""
+    d = model.spec.decoder
+    total = 0.0
+    for block, layers in model.decoder.counted_blocks():  # sizes of a stacked block cover all its layers
+        ffn = moe_param_count(block.ffn)[1] if isinstance(block.ffn, MoE) else size(block.ffn)
+        total += 2 * (size(block.attn) + ffn) + layers * 4 * context * d.heads * d.head_dim
+    return total
+
+
 def block_forward(model, context: int, flow_evals: int) -> float:
     """Forward FLOPs of one micro-turn block: its slots through the decoder, each attending to `context`
     keys; its patches through the stem; its text slots through the text head; and `flow_evals` passes of
     the flow head per audio frame (1 in training, the Euler steps when sampling)."""
     spec, lay = model.spec, model.spec.layout
+    return float(lay.block_len * _decoder_token(model, context) + lay.patches * 2 * size(model.video)
+                 + lay.text_out_slots * 2 * spec.decoder.embed * text.VOCAB_SIZE
+                 + lay.frames * flow_evals * 2 * size(model.flow))
+
+
+def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, weight_bytes: int,
+                      kv_bytes: int) -> list[tuple[float, float]]:
+    """(FLOPs, bytes read) of each decoder pass of one streaming micro-turn, run one after another for
+    `sessions` batched sessions: the input pass, one per text slot, one per audio frame.
+
+    A pass reads every decoder weight but the experts no token of it chose (of E experts with top-k
+    routing, N tokens leave an expected E (1 - k/E)^N unread), every session's `context` cached keys and
+    values, and its head: the stem (input pass), the text head (text slots) or the flow head
+    `flow_evals` times (audio frames)."""
+    spec, lay = model.spec, model.spec.layout
     d = spec.decoder
-    per_token = 0
-    for block, layers in model.decoder.counted_blocks():  # sizes of a stacked block cover all its layers
-        ffn = moe_param_count(block.ffn)[1] if isinstance(block.ffn, MoE) else size(block.ffn)
-        per_token += 2 * (size(block.attn) + ffn) + layers * 4 * context * d.heads * d.head_dim
-    return float(lay.block_len * per_token + lay.patches * 2 * size(model.video)
-                 + lay.text_out_slots * 2 * d.embed * text.VOCAB_SIZE + lay.frames * flow_evals * 2 * size(model.flow))
+    kv = sessions * d.layers * 2 * d.kv_heads * d.head_dim * context * kv_bytes
+
+    def one(tokens: int, head_flops: float, head_params: float) -> tuple[float, float]:
+        weights = 0.0
+        for block, _ in model.decoder.counted_blocks():
+            weights += size(block)
+            if isinstance(block.ffn, MoE):
+                m = block.ffn
+                experts = sum(math.prod(w.shape) for w in (m.gate, m.up, m.down))
+                weights -= experts * (1 - m.top_k / m.num_experts) ** tokens  # expected experts left unread
+        return tokens * _decoder_token(model, context) + head_flops, weight_bytes * (weights + head_params) + kv
+
+    text_head, flow = spec.decoder.embed * text.VOCAB_SIZE, size(model.flow)
+    first = one(sessions * lay.input_len, sessions * lay.patches * 2 * size(model.video), size(model.video))
+    texts = [one(sessions, sessions * 2 * text_head, text_head)] * lay.text_out_slots
+    frames = [one(sessions, sessions * flow_evals * 2 * flow, flow_evals * flow)] * lay.frames
+    return [first] + texts + frames
 
 
 def step_bytes(model, context: int, flow_evals: int) -> float:
-    """Bytes one streaming step reads at the least for one session: per decoder pass (the input pass and
-    one per output slot), every block's weights (the experts a token uses) and `context` cached keys and
-    values; the text head per text slot, the flow head `flow_evals` times per audio frame, and the stem."""
-    spec, lay = model.spec, model.spec.layout
-    d = spec.decoder
+    """Bytes one session's streaming step reads at the least (`micro_turn_passes` of one session, keys and
+    values stored like the weights): at batch 1 this traffic, not arithmetic, bounds the step."""
     itemsize = jax.tree.leaves(nnx.state(model, nnx.Param))[0].dtype.itemsize
-    weights = sum(size(b) - (moe_param_count(b.ffn)[0] - moe_param_count(b.ffn)[1] if isinstance(b.ffn, MoE) else 0)
-                  for b, _ in model.decoder.counted_blocks())
-    kv = d.layers * 2 * d.kv_heads * d.head_dim * context
-    passes = 1 + lay.text_out_slots + lay.frames
-    return float(itemsize * (passes * (weights + kv) + lay.text_out_slots * d.embed * text.VOCAB_SIZE
-                             + lay.frames * flow_evals * size(model.flow) + size(model.video)))
+    return float(sum(b for _, b in micro_turn_passes(model, sessions=1, context=context, flow_evals=flow_evals,
+                                                     weight_bytes=itemsize, kv_bytes=itemsize)))

@@ -25,6 +25,7 @@ from interaction.models.layers import LECUN, SwiGLU, dense, param, swiglu
 from interaction.sharding import constrain
 
 DISPATCHES = ("ragged", "capacity", "dense")
+CAPACITY_GROUPS = ("batch", "row")  # the capacity path's groups: all of a call's tokens, or each batch row's
 
 # Stacked expert weights: fan-in is the embed/mlp axis alone, not multiplied by the expert axis.
 _EXPERT_INIT = nnx.initializers.lecun_normal(batch_axis=(0,))
@@ -37,7 +38,7 @@ def _swiglu_np(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray
 
 class MoE(nnx.Module):
     def __init__(self, embed: int, mlp: int, num_experts: int, top_k: int, *, shared_expert: bool = False,
-                 capacity_factor: float = 1.25, capacity_group: int = 0, dispatch: str = "ragged",
+                 capacity_factor: float = 1.25, capacity_groups: str = "batch", dispatch: str = "ragged",
                  dtype=jnp.float32, rngs: nnx.Rngs, deterministic: bool = False):
         for name, value in (("embed", embed), ("mlp", mlp), ("num_experts", num_experts), ("top_k", top_k)):
             if value < 1:
@@ -48,15 +49,15 @@ class MoE(nnx.Module):
             raise ValueError(f"dispatch={dispatch!r} must be one of {DISPATCHES}.")
         if not capacity_factor > 0:
             raise ValueError(f"capacity_factor={capacity_factor} must be positive.")
-        if capacity_group < 0:
-            raise ValueError(f"capacity_group={capacity_group} must be 0 (all tokens one group) or positive.")
+        if capacity_groups not in CAPACITY_GROUPS:
+            raise ValueError(f"capacity_groups={capacity_groups!r} must be one of {CAPACITY_GROUPS}.")
         self.router = param(rngs, LECUN, ("embed", "expert"), (embed, num_experts))
         self.gate = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.up = param(rngs, _EXPERT_INIT, ("expert", "embed", "mlp"), (num_experts, embed, mlp))
         self.down = param(rngs, _EXPERT_INIT, ("expert", "mlp", "embed"), (num_experts, mlp, embed))
         self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype, deterministic=deterministic) if shared_expert else None
         self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
-        self.capacity_factor, self.capacity_group, self.dispatch, self.dtype = capacity_factor, capacity_group, dispatch, dtype
+        self.capacity_factor, self.capacity_groups, self.dispatch, self.dtype = capacity_factor, capacity_groups, dispatch, dtype
         self.deterministic = deterministic
 
     def capacity(self, tokens: int) -> int:
@@ -107,18 +108,14 @@ class MoE(nnx.Module):
             y = y + mix[:, e:e + 1].astype(self.dtype) * out
         return y
 
-    def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Tokens are dispatched in consecutive groups of `capacity_group` (all at once when 0), each group
-        with `capacity(group)` slots per expert (GShard's groups: dispatch tensors grow linearly with the
-        tokens, not quadratically). Within a group, priority is by top-k rank first, then token order:
-        every token's first choice is placed before any second choice, so overflow drops the lower-ranked
-        assignments of later tokens first. The experts' inputs are laid out expert-major, split over the
-        `expert` mesh axis, so a sharded run moves tokens to their experts rather than experts to tokens."""
+    def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
+        """Tokens are dispatched in consecutive groups of `group`, each with `capacity(group)` slots per expert
+        (GShard's groups: with a batch row per group, a group's dispatch stays on the devices that hold its
+        row, and the dispatch tensors grow linearly with the batch). Within a group, priority is by top-k
+        rank first, then token order: every token's first choice is placed before any second choice, so
+        overflow drops the lower-ranked assignments of later tokens first. The experts' inputs are laid out
+        expert-major, split over the `expert` mesh axis, so tokens travel to their experts."""
         tokens, k = experts.shape
-        group = self.capacity_group or tokens
-        if tokens % group:
-            raise ValueError(f"{tokens} tokens do not split into capacity groups of {group}; choose a "
-                             "capacity_group that divides a batch's tokens (a training window's, say).")
         g, capacity = tokens // group, self.capacity(group)
         chosen = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.int32).reshape(g, group, k, self.num_experts)
         rank_major = chosen.transpose(0, 2, 1, 3).reshape(g, k * group, self.num_experts)
@@ -145,7 +142,8 @@ class MoE(nnx.Module):
             route = self._ragged if self.dispatch == "ragged" else self._dense
             y, dropped = route(x, weights, experts), jnp.zeros((), jnp.float32)
         else:
-            y, dropped = self._capacity(x, weights, experts)
+            group = math.prod(lead[1:]) if self.capacity_groups == "row" else x.shape[0]
+            y, dropped = self._capacity(x, weights, experts, group)
         if self.shared_expert:
             y = y + self.shared(x)
         load = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.float32).mean((0, 1))  # f_e, sums to 1

@@ -17,8 +17,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import NamedSharding
 
-from interaction.codecs import dmel, text
+from interaction import sharding
+
+from interaction.codecs import dmel, text, video
 from interaction.models import invariant
 from interaction.models.cache import KVCache
 from interaction.models.flow_head import sample as flow_sample
@@ -61,6 +64,27 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
     return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
                        last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32))
+
+
+def state_shardings(state: StreamState, mesh, rules) -> StreamState:
+    """Sessions split by the `batch` rule and cached keys by the `heads` rule (a stacked cache's layers axis
+    by `layers`); for a streaming step run across a mesh."""
+    stacked = state.caches[0].pos.ndim == 3
+    lead = ("layers", "batch") if stacked else ("batch",)
+    def named(names):
+        return lambda x: NamedSharding(mesh, sharding.mesh_spec(names, x.shape, mesh, rules))
+    caches = tuple(KVCache(k=named(lead + ("heads",))(c.k), v=named(lead + ("heads",))(c.v), pos=named(lead)(c.pos))
+                   for c in state.caches)
+    return StreamState(caches=caches, time=named(("batch",))(state.time), last_text=named(("batch",))(state.last_text),
+                       last_audio=named(("batch",))(state.last_audio))
+
+
+def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes and dtypes of one micro-turn's `INPUTS` for `sessions` sessions."""
+    shapes = {"user_audio": ((sessions, layout.frames, layout.dmel.n_mels), jnp.int32),
+              "video": ((sessions, layout.patches, video.PATCH, video.PATCH, 3), jnp.uint8), "video_new": ((sessions,), jnp.bool_),
+              "text_in": ((sessions, layout.text_in_slots), jnp.int32)}
+    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
 
 
 def reset(state: StreamState, rows: jax.Array) -> StreamState:

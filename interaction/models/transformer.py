@@ -21,7 +21,7 @@ class MoESpec:
     every: int = 1  # layer i is MoE when (i + 1) % every == 0; the others are dense
     shared_expert: bool = False
     capacity_factor: float = 1.25
-    capacity_group: int = 0  # tokens per dispatch group of the capacity path (0: all of a batch's tokens)
+    capacity_groups: str = "batch"  # the capacity path's groups: a whole batch, or each "row" (window, session)
     dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul), "capacity", or "dense" (every expert on every
     #                           token, weighted: no drop, batch-invariant, num_experts/top_k times the FLOPs)
 
@@ -64,7 +64,7 @@ class Block(nnx.Module):
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
-                           capacity_factor=m.capacity_factor, capacity_group=m.capacity_group, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
+                           capacity_factor=m.capacity_factor, capacity_groups=m.capacity_groups, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
                            deterministic=det)
         else:
             self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype, deterministic=det)

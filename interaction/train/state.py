@@ -42,10 +42,17 @@ def state_shardings(abstract: TrainState, tx: optax.GradientTransformation, mesh
     return TrainState(step=replicated, params=params, opt_state=opt_state, rng=replicated)
 
 
+def abstract(spec: ModelSpec, tx: optax.GradientTransformation, mesh, rules, seed: int = 0):
+    """-> (graphdef, state of ShapeDtypeStructs carrying their shardings, shardings); nothing allocated."""
+    graphdef, shapes = nnx.eval_shape(lambda: _init(spec, tx, seed))
+    shardings = state_shardings(shapes, tx, mesh, rules)
+    state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), shapes, shardings)
+    return graphdef, state, shardings
+
+
 def create(spec: ModelSpec, tx: optax.GradientTransformation, mesh, rules, seed: int):
     """-> (graphdef, state, shardings): a fresh state, each array born on its devices (no host copy)."""
-    graphdef, abstract = nnx.eval_shape(lambda: _init(spec, tx, seed))
-    shardings = state_shardings(abstract, tx, mesh, rules)
+    graphdef, _, shardings = abstract(spec, tx, mesh, rules, seed)
     state = jax.jit(lambda: _init(spec, tx, seed)[1], out_shardings=shardings)()
     return graphdef, state, shardings
 

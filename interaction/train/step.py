@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from interaction import sharding
+from interaction.codecs import video
+from interaction.data.layout import MicroTurnLayout
 from interaction.models import model as model_lib
 from interaction.train import heldout
 from interaction.train.state import TrainState
+
+
+def abstract_batch(layout: MicroTurnLayout, batch_size: int, window_turns: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes and dtypes of a batch the data pipeline yields, for compiling a step without data."""
+    lead = (batch_size, window_turns)
+    frames = lead + (layout.frames, layout.dmel.n_mels)
+    shapes = {
+        "user_audio": (frames, np.int32), "video": (lead + (layout.patches, video.PATCH, video.PATCH, 3), np.uint8),
+        "video_new": (lead, np.bool_), "text_in": (lead + (layout.text_in_slots,), np.int32),
+        "text_out": (lead + (layout.text_out_slots,), np.int32), "model_mel": (frames, np.float32),
+        "model_audio": (frames, np.int32), "time_index": (lead, np.int32), "valid": (lead, np.bool_),
+    }
+    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
 
 
 def train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lr_schedule: optax.Schedule,
@@ -24,12 +40,15 @@ def train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lr_sche
         return model_lib.losses(nnx.merge(graphdef, params), batch, state.step_key())
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    stepped = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         opt_state=opt_state, rng=state.rng)
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), stepped, state)
+
+    def update(state):
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                          opt_state=opt_state, rng=state.rng)
+
+    new_state = jax.lax.cond(finite, update, lambda state: state, state)
     metrics.update(loss=loss, grad_norm=grad_norm, lr=lr_schedule(state.step), finite=finite)
     return new_state, metrics
 
