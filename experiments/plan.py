@@ -21,7 +21,7 @@ from ml_collections import config_flags
 
 from experiments.common import write_results
 from interaction import plan, sharding
-from interaction.models.model import InteractionModel, ModelSpec
+from interaction.models.model import InteractionModel, ModelSpec, parameter_counts
 from interaction.train import optimizer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/tml_small_paper.py", "plan config")
@@ -74,7 +74,6 @@ def main(argv):
         c.model.decoder.layers = _LAYERS.value
     spec = ModelSpec.from_config(c.model)
     model = nnx.eval_shape(lambda: InteractionModel(spec, rngs=nnx.Rngs(0)))
-    from interaction.models.model import parameter_counts
     total, active = parameter_counts(model)
     lay = spec.layout
     mesh_text = " x ".join(f"{k}={v}" for k, v in shape.items())
@@ -139,7 +138,6 @@ def main(argv):
                              for a in plan.ACCELERATORS)
             print(f"  train step peak {peak / GB:.1f} GB per device: {fits}")
     write_results(_OUT.value, results)
-    print(f"wrote {_OUT.value}")
 
 
 if __name__ == "__main__":
