@@ -17,6 +17,7 @@ import math
 import jax
 from absl import app, flags
 from flax import nnx
+from jax.sharding import NamedSharding
 from ml_collections import config_flags
 
 from experiments.common import write_results
@@ -56,6 +57,13 @@ def _serving(spec: ModelSpec) -> ModelSpec:
     return dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, moe=roomy))
 
 
+def _warn_if_batch_is_not_split(batch: int, flag: str, mesh, rules) -> None:
+    rows = NamedSharding(mesh, sharding.mesh_spec(("batch",), (batch,), mesh, rules)).shard_shape((batch,))[0]
+    if batch // rows < mesh.size:
+        print(f"    note: a batch of {batch} splits {batch // rows} ways over {mesh.size} devices, {rows} rows on "
+              f"each (set {flag} to a multiple of {mesh.size} to split it over all of them)")
+
+
 def _row(name: str, planned, compiled=None) -> str:
     fmt = lambda x: "" if x is None else f"{x / GB:10.2f}"  # noqa: E731
     ratio = f"{compiled / planned:8.3f}" if planned and compiled else ""
@@ -89,6 +97,7 @@ def main(argv):
         p, step, grads = r["planned"], r["step"], r["gradient_program"]
         print(f"  train step: {c.train.batch} windows x {c.train.window_turns} micro-turns "
               f"({r['tokens_per_step']:,} tokens), {spec.dtype} activations, remat={spec.decoder.remat}")
+        _warn_if_batch_is_not_split(c.train.batch, "--config.train.batch", mesh, rules)
         print(_row("parameters (float32)", p["parameters"]))
         print(_row("optimizer state", p["optimizer"]))
         print(_row("batch", p["batch"]))
@@ -105,6 +114,7 @@ def main(argv):
         r = plan.compile_stream(_serving(spec), mesh, rules, sessions=s.sessions, context_turns=s.context_turns,
                                 flow_steps=s.flow_steps)
         p, step = r["planned"], r["step"]
+        _warn_if_batch_is_not_split(s.sessions, "--config.serve.sessions", mesh, rules)
         print(f"  streaming step: {s.sessions} sessions, {s.context_turns * 0.2:.0f} s of context "
               f"({s.context_turns * lay.block_len:,} keys), bfloat16 weights and cache")
         print(_row("parameters (bfloat16)", p["parameters"]))

@@ -29,3 +29,13 @@ def tiny_corpus(tmp_path_factory, tiny_corpus_config):
     workdir = tmp_path_factory.mktemp("corpus") / "tiny"
     corpus.write(tiny_corpus_config, workdir, progress=False)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, tiny_corpus):
+    """The workdir of a two-step smoke-config training run on the tiny corpus (checkpoint and config.json)."""
+    from programs import succeeded, train
+
+    workdir = tmp_path_factory.mktemp("smoke_run")
+    succeeded(train(workdir, tiny_corpus, "--config.total_steps=2"))
+    return workdir

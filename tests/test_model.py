@@ -11,6 +11,7 @@ from flax import nnx
 from interaction.data import layout as layout_lib
 from interaction.data import pipeline
 from interaction.models import model as model_lib
+from interaction.models import routing
 from interaction.models.transformer import DecoderSpec, MoESpec
 
 LAYOUT = layout_lib.MicroTurnLayout()
@@ -88,3 +89,14 @@ def test_training_steps_reduce_both_losses(batch):
     flow_last = np.mean([h["flow_loss"] for h in history[-5:]])
     assert flow_last < 0.8 * np.mean([h["flow_loss"] for h in history[:5]]), history[-1]
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
+    stats = routing.statistics(model, batch)
+    assert [s["layer"] for s in stats] == [1]  # every=2: the second of two layers is MoE
+    _, _, aux = model(batch)
+    assert bool(np.all(batch["valid"]))  # so the statistics cover the same tokens as the forward's load
+    np.testing.assert_allclose(stats[0]["load"], aux["expert_load"], atol=1e-6)
+    by_stream = stats[0]["by_stream"]
+    np.testing.assert_allclose(by_stream.sum(1), 1.0, atol=1e-9)
+    assert 1 / 2 <= stats[0]["top1_weight"] <= 1  # top-2: the first choice weighs at least half

@@ -100,14 +100,20 @@ class InteractionModel(nnx.Module):
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
         return constrain(blocks, ("batch", "time", None, "embed"))
 
-    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, dict]:
-        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), MoE auxiliaries."""
-        lay = self.spec.layout
+    def sequence(self, batch: dict) -> tuple[jax.Array, jax.Array]:
+        """A window of blocks as the decoder's one causal sequence: tokens (B, T*block_len, embed) and their
+        absolute positions (B, T*block_len)."""
         x = self.embed(batch)
         b, t, length, d = x.shape
         positions = batch["time_index"][..., None] * length + jnp.arange(length)
-        h, aux = self.decoder(x.reshape(b, t * length, d), positions.reshape(b, t * length))
-        out = h.reshape(b, t, length, d)[:, :, lay.input_len :]
+        return x.reshape(b, t * length, d), positions.reshape(b, t * length)
+
+    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, dict]:
+        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), MoE auxiliaries."""
+        lay = self.spec.layout
+        b, t = batch["time_index"].shape
+        h, aux = self.decoder(*self.sequence(batch))
+        out = h.reshape(b, t, lay.block_len, -1)[:, :, lay.input_len :]
         logits = self.text_logits(out[:, :, : lay.text_out_slots])
         logits = constrain(logits, ("batch", "time", None, "vocab"))
         return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux

@@ -146,9 +146,6 @@ class MoE(nnx.Module):
             y, dropped = self._capacity(x, weights, experts, group)
         if self.shared_expert:
             y = y + self.shared(x)
-        # The latest call's choices, for inspection (`routing.statistics`); inside jit they are dropped unless read.
-        self.sow(nnx.Intermediate, "routing", {"experts": experts.reshape(*lead, -1), "weights": weights.reshape(*lead, -1)},
-                 reduce_fn=lambda _, latest: latest, init_fn=lambda: None)
         load = jax.nn.one_hot(experts, self.num_experts, dtype=jnp.float32).mean((0, 1))  # f_e, sums to 1
         mean_prob = jax.nn.softmax(logits, axis=-1).mean(0)  # P_e
         aux = {

@@ -73,8 +73,12 @@ class Block(nnx.Module):
         out = self.ffn(self.ffn_norm(x))
         return out if isinstance(out, tuple) else (out, {})
 
+    def attend(self, x, positions) -> jax.Array:
+        """The residual stream after this block's attention."""
+        return x + self.attn(self.attn_norm(x), positions)
+
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
-        x = x + self.attn(self.attn_norm(x), positions)
+        x = self.attend(x, positions)
         y, aux = self.feed_forward(x)
         return x + y, aux
 
