@@ -32,6 +32,18 @@ def tiny_corpus(tmp_path_factory, tiny_corpus_config):
 
 
 @pytest.fixture(scope="session")
+def batch(tiny_corpus):
+    """Two 6-micro-turn training windows of the tiny corpus in the default layout, as JAX arrays."""
+    import jax.numpy as jnp
+
+    from interaction.data import layout, pipeline
+
+    ds = pipeline.make_dataset(str(tiny_corpus / "train.array_record"), layout.MicroTurnLayout(), window_turns=6,
+                               batch_size=2, seed=0)
+    return {k: jnp.asarray(v) for k, v in next(iter(ds)).items()}
+
+
+@pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, tiny_corpus):
     """The workdir of a two-step smoke-config training run on the tiny corpus (checkpoint and config.json)."""
     from programs import succeeded, train

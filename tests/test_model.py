@@ -2,14 +2,12 @@
 forcing, and that a few optimizer steps reduce both losses."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
 from interaction.data import layout as layout_lib
-from interaction.data import pipeline
 from interaction.models import model as model_lib
 from interaction.models import routing
 from interaction.models.transformer import DecoderSpec, MoESpec
@@ -20,13 +18,7 @@ SPEC = model_lib.ModelSpec(
                         moe=MoESpec(num_experts=4, top_k=2, every=2)),
     layout=LAYOUT, flow_hidden=32, flow_depth=1,
 )
-WINDOW = 6
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_corpus):
-    ds = pipeline.make_dataset(str(tiny_corpus / "train.array_record"), LAYOUT, window_turns=WINDOW, batch_size=2, seed=0)
-    return {k: jnp.asarray(v) for k, v in next(iter(ds)).items()}
+WINDOW = 6  # the `batch` fixture's windows (conftest)
 
 
 @pytest.fixture(scope="module")

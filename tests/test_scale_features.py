@@ -9,7 +9,6 @@ import pytest
 from flax import nnx
 
 from interaction.data import layout as layout_lib
-from interaction.data import pipeline
 from interaction.models import model as model_lib
 from interaction.models import moe, streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
@@ -19,12 +18,6 @@ DECODER = DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=6
                       moe=MoESpec(num_experts=4, top_k=2, every=1))
 SPEC = model_lib.ModelSpec(decoder=DECODER, layout=LAYOUT, flow_hidden=32, flow_depth=1)
 SCANNED = dataclasses.replace(SPEC, decoder=dataclasses.replace(DECODER, scan_layers=True))
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_corpus):
-    ds = pipeline.make_dataset(str(tiny_corpus / "train.array_record"), LAYOUT, window_turns=6, batch_size=2, seed=0)
-    return {k: jnp.asarray(v) for k, v in next(iter(ds)).items()}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 from interaction.data import layout as layout_lib
-from interaction.data import pipeline
 from interaction.models import model as model_lib
 from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
@@ -23,12 +22,6 @@ SPEC = model_lib.ModelSpec(
 )
 INPUTS = ("user_audio", "video", "video_new", "text_in")
 TEACHER = ("text_out", "model_audio")
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_corpus):
-    ds = pipeline.make_dataset(str(tiny_corpus / "train.array_record"), LAYOUT, window_turns=6, batch_size=2, seed=0)
-    return {k: jnp.asarray(v) for k, v in next(iter(ds)).items()}
 
 
 @pytest.fixture(scope="module")
