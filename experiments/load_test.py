@@ -29,7 +29,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "a trained run (experi
 _SESSIONS = flags.DEFINE_list("sessions", ["1", "2", "4", "8", "12", "16"], "concurrent sessions to try")
 _SECONDS = flags.DEFINE_float("seconds", 20.0, "how long every session streams")
 _HOLD_MS = flags.DEFINE_float("hold_ms", 20.0, "N holds when the p99 tick lateness is at most this")
-_CONTEXT_S = flags.DEFINE_float("context_s", 30.0, "attention context of a session, seconds")
+_CONTEXT_S = flags.DEFINE_float("context_s", 10.0, "attention context of a session, seconds (as experiments.serve)")
 _OUT = flags.DEFINE_string("out", "experiments/results/load_test.json", "where to write the JSON results")
 
 

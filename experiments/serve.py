@@ -30,7 +30,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "a trained run (experi
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "address to listen on")
 _PORT = flags.DEFINE_integer("port", 8765, "port to listen on")
 _MAX_SESSIONS = flags.DEFINE_integer("max_sessions", 8, "concurrent sessions (slots of the batched step)")
-_CONTEXT_S = flags.DEFINE_float("context_s", 30.0, "attention context of a session (its KV cache), seconds")
+_CONTEXT_S = flags.DEFINE_float("context_s", 10.0, "attention context of a session (its KV cache), seconds: "
+                                "2.5 times the tiny model's 4 s training windows")
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the audio flow head per frame")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "sampling temperature of text and audio")
 _REASONER = flags.DEFINE_string("reasoner", "interaction.reasoner.rules:answer",
