@@ -34,8 +34,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.decoder.deterministic = False
     c.decoder.remat = False  # recompute each block in the backward pass (activation memory of one block, not all)
     c.decoder.scan_layers = False  # one stacked block under a scan (needs moe.every=1)
-    c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25, capacity_groups="batch",
-                                                   dispatch="ragged"))
+    c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25,
+                                                   capacity_groups="batch", dispatch="ragged"))
     c.dtype = "float32"  # activations and matmuls (parameters and optimizer state are always float32)
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001

@@ -57,7 +57,8 @@ class MoE(nnx.Module):
         self.down = param(rngs, _EXPERT_INIT, ("expert", "mlp", "embed"), (num_experts, mlp, embed))
         self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype, deterministic=deterministic) if shared_expert else None
         self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
-        self.capacity_factor, self.capacity_groups, self.dispatch, self.dtype = capacity_factor, capacity_groups, dispatch, dtype
+        self.capacity_factor, self.capacity_groups = capacity_factor, capacity_groups
+        self.dispatch, self.dtype = dispatch, dtype
         self.deterministic = deterministic
 
     def capacity(self, tokens: int) -> int:
@@ -108,7 +109,8 @@ class MoE(nnx.Module):
             y = y + mix[:, e:e + 1].astype(self.dtype) * out
         return y
 
-    def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
+    def _capacity(self, x: jax.Array, weights: jax.Array, experts: jax.Array,
+                  group: int) -> tuple[jax.Array, jax.Array]:
         """Tokens are dispatched in consecutive groups of `group`, each with `capacity(group)` slots per expert
         (GShard's groups: with a batch row per group, a group's dispatch stays on the devices that hold its
         row, and the dispatch tensors grow linearly with the batch). Within a group, priority is by top-k

@@ -20,7 +20,6 @@ from flax import struct
 from jax.sharding import NamedSharding
 
 from interaction import sharding
-
 from interaction.codecs import dmel, text, video
 from interaction.models import invariant
 from interaction.models.cache import KVCache
@@ -82,8 +81,8 @@ def state_shardings(state: StreamState, mesh, rules) -> StreamState:
 def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
     """Shapes and dtypes of one micro-turn's `INPUTS` for `sessions` sessions."""
     shapes = {"user_audio": ((sessions, layout.frames, layout.dmel.n_mels), jnp.int32),
-              "video": ((sessions, layout.patches, video.PATCH, video.PATCH, 3), jnp.uint8), "video_new": ((sessions,), jnp.bool_),
-              "text_in": ((sessions, layout.text_in_slots), jnp.int32)}
+              "video": ((sessions, layout.patches, video.PATCH, video.PATCH, 3), jnp.uint8),
+              "video_new": ((sessions,), jnp.bool_), "text_in": ((sessions, layout.text_in_slots), jnp.int32)}
     return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
 
 

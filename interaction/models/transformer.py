@@ -64,8 +64,8 @@ class Block(nnx.Module):
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
-                           capacity_factor=m.capacity_factor, capacity_groups=m.capacity_groups, dispatch=m.dispatch, dtype=dtype, rngs=rngs,
-                           deterministic=det)
+                           capacity_factor=m.capacity_factor, capacity_groups=m.capacity_groups, dispatch=m.dispatch,
+                           dtype=dtype, rngs=rngs, deterministic=det)
         else:
             self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype, deterministic=det)
 
@@ -95,8 +95,8 @@ class Block(nnx.Module):
 class Decoder(nnx.Module):
     """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers.
 
-    With `scan_layers` the layers are one `Block` whose parameters carry a leading `layers` axis, run under
-    `nnx.scan` (one layer's program, whatever the depth); the streaming state then holds one KV cache
+    With `scan_layers` the layers are one `Block` whose parameters carry a leading `layers` axis, run by a
+    `lax.scan` (one layer's program, whatever the depth); the streaming state then holds one KV cache
     with a leading layers axis instead of one per layer."""
 
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
