@@ -190,3 +190,35 @@ def test_the_page_is_served_and_unknown_paths_are_not(engine):
 
     page, missing = asyncio.run(scenario())
     assert b"<html" in page.lower() and missing == 404
+
+
+def test_the_openai_realtime_client_connects_and_reads_every_event(engine):
+    """OpenAI's own Python SDK, pointed at this server, speaks to it and parses what it sends."""
+    from openai import AsyncOpenAI
+
+    async def scenario():
+        server = LiveServer(engine)
+        async with server.running(port=0) as port:
+            client = AsyncOpenAI(api_key="unused", websocket_base_url=f"ws://127.0.0.1:{port}/v1")
+            async with client.realtime.connect(model="interaction-tiny") as conn:
+                await conn.session.update(session={"type": "realtime", "audio": {
+                    "input": {"format": {"type": "audio/pcm", "rate": 24000}}}})
+                await conn.input_audio_buffer.append(audio=base64.b64encode(np.zeros(4800, "<i2").tobytes()).decode())
+                await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                          "content": [{"type": "input_text", "text": "hello"}]})
+                events = []
+                async for event in conn:
+                    events.append(event)
+                    if sum(e.type == "response.output_audio.delta" for e in events) == 3:
+                        return events
+
+    events = asyncio.run(scenario())
+    kinds = {e.type: type(e).__name__ for e in events}
+    assert kinds["session.created"] == "SessionCreatedEvent" and kinds["session.updated"] == "SessionUpdatedEvent"
+    assert kinds["conversation.item.created"] == "ConversationItemCreatedEvent"
+    assert kinds["response.output_audio.delta"] == "ResponseAudioDeltaEvent"
+    assert kinds["response.output_audio_transcript.delta"] == "ResponseAudioTranscriptDeltaEvent"
+    assert "error" not in kinds
+    for e in events:
+        if e.type == "response.output_audio.delta":
+            assert len(base64.b64decode(e.delta)) == 2 * 4800  # 200 ms of PCM16 at the session's 24 kHz
