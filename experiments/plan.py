@@ -11,7 +11,6 @@ compiles fewer layers. Results also go to `--out` as JSON.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
@@ -44,17 +43,6 @@ def parse_mesh(text: str) -> dict[str, int]:
                              f"{sharding.MESH_AXES}, e.g. --mesh=fsdp=2,expert=32")
         shape[name.strip()] = int(size)
     return shape
-
-
-def _serving(spec: ModelSpec) -> ModelSpec:
-    """The streaming step's MoE: the capacity path, a group per session, with room for every assignment
-    (capacity factor num_experts / top_k: no token is ever dropped at inference)."""
-    moe = spec.decoder.moe
-    if moe is None:
-        return spec
-    roomy = dataclasses.replace(moe, dispatch="capacity", capacity_groups="row",
-                                capacity_factor=moe.num_experts / moe.top_k)
-    return dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, moe=roomy))
 
 
 def _warn_if_batch_is_not_split(batch: int, flag: str, mesh, rules) -> None:
@@ -111,8 +99,8 @@ def main(argv):
 
     if "stream" in _SECTIONS.value:
         s = c.serve
-        r = plan.compile_stream(_serving(spec), mesh, rules, sessions=s.sessions, context_turns=s.context_turns,
-                                flow_steps=s.flow_steps)
+        r = plan.compile_stream(plan.serving_spec(spec), mesh, rules, sessions=s.sessions,
+                                context_turns=s.context_turns, flow_steps=s.flow_steps)
         p, step = r["planned"], r["step"]
         _warn_if_batch_is_not_split(s.sessions, "--config.serve.sessions", mesh, rules)
         print(f"  streaming step: {s.sessions} sessions, {s.context_turns * 0.2:.0f} s of context "

@@ -97,6 +97,17 @@ def saved_activations(spec: model_lib.ModelSpec, batch_size: int, window_turns: 
     return d.layers * math.prod(local) * jnp.dtype(spec.dtype).itemsize
 
 
+def serving_spec(spec: model_lib.ModelSpec) -> model_lib.ModelSpec:
+    """The streaming step's MoE: the capacity path, a group per session, with room for every assignment
+    (capacity factor num_experts / top_k: no token is ever dropped at inference)."""
+    moe = spec.decoder.moe
+    if moe is None:
+        return spec
+    roomy = dataclasses.replace(moe, dispatch="capacity", capacity_groups="row",
+                                capacity_factor=moe.num_experts / moe.top_k)
+    return dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, moe=roomy))
+
+
 def compile_stream(spec: model_lib.ModelSpec, mesh, rules, *, sessions: int, context_turns: int,
                    flow_steps: int, weight_dtype=jnp.bfloat16, cache_dtype=jnp.bfloat16) -> dict:
     """One streaming micro-turn for `sessions` batched sessions, parameters and KV cache in
