@@ -32,20 +32,27 @@ def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
 def attend(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]]) -> jax.Array:
     """q (B, Sq, H, D) over one or more sets of keys, with one softmax across all of them -> (B, Sq, H, D).
 
-    parts: (k, v (B, G, Sk, D), mask (B or 1, Sq, Sk)) for each set, head-major as `KVCache` stores
-    them; H is a multiple of G. Scores and softmax are float32 whatever the activation dtype; a
-    query that sees no key gets zeros.
+    parts: (k (B, G, D, Sk), v (B, G, Sk, D), mask (B or 1, Sq, Sk)) for each set, laid out as `KVCache`
+    stores them; H is a multiple of G. The queries of a kv head are the rows of one product, (head,
+    query) major, so that every product is a plain batched matmul over (B, G). Scores and softmax are
+    float32 whatever the activation dtype; a query that sees no key gets zeros.
     """
     b, sq, h, d = q.shape
     g = parts[0][0].shape[1]
-    q = q.reshape(b, sq, g, h // g, d)
+    r = h // g
+    rows = q.reshape(b, sq, g, r, d).transpose(0, 2, 3, 1, 4).reshape(b, g, r * sq, d)
     scale = 1.0 / jnp.sqrt(d).astype(jnp.float32)
-    scores = [jnp.where(mask[:, None, None], jnp.einsum("bqgrd,bgkd->bgrqk", q, k, preferred_element_type=jnp.float32)
-                        * scale, -jnp.inf) for k, _, mask in parts]
-    top = functools.reduce(jnp.maximum, [s.max(axis=-1, keepdims=True) for s in scores])
-    weights = [jnp.exp(s - jnp.where(jnp.isfinite(top), top, 0.0)) for s in scores]
-    norm = sum(w.sum(axis=-1) for w in weights)  # (b, g, r, q)
-    out = sum(jnp.einsum("bgrqk,bgkd->bgrqd", w.astype(v.dtype), v) for w, (_, v, _) in zip(weights, parts))
+
+    def scores(k, mask):
+        s = jnp.einsum("bgqd,bgdk->bgqk", rows, k, preferred_element_type=jnp.float32).reshape(b, g, r, sq, -1)
+        return jnp.where(mask[:, None, None], s * scale, -jnp.inf)
+
+    scored = [scores(k, mask) for k, _, mask in parts]
+    top = functools.reduce(jnp.maximum, [s.max(axis=-1, keepdims=True) for s in scored])
+    weights = [jnp.exp(s - jnp.where(jnp.isfinite(top), top, 0.0)) for s in scored]
+    norm = sum(w.sum(axis=-1) for w in weights)  # (b, g, r, sq)
+    out = sum(jnp.einsum("bgqk,bgkd->bgqd", w.reshape(b, g, r * sq, -1).astype(v.dtype), v)
+              for w, (_, v, _) in zip(weights, parts)).reshape(b, g, r, sq, d)
     out = out / jnp.where(norm > 0, norm, 1.0)[..., None].astype(out.dtype)
     return out.transpose(0, 3, 1, 2, 4).reshape(b, sq, h, d)
 
@@ -76,7 +83,8 @@ def attend_invariant(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, j
         n = sk // chunk
         masks = jnp.broadcast_to(mask[:, None, None], (b, g, r, sq, sk)).reshape(b * g, r * sq, n, chunk)
         span = jnp.max(key_positions.reshape(b, n, chunk), axis=-1) // chunk  # the micro-turn each split holds
-        return k.reshape(b * g, n, chunk, d), v.reshape(b * g, n, chunk, d), masks, jnp.repeat(span, g, axis=0)
+        keys = k.reshape(b * g, d, n, chunk).transpose(0, 2, 3, 1)  # each split's keys as rows (chunk, d)
+        return keys, v.reshape(b * g, n, chunk, d), masks, jnp.repeat(span, g, axis=0)
 
     pieces = [splits(*part) for part in parts]
     ks, vs, spans = (jnp.concatenate([piece[i] for piece in pieces], axis=1) for i in (0, 1, 3))
@@ -123,9 +131,10 @@ class Attention(nnx.Module):
         return y.reshape(*x.shape[:-1], h, d)
 
     def project_kv(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Rotated keys and values of x (B, S, embed), head-major (B, kv_heads, S, head_dim) as `KVCache` stores them."""
+        """Rotated keys (B, kv_heads, head_dim, S) and values (B, kv_heads, S, head_dim) of x (B, S, embed),
+        laid out as `KVCache` stores them."""
         k = rope(self._project(x, self.k), positions, self.rope_base)
-        return k.swapaxes(1, 2), self._project(x, self.v).swapaxes(1, 2)
+        return k.transpose(0, 2, 3, 1), self._project(x, self.v).swapaxes(1, 2)
 
     def query(self, x: jax.Array, positions: jax.Array, parts: Sequence[KVCache], window: int | None = None) -> jax.Array:
         """Attention output for queries from x (B, S, embed) at `positions` over the keys of `parts`, one
