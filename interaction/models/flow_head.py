@@ -52,17 +52,26 @@ class _Block(nnx.Module):
         self.up = Linear(hidden, _MLP_RATIO * hidden, ("embed", "mlp"), rngs, dtype, deterministic=det)
         self.down = Linear(_MLP_RATIO * hidden, hidden, ("mlp", "embed"), rngs, dtype, deterministic=det)
 
-    def residual(self, x: jax.Array, c: jax.Array) -> jax.Array:
-        shift, scale, gate = jnp.split(self.modulation(c), 3, axis=-1)
+    def modulated(self, x: jax.Array, modulation: jax.Array) -> jax.Array:
+        """The residual branch given this block's modulation (`self.modulation` of the conditioning)."""
+        shift, scale, gate = jnp.split(modulation, 3, axis=-1)
         h = _norm(x, self.deterministic) * (1 + scale) + shift
         return gate * self.down(jax.nn.gelu(self.up(h)))
+
+    def residual(self, x: jax.Array, c: jax.Array) -> jax.Array:
+        return self.modulated(x, self.modulation(c))
 
     def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
         return x + self.residual(x, c)
 
 
 class FlowHead(nnx.Module):
-    """Velocity field v(x_t, t, cond): (..., features), (...,), (..., cond_dim) -> (..., features)."""
+    """Velocity field v(x_t, t, cond): (..., features), (...,), (..., cond_dim) -> (..., features).
+
+    The network splits in two: the modulations (`modulations`: every AdaLN shift, scale and gate, which
+    depend on t and cond only) and the velocity given them (`velocity`: the part that reads x_t).
+    Sampling computes the modulations of all its Euler steps in one batched product before the loop,
+    which then runs only the x_t path: per step, 2 + 2 * depth products instead of 6 + 3 * depth."""
 
     def __init__(self, features: int, cond_dim: int, hidden: int, depth: int, *, rngs: nnx.Rngs,
                  dtype=jnp.float32, deterministic: bool = False):
@@ -76,18 +85,27 @@ class FlowHead(nnx.Module):
         self.final_modulation = Linear(hidden, 2 * hidden, ("embed", "mlp"), rngs, dtype, zero=True, deterministic=det)
         self.out = Linear(hidden, features, ("embed", None), rngs, dtype, zero=True, deterministic=det)
 
+    def time_embedding(self, t: jax.Array) -> jax.Array:
+        """(...,) times -> (..., hidden)."""
+        return self.time_out(jax.nn.silu(self.time_in(_sinusoid(t).astype(self.dtype))))
+
     def conditioning(self, t: jax.Array, cond: jax.Array) -> jax.Array:
         """SiLU(cond embedding + time embedding), the input of every AdaLN modulation."""
-        time = self.time_out(jax.nn.silu(self.time_in(_sinusoid(t).astype(self.dtype))))
-        return jax.nn.silu(self.cond_embed(cond.astype(self.dtype)) + time)
+        return jax.nn.silu(self.cond_embed(cond.astype(self.dtype)) + self.time_embedding(t))
+
+    def modulations(self, c: jax.Array) -> tuple[jax.Array, ...]:
+        """Every block's modulation and the final one, from the conditioning c (..., hidden)."""
+        return tuple(block.modulation(c) for block in self.blocks) + (self.final_modulation(c),)
+
+    def velocity(self, x_t: jax.Array, modulations: tuple[jax.Array, ...]) -> jax.Array:
+        x = self.inp(x_t.astype(self.dtype))
+        for block, modulation in zip(self.blocks, modulations):
+            x = x + block.modulated(x, modulation)
+        shift, scale = jnp.split(modulations[-1], 2, axis=-1)
+        return self.out(_norm(x, self.deterministic) * (1 + scale) + shift)
 
     def __call__(self, x_t: jax.Array, t: jax.Array, cond: jax.Array) -> jax.Array:
-        c = self.conditioning(t, cond)
-        x = self.inp(x_t.astype(self.dtype))
-        for block in self.blocks:
-            x = block(x, c)
-        shift, scale = jnp.split(self.final_modulation(c), 2, axis=-1)
-        return self.out(_norm(x, self.deterministic) * (1 + scale) + shift)
+        return self.velocity(x_t, self.modulations(self.conditioning(t, cond)))
 
 
 def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
@@ -112,13 +130,18 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     """Euler-integrates the flow from x0 = temperature * N(0, I) at t = 0 to t = 1.
 
     Returns (*cond.shape[:-1], features). `steps` must be static under jit; temperature 0 is deterministic.
+    The times of the steps are fixed, so their embeddings, the cond embedding and every step's
+    modulations are computed once, as (steps, ...) batches, before the loop.
     """
     shape = cond.shape[:-1] + (head.features,)
     dt = 1.0 / steps
+    times = head.time_embedding(jnp.arange(steps, dtype=jnp.float32) * dt)  # (steps, hidden)
+    times = times.reshape((steps,) + (1,) * (cond.ndim - 1) + times.shape[-1:])
+    c = jax.nn.silu(head.cond_embed(cond.astype(head.dtype)) + times)  # (steps, ..., hidden)
+    modulations = head.modulations(c)
 
-    def step(i, x):
-        t = jnp.full(shape[:-1], i * dt, jnp.float32)
-        return x + dt * head(x, t, cond).astype(jnp.float32)
+    def step(x, modulation):
+        return x + dt * head.velocity(x, modulation).astype(jnp.float32), None
 
     x0 = temperature * invariant.normal(rng, shape)
-    return jax.lax.fori_loop(0, steps, step, x0)
+    return jax.lax.scan(step, x0, modulations)[0]
