@@ -90,3 +90,38 @@ def test_grouped_heads_and_bad_config():
         attention.Attention(E, 4, 3, 8, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="even"):
         attention.Attention(E, 4, 2, 7, rngs=nnx.Rngs(0))
+
+
+def test_local_layers_see_only_their_window_and_global_layers_everything():
+    """Two local layers with a window of 4: the output at position 15 reads positions 9..15 (4 back, twice)
+    and nothing before, exactly; with the second layer global it reads every earlier position."""
+    from interaction.models.transformer import Decoder, DecoderSpec
+
+    x = jax.random.normal(jax.random.key(2), (1, 16, E))
+    pos = jnp.arange(16)[None]
+    early, edge = x.at[:, :9].set(5.0), x.at[:, 9].set(5.0)
+
+    def last(spec, inputs):
+        return np.asarray(Decoder(spec, rngs=nnx.Rngs(0))(inputs, pos)[0][:, 15])
+
+    local = DecoderSpec(embed=E, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64, local_window=4)
+    np.testing.assert_array_equal(last(local, early), last(local, x))
+    assert not np.allclose(last(local, edge), last(local, x))
+    mixed = DecoderSpec(embed=E, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64, local_window=4, global_every=2)
+    assert not np.allclose(last(mixed, early), last(mixed, x))
+
+
+def test_bad_local_attention_configs_are_refused():
+    from interaction.models.transformer import DecoderSpec
+
+    spec = dict(embed=E, layers=4, heads=4, kv_heads=2, head_dim=8, mlp=64)
+    assert [DecoderSpec(**spec, local_window=8, global_every=2).window(i) for i in range(4)] == [8, None, 8, None]
+    with pytest.raises(ValueError, match="needs a local_window"):
+        DecoderSpec(**spec, global_every=2)
+    with pytest.raises(ValueError, match="at least 2"):
+        DecoderSpec(**spec, local_window=8, global_every=1)
+    with pytest.raises(ValueError, match="at least 1"):
+        DecoderSpec(**spec, local_window=0)
+    with pytest.raises(ValueError, match="every layer alike"):
+        DecoderSpec(**spec, local_window=8, global_every=2, scan_layers=True)
+    assert DecoderSpec(**spec, local_window=8, scan_layers=True).window(3) == 8  # all local: alike

@@ -1,4 +1,7 @@
-"""The streaming step: equals the training forward, traces once, fixed state, resets, long sessions."""
+"""The streaming step: equals the training forward, traces once, fixed state, resets, long sessions.
+
+The model here has a local layer (a window of 2 micro-turns, shorter than the 6-turn training windows,
+so the window binds) under a global one: every test covers both kinds of cache."""
 import dataclasses
 import functools
 
@@ -17,7 +20,7 @@ from interaction.models.transformer import DecoderSpec, MoESpec
 LAYOUT = layout_lib.MicroTurnLayout()
 SPEC = model_lib.ModelSpec(
     decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
-                        moe=MoESpec(num_experts=4, top_k=2, every=2)),
+                        moe=MoESpec(num_experts=4, top_k=2, every=2), local_window=2 * LAYOUT.block_len, global_every=2),
     layout=LAYOUT, flow_hidden=32, flow_depth=1,
 )
 INPUTS = ("user_audio", "video", "video_new", "text_in")
@@ -42,6 +45,22 @@ def test_streaming_equals_the_training_forward(model, batch):
     np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
     np.testing.assert_array_equal(out["text_tokens"], batch["text_out"])
+
+
+def test_a_local_layer_keeps_its_window_and_the_window_binds(model, batch):
+    state = streaming.init_state(model, 2, capacity_turns=8)
+    assert [c.capacity for c in state.caches] == [2 * LAYOUT.block_len, 8 * LAYOUT.block_len]  # local, global
+    assert state.caches[0].k.shape == (2, 2, 8, 2 * LAYOUT.block_len)
+    unwindowed = dataclasses.replace(SPEC, decoder=dataclasses.replace(SPEC.decoder, local_window=None,
+                                                                        global_every=None))
+    wide = model_lib.InteractionModel(unwindowed, rngs=nnx.Rngs(0))  # the same parameters, every layer global
+    logits, _, _ = model(batch)
+    wide_logits, _, _ = wide(batch)
+    np.testing.assert_array_equal(logits[:, :2], wide_logits[:, :2])  # within the window: the same
+    assert not np.allclose(logits[:, 3:], wide_logits[:, 3:], atol=1e-4)  # beyond it: not
+    with pytest.raises(ValueError, match="whole number"):
+        bad = dataclasses.replace(SPEC, decoder=dataclasses.replace(SPEC.decoder, local_window=50))
+        streaming.init_state(model_lib.InteractionModel(bad, rngs=nnx.Rngs(0)), 1, capacity_turns=4)
 
 
 def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(model, batch):

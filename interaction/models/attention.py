@@ -150,6 +150,8 @@ class Attention(nnx.Module):
         return dense(out.reshape(*out.shape[:-2], h * d), self.o[...].astype(self.dtype).reshape(h * d, e),
                      self.deterministic)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        """Causal self-attention over x (B, S, embed) at increasing positions (B, S)."""
-        return self.query(x, positions, [KVCache(*self.project_kv(x, positions), positions.astype(jnp.int32))])
+    def __call__(self, x: jax.Array, positions: jax.Array, window: int | None = None) -> jax.Array:
+        """Causal self-attention over x (B, S, embed) at increasing positions (B, S), each query seeing the keys
+        less than `window` positions behind it (all earlier ones when None)."""
+        return self.query(x, positions, [KVCache(*self.project_kv(x, positions), positions.astype(jnp.int32))],
+                          window=window)

@@ -27,13 +27,19 @@ def size(module) -> int:
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
 
 
+def _keys(block, context: int) -> int:
+    """Keys a query of `block` attends to in a `context` of keys: a local layer's window at most."""
+    return context if block.window is None else min(context, block.window)
+
+
 def _decoder_token(model, context: int) -> float:
-    """Forward FLOPs of one token through the decoder (the experts it uses), attending to `context` keys."""
+    """Forward FLOPs of one token through the decoder (the experts it uses), attending to `context` keys
+    (a local layer to its window at most)."""
     d = model.spec.decoder
     total = 0.0
     for block, layers in model.decoder.counted_blocks():  # sizes of a stacked block cover all its layers
         ffn = moe_param_count(block.ffn)[1] if isinstance(block.ffn, MoE) else size(block.ffn)
-        total += 2 * (size(block.attn) + ffn) + layers * 4 * context * d.heads * d.head_dim
+        total += 2 * (size(block.attn) + ffn) + layers * 4 * _keys(block, context) * d.heads * d.head_dim
     return total
 
 
@@ -54,11 +60,12 @@ def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, we
 
     A pass reads every decoder weight but the experts no token of it chose (of E experts with top-k
     routing, N tokens leave an expected E (1 - k/E)^N unread), every session's `context` cached keys and
-    values, and its head: the stem (input pass), the text head (text slots) or the flow head
-    `flow_evals` times (audio frames)."""
+    values (a local layer's window at most), and its head: the stem (input pass), the text head (text
+    slots) or the flow head `flow_evals` times (audio frames)."""
     spec, lay = model.spec, model.spec.layout
     d = spec.decoder
-    kv = sessions * d.layers * 2 * d.kv_heads * d.head_dim * context * kv_bytes
+    cached = sum(layers * _keys(block, context) for block, layers in model.decoder.counted_blocks())
+    kv = sessions * cached * 2 * d.kv_heads * d.head_dim * kv_bytes
 
     def one(tokens: int, head_flops: float, head_params: float) -> tuple[float, float]:
         weights = 0.0

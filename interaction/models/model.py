@@ -41,15 +41,17 @@ class ModelSpec:
     @classmethod
     def from_config(cls, c) -> "ModelSpec":
         """From an `experiments/configs/model.py` config."""
-        d = c.decoder
+        d, lay = c.decoder, c.layout
+        layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
+                                 text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
         moe = MoESpec(**d.moe) if d.get("moe") else None
+        window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
                               head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base,
                               deterministic=d.get("deterministic", False),  # runs saved before the fields existed
-                              remat=d.get("remat", False), scan_layers=d.get("scan_layers", False))
-        lay = c.layout
-        layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
-                                 text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
+                              remat=d.get("remat", False), scan_layers=d.get("scan_layers", False),
+                              local_window=None if window_turns is None else window_turns * layout.block_len,
+                              global_every=d.get("global_every"))
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
                    balance_weight=c.balance_weight, z_weight=c.z_weight, dtype=c.get("dtype", "float32"))
 

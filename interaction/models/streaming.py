@@ -38,13 +38,19 @@ class StreamState:
     last_audio: jax.Array  # (B, n_mels) int32 last audio frame emitted, as dMel tokens
 
 
-def _caches(model: InteractionModel, batch: int, capacity: int, dtype=jnp.float32) -> tuple:
-    """Empty per-layer caches: one per block, or one stacked over layers when the layers are scanned."""
+def _caches(model: InteractionModel, batch: int, capacity: int, dtype=jnp.float32, *, windowed: bool = False) -> tuple:
+    """Empty per-layer caches of `capacity` slots: one per block, or one stacked over layers when the layers
+    are scanned. `windowed`: a local layer's holds only its window (a session's caches, not a turn's block)."""
     d = model.spec.decoder
-    one = KVCache.create(batch, capacity, d.kv_heads, d.head_dim, dtype)
-    if d.scan_layers:
-        return (jax.tree.map(lambda a: jnp.broadcast_to(a, (d.layers,) + a.shape), one),)
-    return tuple(KVCache.create(batch, capacity, d.kv_heads, d.head_dim, dtype) for _ in range(d.layers))
+
+    def one(layer: int) -> KVCache:
+        window = d.window(layer) if windowed else None
+        return KVCache.create(batch, capacity if window is None else min(capacity, window), d.kv_heads, d.head_dim,
+                              dtype)
+
+    if d.scan_layers:  # every layer alike
+        return (jax.tree.map(lambda a: jnp.broadcast_to(a, (d.layers,) + a.shape), one(0)),)
+    return tuple(one(layer) for layer in range(d.layers))
 
 
 def _each_layer(model: InteractionModel, fn, *caches: tuple) -> tuple:
@@ -57,9 +63,13 @@ def _each_layer(model: InteractionModel, fn, *caches: tuple) -> tuple:
 def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
                dtype=jnp.float32) -> StreamState:
     """Empty state for `batch` sessions with room for `capacity_turns` micro-turns of attention context
-    (keys and values stored in `dtype`)."""
+    (keys and values stored in `dtype`); a local layer keeps the last `local_window` positions, if fewer."""
     spec = model.spec
-    caches = _caches(model, batch, capacity_turns * spec.layout.block_len, dtype)
+    window = spec.decoder.local_window
+    if window is not None and window % spec.layout.block_len:
+        raise ValueError(f"local_window={window} positions is not a whole number of {spec.layout.block_len}-slot "
+                         "micro-turns: a local layer's cache is a ring of whole micro-turns.")
+    caches = _caches(model, batch, capacity_turns * spec.layout.block_len, dtype, windowed=True)
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
     return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
                        last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32))

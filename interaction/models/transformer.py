@@ -1,4 +1,10 @@
-"""Pre-norm transformer blocks: RMSNorm, causal attention, and a dense SwiGLU or MoE feed-forward."""
+"""Pre-norm transformer blocks: RMSNorm, causal attention, and a dense SwiGLU or MoE feed-forward.
+
+Layers attend over the whole context (global) or, with `local_window`, only over the keys less than
+that many positions behind the query (local: a sliding window, as Gemma's and Mistral's layers do),
+with every `global_every`-th layer global. A local layer's streaming cache holds its window only, so
+its memory and the traffic of every streaming pass no longer grow with the context.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +46,19 @@ class DecoderSpec:
     remat: bool = False  # training keeps only each block's input and recomputes the block in the backward pass
     scan_layers: bool = False  # one stacked block (parameters with a leading `layers` axis) run by a scan: compile
     #                           time and, with remat, activation memory independent of depth; all layers alike
+    local_window: int | None = None  # local layers see keys less than this many positions behind (None: all global)
+    global_every: int | None = None  # with local_window: layer i is global when (i + 1) % global_every == 0 (None:
+    #                                  every layer local)
 
     def __post_init__(self):
+        if self.local_window is not None and self.local_window < 1:
+            raise ValueError(f"local_window={self.local_window} must be at least 1 (or None: every layer global).")
+        if self.global_every is not None and (self.local_window is None or self.global_every < 2):
+            raise ValueError(f"global_every={self.global_every} needs a local_window and a value of at least 2 "
+                             "(1 would make every layer global: leave local_window unset).")
+        if self.scan_layers and len({self.window(i) for i in range(self.layers)}) > 1:
+            raise ValueError("scan_layers=True needs every layer alike: global_every mixes local and global layers "
+                             "(unset it to make every layer local, or unset scan_layers).")
         if self.deterministic and self.moe is not None and self.moe.dispatch != "dense":
             raise ValueError(f"deterministic=True needs moe.dispatch='dense' (got {self.moe.dispatch!r}): the other "
                              "dispatches group a token with whichever tokens share its experts.")
@@ -53,6 +70,12 @@ class DecoderSpec:
     def is_moe(self, layer: int) -> bool:
         return self.moe is not None and (layer + 1) % self.moe.every == 0
 
+    def window(self, layer: int) -> int | None:
+        """How many positions back layer `layer` sees (its own included), or None: the whole context."""
+        if self.local_window is None or (self.global_every and (layer + 1) % self.global_every == 0):
+            return None
+        return self.local_window
+
 
 class Block(nnx.Module):
     def __init__(self, spec: DecoderSpec, layer: int, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
@@ -61,6 +84,7 @@ class Block(nnx.Module):
         self.attn = Attention(spec.embed, spec.heads, spec.kv_heads, spec.head_dim, rope_base=spec.rope_base,
                               rngs=rngs, dtype=dtype, deterministic=det, key_chunk=key_chunk)
         self.ffn_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=det)
+        self.window = spec.window(layer)
         if spec.is_moe(layer):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
@@ -75,7 +99,7 @@ class Block(nnx.Module):
 
     def attend(self, x, positions) -> jax.Array:
         """The residual stream after this block's attention."""
-        return x + self.attn(self.attn_norm(x), positions)
+        return x + self.attn(self.attn_norm(x), positions, window=self.window)
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         x = self.attend(x, positions)
@@ -84,7 +108,8 @@ class Block(nnx.Module):
 
     def step(self, x, positions, cache: KVCache, block: KVCache) -> tuple[jax.Array, KVCache]:
         """The same block over new tokens x (B, S, embed) of the current micro-turn: their keys go to
-        `block` (the turn's own), and they attend over the session's `cache` (read only) and the block."""
+        `block` (the turn's own), and they attend over the session's `cache` (read only) and the block.
+        The cache's capacity is the window (a local layer's cache holds just its `window`)."""
         h = self.attn_norm(x)
         block = block.write(*self.attn.project_kv(h, positions), positions)
         x = x + self.attn.query(h, positions, (cache, block), window=cache.capacity)
