@@ -9,9 +9,9 @@ measured first.
 - step: p50 and p99 wall time of the jitted streaming step for one session (free-running: the model
   samples its own text and audio, 8 flow steps per frame, 30 s of context), the real-time factor (step
   time over the 200 ms it covers), the step's FLOPs and the FLOP floor (those FLOPs over the measured
-  peak), and the byte floor: the bytes the step must read (`flops.step_bytes`: weights and the whole KV
-  cache once per sequential decoder pass, the flow head once per Euler step) over the measured read
-  bandwidth. At batch 1 the byte floor is the binding one. FLOPs and bytes are counted analytically
+  peak), and the byte floor: the bytes the step must read (`flops.step_bytes`: weights and every layer's
+  KV cache, a local layer's window of it, once per sequential decoder pass, the flow head once per Euler
+  step) over the measured read bandwidth. At batch 1 the byte floor is the binding one. FLOPs and bytes are counted analytically
   (`interaction.models.flops`): XLA's cost analysis counts a loop body once, and the step is mostly
   loops; its number is kept beside ours. With --reasoner_busy the
   step is also timed while the background reasoner answers (the tiny learned reasoner, re-asked as soon
@@ -25,7 +25,9 @@ measured first.
   peak times the device count.
 - --deterministic: the step and train sections also time the deterministic mode (`invariant.py`:
   fixed-tile products, split attention; MoE on the dense dispatch) beside the default, as `<size>/det`
-  rows, with its cost as a ratio to the default measured in the same run.
+  rows, with its cost as a ratio to the default measured in the same run. --variant=NAME:FIELD=VALUE,...
+  does the same for any model config with the given fields overridden (`<size>/NAME` rows), e.g.
+  `--variant=global:decoder.local_window_turns=None,decoder.global_every=None` for every layer global.
 - session: one session of `--session_turns` micro-turns (18,000: an hour) through the step as a live
   loop runs it (inputs in, text tokens and mel frames out to the host each micro-turn), recording step
   latency and the process's resident memory every `--session_window` micro-turns. After each window a
@@ -34,12 +36,14 @@ measured first.
   sample against the first (taken after the first window, when every buffer exists). The step must
   compile once for the whole hour.
 """
+import ast
 import contextlib
 import functools
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import app, flags
 from flax import nnx
@@ -63,11 +67,13 @@ from interaction.train.step import make_train_step
 
 _SECTIONS = flags.DEFINE_list("sections", ["step", "train", "session"], "what to measure")
 _SIZES = flags.DEFINE_list("sizes", ["tiny", "small"], "model configs for the step and train sections")
-_TURNS = flags.DEFINE_integer("turns", 200, "timed micro-turns per config (after warm-up)")
+_TURNS = flags.DEFINE_integer("turns", 500, "timed micro-turns per config (after warm-up)")
 _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
 _BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works")
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "also time the deterministic mode (step and train), "
                                    "beside the default, in the same run")
+_VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:FIELD=VALUE[,FIELD=VALUE...]: also time the model config "
+                                      "with these fields overridden (step and train), as <size>/NAME rows")
 _BATCH = flags.DEFINE_integer("batch", 8, "train: windows per step (global)")
 _WINDOW = flags.DEFINE_integer("window", 20, "train: micro-turns per window")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10, "train: timed steps (after two warm-up steps)")
@@ -83,22 +89,46 @@ _CONTROL_TURNS = 200  # micro-turns of a fresh session timed after each window o
 # ---------------------------------------------------------------- the streaming step
 
 
-def deterministic_variant(model_cfg):
-    """The model config in deterministic mode (batch-invariant arithmetic; MoE layers on the dense dispatch)."""
+DETERMINISTIC = {"decoder.deterministic": True, "decoder.moe.dispatch": "dense"}  # MoE must be dense there
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """`NAME:FIELD=VALUE,...` -> (NAME, {FIELD: VALUE}); values are Python literals (25, None, True) or strings."""
+    name, sep, fields = text.partition(":")
+    items = [item.partition("=") for item in fields.split(",")] if sep else []
+    if not name or not items or any(not key or not eq for key, eq, _ in items):
+        raise app.UsageError(f"--variant={text!r}: expected NAME:FIELD=VALUE[,FIELD=VALUE...], e.g. "
+                             "global:decoder.local_window_turns=None,decoder.global_every=None")
+
+    def literal(value: str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+
+    return name, {key: literal(value) for key, _, value in items}
+
+
+def with_overrides(model_cfg, overrides: dict):
+    """A copy of the model config with the dotted fields of `overrides` set."""
     model_cfg = model_cfg.copy_and_resolve_references()
-    model_cfg.decoder.deterministic = True
-    model_cfg.decoder.moe.dispatch = "dense"
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = model_cfg
+        for part in path:
+            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+        if not isinstance(node, ml_collections.ConfigDict) or last not in node:
+            raise app.UsageError(f"--variant: the model config has no field {key!r}")
+        try:
+            node[last] = value
+        except TypeError as err:
+            raise app.UsageError(f"--variant: {key}={value!r} does not fit the field ({err})") from None
     return model_cfg
 
 
-def _model_config(size: str, deterministic: bool):
-    c = model_config.get_config(size)
-    return deterministic_variant(c) if deterministic else c
-
-
-def _session(size: str, context_turns: int, deterministic: bool = False):
-    """(model, jitted step, params, fresh state, fixed random inputs) for one session of config `size`."""
-    spec = model_lib.ModelSpec.from_config(_model_config(size, deterministic))
+def _session(model_cfg, context_turns: int):
+    """(model, jitted step, params, fresh state, fixed random inputs) for one session of the model config."""
+    spec = model_lib.ModelSpec.from_config(model_cfg)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model)
     lay = spec.layout
@@ -113,8 +143,8 @@ def _session(size: str, context_turns: int, deterministic: bool = False):
     return model, step, params, streaming.init_state(model, 1, context_turns), inputs
 
 
-def time_step(size: str, turns: int, context_turns: int, deterministic: bool = False) -> dict:
-    model, step, params, state, inputs = _session(size, context_turns, deterministic)
+def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> dict:
+    model, step, params, state, inputs = _session(model_cfg, context_turns)
     lay = model.spec.layout
     xla = step.lower(params, state, inputs, jax.random.key(0)).compile().cost_analysis()
     xla = (xla[0] if isinstance(xla, list) else xla).get("flops", float("nan"))
@@ -148,7 +178,7 @@ def time_step(size: str, turns: int, context_turns: int, deterministic: bool = F
            "step_bytes": moved,
            "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
     out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
-    if _BUSY.value and not deterministic:
+    if busy:
         rspec = DecoderSpec(**reasoner_config.get_config("tiny").model)
         for isolation, reasoner in (("thread", learned.untrained(rspec)),
                                     ("process", ProcessReasoner(functools.partial(learned.untrained, rspec)))):
@@ -210,10 +240,9 @@ def random_batch(layout: MicroTurnLayout, batch: int, window: int, rng: np.rando
     }
 
 
-def time_training(size: str, batch: int, window: int, steps: int, deterministic: bool = False) -> dict:
+def time_training(size: str, batch: int, window: int, steps: int, overrides: dict) -> dict:
     c = train_config.get_config(size)
-    if deterministic:
-        c.model = deterministic_variant(c.model)
+    c.model = with_overrides(c.model, overrides)
     spec = model_lib.ModelSpec.from_config(c.model)
     mesh = sharding.make_mesh({"data": jax.device_count()})
     rules = sharding.DEFAULT_RULES
@@ -262,7 +291,7 @@ def resident_bytes() -> int:
 
 
 def time_session(size: str, turns: int, window: int, context_turns: int) -> dict:
-    model, step, params, state, inputs = _session(size, context_turns)
+    model, step, params, state, inputs = _session(model_config.get_config(size), context_turns)
     key = jax.random.key(0)
 
     def turn(state, m: int):
@@ -311,6 +340,16 @@ def main(argv):
     unknown = set(_SECTIONS.value) - {"step", "train", "session"}
     if unknown:
         raise app.UsageError(f"unknown --sections {sorted(unknown)}; choose from step, train, session.")
+    variants = [("", {})] + ([("det", DETERMINISTIC)] if _DETERMINISTIC.value else [])
+    variants += [parse_variant(v) for v in _VARIANTS.value]
+    rows = [(size, suffix, overrides) for size in _SIZES.value for suffix, overrides in variants]
+    name = lambda size, suffix: f"{size}/{suffix}" if suffix else size  # noqa: E731
+    for size, suffix, overrides in rows:  # a bad variant fails now, not after the first rows have been timed
+        cfg = with_overrides(model_config.get_config(size), overrides)
+        try:
+            nnx.eval_shape(lambda: model_lib.InteractionModel(model_lib.ModelSpec.from_config(cfg), rngs=nnx.Rngs(0)))
+        except (TypeError, ValueError) as err:
+            raise app.UsageError(f"{name(size, suffix)}: {err}") from None
     peak, bandwidth = matmul_peak(), memory_bandwidth()
     results = {"device": str(jax.devices()[0]), "devices": jax.device_count(), "matmul_peak_flops": peak,
                "memory_bandwidth_bytes_per_s": bandwidth}
@@ -318,24 +357,26 @@ def main(argv):
           f"read bandwidth {bandwidth / 1e9:.1f} GB/s per device")
     if "step" in _SECTIONS.value:
         step = results["step"] = {}
-        for size in _SIZES.value:
-            for name, det in ((size, False), (f"{size}/det", True))[: 2 if _DETERMINISTIC.value else 1]:
-                r = step[name] = time_step(size, _TURNS.value, _CONTEXT.value, det)
-                r["floor_ms"] = 1000 * r["step_flops"] / peak
-                r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
-                r["bytes_floor_ms"] = 1000 * r["step_bytes"] / bandwidth
-                r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
-                if det:
-                    r["p50_over_default"] = r["p50_ms"] / step[size]["p50_ms"]
+        for size, suffix, overrides in rows:
+            r = step[name(size, suffix)] = time_step(with_overrides(model_config.get_config(size), overrides),
+                                                     _TURNS.value, _CONTEXT.value, busy=_BUSY.value and not suffix)
+            r["floor_ms"] = 1000 * r["step_flops"] / peak
+            r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
+            r["bytes_floor_ms"] = 1000 * r["step_bytes"] / bandwidth
+            r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
+            if suffix:
+                r["overrides"] = overrides
+                r["p50_over_default"] = r["p50_ms"] / step[size]["p50_ms"]
+                r["p99_over_default"] = r["p99_ms"] / step[size]["p99_ms"]
         _print_step(step)
     if "train" in _SECTIONS.value:
         train = results["train"] = {}
-        for size in _SIZES.value:
-            for name, det in ((size, False), (f"{size}/det", True))[: 2 if _DETERMINISTIC.value else 1]:
-                r = train[name] = time_training(size, _BATCH.value, _WINDOW.value, _TRAIN_STEPS.value, det)
-                r["mfu"] = r["model_flops_per_step"] / r["step_s"] / (peak * jax.device_count())
-                if det:
-                    r["step_s_over_default"] = r["step_s"] / train[size]["step_s"]
+        for size, suffix, overrides in rows:
+            r = train[name(size, suffix)] = time_training(size, _BATCH.value, _WINDOW.value, _TRAIN_STEPS.value,
+                                                          overrides)
+            r["mfu"] = r["model_flops_per_step"] / r["step_s"] / (peak * jax.device_count())
+            if suffix:
+                r["step_s_over_default"] = r["step_s"] / train[size]["step_s"]
         _print_train(train)
     if "session" in _SECTIONS.value:
         r = results["session"] = time_session(_SESSION_SIZE.value, _SESSION_TURNS.value, _SESSION_WINDOW.value,
