@@ -32,7 +32,8 @@ measured first.
   loop runs it (inputs in, text tokens and mel frames out to the host each micro-turn), recording step
   latency and the process's resident memory every `--session_window` micro-turns. After each window a
   fresh session runs 200 micro-turns beside it, as a control for the machine's own drift. Drift: the
-  last window's p50 against the first's, raw and as a ratio to the control; memory growth: the last
+  last window's p50 against the first's, raw and as a ratio to the control, and the same change along
+  the least-squares line through every window (which one noisy window does not decide); memory growth: the last
   sample against the first (taken after the first window, when every buffer exists). The step must
   compile once for the whole hour.
 """
@@ -204,10 +205,11 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
 
 
 def _print_step(configs: dict) -> None:
-    print(f"{'config':>10} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'MB/step':>8} {'p50 ms':>8} {'p99 ms':>8} "
+    w = max(10, *map(len, configs))
+    print(f"{'config':>{w}} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'MB/step':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'RTF p99':>8} {'FLOP floor':>11} {'p50/floor':>10} {'byte floor':>11} {'p50/floor':>10}")
     for size, r in configs.items():
-        print(f"{size:>10} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
+        print(f"{size:>{w}} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
               f"{r['step_bytes'] / 1e6:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rtf_p99']:>8.3f} "
               f"{r['floor_ms']:>11.3f} {r['ratio_to_floor']:>10.1f} {r['bytes_floor_ms']:>11.3f} "
               f"{r['ratio_to_bytes_floor']:>10.1f}")
@@ -270,10 +272,11 @@ def time_training(size: str, batch: int, window: int, steps: int, overrides: dic
 
 
 def _print_train(configs: dict) -> None:
-    print(f"{'config':>9} {'params':>9} {'active':>9} {'tokens/step':>12} {'step s':>8} {'tokens/s':>10} "
+    w = max(9, *map(len, configs))
+    print(f"{'config':>{w}} {'params':>9} {'active':>9} {'tokens/step':>12} {'step s':>8} {'tokens/s':>10} "
           f"{'GFLOP/step':>11} {'MFU':>7}")
     for size, r in configs.items():
-        print(f"{size:>9} {r['params_total'] / 1e6:>8.2f}M {r['params_active'] / 1e6:>8.2f}M {r['tokens_per_step']:>12} "
+        print(f"{size:>{w}} {r['params_total'] / 1e6:>8.2f}M {r['params_active'] / 1e6:>8.2f}M {r['tokens_per_step']:>12} "
               f"{r['step_s']:>8.3f} {r['tokens_per_s']:>10.0f} {r['model_flops_per_step'] / 1e9:>11.2f} "
               f"{100 * r['mfu']:>6.2f}%")
 
@@ -321,7 +324,16 @@ def time_session(size: str, turns: int, window: int, context_turns: int) -> dict
     return {"turns": turns, "hours": turns * MICROTURN_SECONDS / 3600, "windows": windows, "compiles": step._cache_size(),
             "p50_drift": last["p50_ms"] / first["p50_ms"] - 1, "p99_drift": last["p99_ms"] / first["p99_ms"] - 1,
             "drift_against_fresh": last["over_fresh"] / first["over_fresh"] - 1,
+            "p50_trend": trend([w["turn"] for w in windows], [w["p50_ms"] for w in windows]),
+            "trend_against_fresh": trend([w["turn"] for w in windows], [w["over_fresh"] for w in windows]),
             "rss_growth": last["rss_mb"] / first["rss_mb"] - 1 if first["rss_mb"] else None}
+
+
+def trend(x: list, y: list) -> float:
+    """The relative change of y from x[0] to x[-1] along its least-squares line: a drift that one noisy
+    window at either end does not decide."""
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope * (x[-1] - x[0]) / (slope * x[0] + intercept))
 
 
 def _print_session(size: str, r: dict) -> None:
@@ -333,6 +345,8 @@ def _print_session(size: str, r: dict) -> None:
     growth = "n/a" if r["rss_growth"] is None else f"{100 * r['rss_growth']:+.2f}%"
     print(f"last window over first: p50 {100 * r['p50_drift']:+.2f}%, p99 {100 * r['p99_drift']:+.2f}%, p50 against a "
           f"fresh session timed beside it {100 * r['drift_against_fresh']:+.2f}%; resident memory {growth}")
+    print(f"along the least-squares line over all windows: p50 {100 * r['p50_trend']:+.2f}%, p50 against the fresh "
+          f"session {100 * r['trend_against_fresh']:+.2f}%")
 
 
 def main(argv):
