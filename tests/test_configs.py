@@ -39,7 +39,10 @@ def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     d, lay = spec.decoder, spec.layout
     passes = 1 + lay.text_out_slots + lay.frames
     kv = passes * 2 * d.kv_heads * d.head_dim * 4  # one more slot's keys and values in one layer, float32
-    per_slot = lambda context: flops.step_bytes(model, context + 1, 8) - flops.step_bytes(model, context, 8)  # noqa: E731
+
+    def per_slot(context):
+        return flops.step_bytes(model, context + 1, 8) - flops.step_bytes(model, context, 8)
+
     assert d.local_window == 900 and sum(d.window(i) is None for i in range(d.layers)) == 2
     assert per_slot(500) == d.layers * kv  # within the local layers' 5 s window every layer's cache grows
     assert per_slot(1000) == 2 * kv  # beyond it only the two global layers'

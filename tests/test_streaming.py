@@ -20,7 +20,8 @@ from interaction.models.transformer import DecoderSpec, MoESpec
 LAYOUT = layout_lib.MicroTurnLayout()
 SPEC = model_lib.ModelSpec(
     decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
-                        moe=MoESpec(num_experts=4, top_k=2, every=2), local_window=2 * LAYOUT.block_len, global_every=2),
+                        moe=MoESpec(num_experts=4, top_k=2, every=2),
+                        local_window=2 * LAYOUT.block_len, global_every=2),
     layout=LAYOUT, flow_hidden=32, flow_depth=1,
 )
 INPUTS = ("user_audio", "video", "video_new", "text_in")

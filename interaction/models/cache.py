@@ -33,7 +33,8 @@ class KVCache:
     def create(cls, batch: int, capacity: int, kv_heads: int, head_dim: int, dtype=jnp.float32) -> "KVCache":
         # k and v are separate buffers, so that the state can be donated
         return cls(k=jnp.zeros((batch, kv_heads, head_dim, capacity), dtype),
-                   v=jnp.zeros((batch, kv_heads, capacity, head_dim), dtype), pos=jnp.full((batch, capacity), -1, jnp.int32))
+                   v=jnp.zeros((batch, kv_heads, capacity, head_dim), dtype),
+                   pos=jnp.full((batch, capacity), -1, jnp.int32))
 
     @property
     def capacity(self) -> int:
