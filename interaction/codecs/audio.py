@@ -5,6 +5,7 @@ says what was wrong and how to fix it, before it can turn into silent garbage do
 """
 from __future__ import annotations
 
+import librosa
 import numpy as np
 import soundfile
 
@@ -51,13 +52,52 @@ def as_float_waveform(wave, sample_rate: int, expected_rate: int, name: str = "a
     return wave.astype(np.float32, copy=False)
 
 
-def read_wav(path, expected_rate: int) -> np.ndarray:
-    """Reads a mono (or first channel of a multi-channel) WAV as checked float32."""
+def read_wav(path, expected_rate: int, *, resample: bool = False, mono: bool = False) -> np.ndarray:
+    """Reads a WAV's first channel as checked float32 at `expected_rate`.
+
+    `resample`: any other rate is resampled (else it is refused). `mono`: a file with more than one channel,
+    or of 8-bit samples, is refused rather than read, as a benchmark input must be (which channel holds the
+    user is not ours to guess, and 8 bits is no speech codec's rate of precision)."""
+    rate, channels = _header(path, mono)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         raise ValueError(f"cannot read {path} as audio ({err}); is it a complete WAV file?") from err
-    return as_float_waveform(data[:, 0], rate, expected_rate, name=str(path))
+    wave = data[:, 0]
+    if resample and rate != expected_rate:
+        if not np.isfinite(wave).all():  # checked before resampling, which would smear NaN over the signal
+            as_float_waveform(wave, rate, rate, name=str(path))
+        wave = resample_to(wave, rate, expected_rate)
+        rate = expected_rate
+    return as_float_waveform(wave, rate, expected_rate, name=str(path))
+
+
+def _header(path, mono: bool) -> tuple[int, int]:
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise ValueError(f"cannot read {path} as audio ({err}); is it a complete WAV file?") from err
+    if mono and info.channels != 1:
+        raise ValueError(f"{path} has {info.channels} channels; a benchmark input is the user's channel alone: "
+                         "save that one channel as a mono WAV.")
+    if mono and info.subtype in ("PCM_U8", "PCM_S8"):
+        raise ValueError(f"{path} holds 8-bit samples ({info.subtype}); give 16-bit PCM or float audio.")
+    if info.frames == 0:
+        raise ValueError(f"{path} holds no samples: there is nothing to run.")
+    return info.samplerate, info.channels
+
+
+def resample_to(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """`wave` resampled from `rate` to `target_rate` (soxr's high quality), kept in [-1, 1]."""
+    if rate == target_rate:
+        return np.asarray(wave, np.float32)
+    out = librosa.resample(np.asarray(wave, np.float32), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq")
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
+    """`wave` cropped or zero-padded to exactly `n` samples."""
+    return np.pad(wave[:n], (0, max(0, n - len(wave))))
 
 
 def write_wav(path, wave: np.ndarray, sample_rate: int) -> None:

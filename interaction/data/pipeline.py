@@ -65,17 +65,53 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     return np.stack(rows)
 
 
+def turns_of(samples: int) -> int:
+    """Micro-turns that hold `samples` of audio (the last one zero-padded), at least two: block m's output
+    is played in micro-turn m + 1, so a stream of n micro-turns runs n - 1 blocks."""
+    return max(2, -(-samples // round(MICROTURN_SECONDS * SAMPLE_RATE)))
+
+
+def stream_inputs(wave: np.ndarray, layout: MicroTurnLayout, *, video_frames: np.ndarray | None = None,
+                  video_fps: float = 1.0 / MICROTURN_SECONDS, text_in: list[tuple[float, list[int]]] = ()
+                  ) -> dict[str, np.ndarray]:
+    """What the model hears, sees and reads in each micro-turn of a 16 kHz waveform: the step's inputs
+    (`streaming.INPUTS`) for `turns_of(len(wave)) - 1` blocks. The audio is zero-padded to whole micro-turns.
+    Without `video_frames` the camera is off (no patches, never new), as a live session without video.
+    `text_in` holds timed token runs (typed text, reasoner results). The one path from audio to model
+    inputs: the training corpus and any outside recording (a benchmark's input.wav) both take it."""
+    per_turn = round(MICROTURN_SECONDS * SAMPLE_RATE)
+    n_turns = turns_of(len(wave))
+    m = n_turns - 1
+    f = layout.frames
+    padded = np.zeros(n_turns * per_turn, np.float32)
+    padded[: len(wave)] = wave
+    user_tokens = dmel.tokens_from_wave(padded, layout.dmel).reshape(n_turns, f, layout.dmel.n_mels)
+    if video_frames is None:
+        patches = np.zeros((m, layout.patches, video.PATCH, video.PATCH, 3), np.uint8)
+        new = np.zeros(m, bool)
+    else:
+        if video_frames.shape[1:3] != (layout.video_size, layout.video_size):
+            raise ValueError(f"{video_frames.shape[1]}x{video_frames.shape[2]} video; the layout expects "
+                             f"{layout.video_size}x{layout.video_size}.")
+        frame_of_turn = np.minimum((np.arange(m) * MICROTURN_SECONDS * video_fps + 1e-6).astype(int),
+                                   len(video_frames) - 1)
+        patches = video.patchify(video_frames[frame_of_turn])
+        new = np.concatenate([[True], frame_of_turn[1:] != frame_of_turn[:-1]])
+    return {"user_audio": user_tokens[:m], "video": patches, "video_new": new,
+            "text_in": _text_slots(list(text_in), m, layout.text_in_slots)}
+
+
 def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, results: bool = True) -> dict[str, np.ndarray]:
-    """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks). With `results=False`
-    the reasoner results of the corpus are left out of text-in (a live reasoner supplies its own)."""
+    """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks): `stream_inputs` of the
+    user channel and the targets of the model's. With `results=False` the reasoner results of the corpus
+    are left out of text-in (a live reasoner supplies its own)."""
     cfg = layout.dmel
     per_turn = round(MICROTURN_SECONDS * SAMPLE_RATE)
     n_turns = len(conv.user_audio) // per_turn
     if n_turns < 2:
         raise ValueError(f"conversation {conv.id} is shorter than two micro-turns.")
     f = layout.frames
-    user_tokens = dmel.tokens_from_wave(conv.user_audio, cfg).reshape(n_turns, f, cfg.n_mels)
-    model_mel = np.asarray(dmel.log_mel(conv.model_audio, cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
+    model_mel = np.asarray(dmel.log_mel(conv.model_audio[: n_turns * per_turn], cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
     # Output of block m is micro-turn m + 1; text items are placed by the micro-turn they are played in.
     out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
     in_items = []
@@ -84,21 +120,15 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
             continue
         opener, closer = _TEXT_CHANNELS[item.channel]
         (out_items if item.channel == "delegate" else in_items).append((item.time, text.wrap(opener, item.text, closer)))
-    text_out = _text_slots(out_items, n_turns, layout.text_out_slots)
-    text_in = _text_slots(in_items, n_turns, layout.text_in_slots)
-    frame_of_turn = np.minimum((np.arange(n_turns) * MICROTURN_SECONDS * conv.video_fps + 1e-6).astype(int),
-                               len(conv.video) - 1)
-    if conv.video.shape[1:3] != (layout.video_size, layout.video_size):
-        raise ValueError(f"{conv.id} has {conv.video.shape[1]}x{conv.video.shape[2]} video; the layout expects "
-                         f"{layout.video_size}x{layout.video_size}.")
-    new = np.concatenate([[True], frame_of_turn[1:] != frame_of_turn[:-1]])
+    try:
+        inputs = stream_inputs(conv.user_audio[: n_turns * per_turn], layout, video_frames=conv.video, video_fps=conv.video_fps,
+                               text_in=in_items)
+    except ValueError as err:
+        raise ValueError(f"{conv.id}: {err}") from err
     m = n_turns - 1
     return {
-        "user_audio": user_tokens[:m],
-        "video": video.patchify(conv.video[frame_of_turn[:m]]),
-        "video_new": new[:m],
-        "text_in": text_in[:m],
-        "text_out": text_out[1:],
+        **inputs,
+        "text_out": _text_slots(out_items, n_turns, layout.text_out_slots)[1:],
         "model_mel": model_mel[1:],
         "model_audio": dmel.quantize(model_mel[1:], cfg),
         "time_index": np.arange(m, dtype=np.int32),
