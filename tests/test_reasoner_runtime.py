@@ -1,6 +1,7 @@
 """The background reasoner's runtime: never blocks the loop, supersedes, survives failures, lands on boundaries."""
 import datetime
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -153,7 +154,7 @@ def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tin
     conv = next(c for c in records.read(tiny_corpus / "eval.array_record") if c.kind == "turn_taking")
     seen = []
 
-    def step(params, state, inputs, key):
+    def step(params, state, inputs, seeds, microturns, fresh):
         seen.append(np.asarray(inputs["text_in"])[0])
         toks = np.full((1, layout.text_out_slots), PAD, np.int32)
         request = text.wrap(text.Special.DELEGATE, "what is 2+2", text.Special.DELEGATE_END)
@@ -166,7 +167,9 @@ def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tin
     asked = []
     reasoner = CallableReasoner(lambda r: asked.append((r.text, r.context)) or "4")
     rt = ReasonerRuntime(reasoner, layout.text_in_slots)
-    out = runner.run_conversation(step, None, lambda: None, conv, layout, seed=0, runtime=rt)
+    one_slot = types.SimpleNamespace(time=np.zeros(1, np.int32))  # all the runner reads of a state
+    session = runner.conversation_session(conv, layout, seed=0, runtime=rt)
+    ((_, out),) = runner.run_sessions(step, None, one_slot, [session], layout)
     rt.close()
     assert len(asked) == 1 and asked[0][0] == "what is 2+2"
     heard = [w for _, end, w in conv.user_words if end <= 3.2]  # heard by the end of micro-turn 15

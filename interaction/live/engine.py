@@ -15,23 +15,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from interaction.codecs import text, vocoder
+from interaction.codecs import vocoder
 from interaction.models import streaming
 from interaction.models.model import InteractionModel
-
-
-def make_slot_step(graphdef: nnx.GraphDef, *, flow_steps: int, temperature: float):
-    """Jitted (params, state, inputs, seeds (B,), microturns (B,), fresh (B,) bool) -> (state, outputs):
-    the flagged slots start new sessions, then every slot takes one micro-turn, sampling from its own key
-    (its session's seed folded with the session's micro-turn). State donated."""
-
-    def run(params, state, inputs, seeds, microturns, fresh):
-        model = nnx.merge(graphdef, params)
-        keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
-        return streaming.step(model, streaming.reset(state, fresh), inputs, keys, flow_steps=flow_steps,
-                              temperature=temperature)
-
-    return jax.jit(run, donate_argnums=1)
 
 
 @dataclasses.dataclass
@@ -50,7 +36,7 @@ class SlotEngine:
         self.layout = model.spec.layout
         self.max_sessions = max_sessions
         graphdef, self._params = nnx.split(model)
-        self._step = make_slot_step(graphdef, flow_steps=flow_steps, temperature=temperature)
+        self._step = streaming.make_step(graphdef, flow_steps=flow_steps, temperature=temperature)
         self._state = streaming.init_state(model, max_sessions, context_turns)
         # The pseudo-inverse mel inversion and 8 iterations: 6.6x cheaper than NNLS and 16, at a live STOI
         # of 0.860 against 0.880 (40 frames/s; `python -m experiments.benchmark_vocoder`).
@@ -77,11 +63,7 @@ class SlotEngine:
 
     def idle_inputs(self) -> dict[str, np.ndarray]:
         """One micro-turn of nothing for every slot: silence (dMel bin 0), no video, no text."""
-        lay = self.layout
-        b = self.max_sessions
-        return {"user_audio": np.zeros((b, lay.frames, lay.dmel.n_mels), np.int32),
-                "video": np.zeros((b, lay.patches, 40, 40, 3), np.uint8), "video_new": np.zeros(b, bool),
-                "text_in": np.full((b, lay.text_in_slots), text.Special.PAD, np.int32)}
+        return streaming.idle_inputs(self.layout, self.max_sessions)
 
     def step(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Advances every slot one micro-turn on `inputs` ((max_sessions, ...) arrays, as `idle_inputs`);

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+import numpy as np
+from flax import nnx, struct
 from jax.sharding import NamedSharding
 
 from interaction import sharding
@@ -184,3 +185,24 @@ def run_session(model: InteractionModel, state: StreamState, inputs: dict, rng: 
     keys = jax.vmap(lambda k: jax.random.split(k, t), out_axes=1)(rng) if rng.ndim else jax.random.split(rng, t)
     state, outputs = jax.lax.scan(body, state, (time_first(inputs), time_first(teacher) if teacher else None, keys))
     return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
+
+
+def make_step(graphdef, *, flow_steps: int, temperature: float):
+    """Jitted (params, state, inputs, seeds (B,), microturns (B,), fresh (B,) bool) -> (state, outputs), the
+    step of sessions held as slots of one batch: the flagged slots start new sessions, then every slot takes
+    one micro-turn, sampling from its own key (its session's seed folded with the session's micro-turn), so
+    a session's outputs do not depend on the slot it has or the sessions beside it. State donated."""
+    def run(params, state, inputs, seeds, microturns, fresh):
+        model = nnx.merge(graphdef, params)
+        keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
+        return step(model, reset(state, fresh), inputs, keys, flow_steps=flow_steps, temperature=temperature)
+
+    return jax.jit(run, donate_argnums=1)
+
+
+def idle_inputs(layout, sessions: int) -> dict:
+    """One micro-turn of nothing for `sessions` slots, as host arrays: silence (dMel bin 0), no video, no text."""
+    shapes = abstract_inputs(layout, sessions)
+    out = {name: np.zeros(s.shape, s.dtype) for name, s in shapes.items()}
+    out["text_in"][:] = int(text.Special.PAD)
+    return out
