@@ -227,3 +227,64 @@ def test_task_is_read_from_the_folder_or_the_annotation(tmp_path):
     assert benchmark.task_of(tmp_path / "candor" / "7", {"turn_taking.json": []}) == "smooth_turn_taking"
     assert benchmark.task_of(tmp_path / "x" / "7", {"metadata.json": {"background_text": "hi"}}) == "background_speech"
     assert benchmark.task_of(tmp_path / "x" / "7", {}) is None
+
+
+def test_floor_of_an_output_equal_to_the_reference_is_perfect():
+    from interaction.evals import floor
+
+    user, reference = [(0.0, 1.0), (2.0, 3.0)], [(1.2, 1.8), (3.1, 3.5)]
+    wave = np.zeros(4 * 16000, np.float32)
+    f = floor.summarize([floor.sample_counts(wave, reference, user, reference)])
+    assert (f["f1"], f["precision"], f["recall"], f["talk_over"], f["reference_talk_over"]) == (1.0, 1.0, 1.0, 0.0, 0.0)
+    assert f["quiet_dbfs"] == -120.0  # digital silence wherever the reference is silent
+
+
+def test_floor_of_an_output_equal_to_the_user_scores_the_known_overlap():
+    from interaction.evals import floor
+
+    user, reference = [(0.0, 1.0), (2.0, 3.0)], [(1.2, 1.8), (2.5, 3.5)]
+    wave = np.zeros(4 * 16000, np.float32)
+    f = floor.summarize([floor.sample_counts(wave, user, user, reference)])
+    # 20 ms frames: the output speaks 100, the reference 80, both 25 (2.5-3.0 s).
+    assert f["precision"] == pytest.approx(25 / 100) and f["recall"] == pytest.approx(25 / 80)
+    assert f["f1"] == pytest.approx(50 / (100 + 80))
+    assert f["talk_over"] == 1.0 and f["reference_talk_over"] == pytest.approx(0.25)
+    # A labelled interruption over the second user turn leaves it out of talk-over, not out of F1.
+    g = floor.summarize([floor.sample_counts(wave, user, user, reference, excluded=[(2.0, 3.0)])])
+    assert g["talk_over"] == 1.0 and g["reference_talk_over"] == 0.0 and g["f1"] == f["f1"]
+
+
+def test_floor_level_in_reference_silence_and_pooling_over_samples():
+    from interaction.evals import floor
+
+    t = np.arange(2 * 16000) / 16000
+    hum = (0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)  # RMS 0.0707: -23 dBFS
+    reference = [(0.0, 1.0)]
+    a = floor.sample_counts(hum, [], [], reference)
+    assert floor.summarize([a])["quiet_dbfs"] == pytest.approx(20 * np.log10(0.1 / np.sqrt(2)), abs=0.05)
+    # Counts add over samples before the ratio: 2 of the 5 frames spoken are right in one, 2 of 2 in the other.
+    one = floor.sample_counts(np.zeros(1600, np.float32), [(0.0, 0.1)], [], [(0.0, 0.05)])
+    two = floor.sample_counts(np.zeros(1600, np.float32), [(0.0, 0.05)], [], [(0.0, 0.05)])
+    pooled = floor.summarize([one, two])
+    assert pooled["precision"] == pytest.approx(4 / 7) and pooled["recall"] == 1.0 and pooled["samples"] == 2
+    lo, hi = pooled["ci_precision"]
+    assert lo <= pooled["precision"] <= hi
+    # Without a reference only talk-over is defined.
+    bare = floor.summarize([floor.sample_counts(hum, [(0.0, 1.0)], [(0.5, 1.5)], None)])
+    assert bare["f1"] is None and bare["quiet_dbfs"] is None and bare["talk_over"] == pytest.approx(0.5)
+
+
+def test_bootstrap_intervals_cover_the_rate_and_shrink_with_samples():
+    from interaction.evals import intervals
+
+    assert intervals.mean_interval([0.3] * 5) == (0.3, 0.3)
+    assert intervals.mean_interval([]) is None
+    rng = np.random.default_rng(0)
+    few, many = rng.random(20) < 0.5, rng.random(500) < 0.5
+    lo, hi = intervals.mean_interval(few)
+    assert lo < few.mean() < hi and 0.25 < hi - lo < 0.6  # about +-0.22 for 20 coin flips
+    lo2, hi2 = intervals.mean_interval(many)
+    assert lo2 < many.mean() < hi2 and hi2 - lo2 < (hi - lo) / 3
+    assert intervals.mean_interval(few) == intervals.mean_interval(few)  # a fixed seed: the same report twice
+    agg = scoring.aggregate([{"takeover": float(v)} for v in few])
+    assert agg["ci_takeover"] == intervals.mean_interval(few) and agg["n_takeover"] == 20

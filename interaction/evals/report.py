@@ -6,6 +6,7 @@ timelines of sample sessions (what the user said, what the model said and the la
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,37 +40,83 @@ def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _with_ci(scores: dict, key: str) -> str:
+    """A score with its 95% interval: `0.400 [0.200, 0.600]`."""
+    ci = scores.get(f"ci_{key}")
+    value = _fmt(scores.get(key))
+    return value if ci is None or scores.get(key) is None else f"{value} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def task_table(model: dict[str, dict], base: dict[str, dict] | None) -> str:
-    lines = ["| task | metric | model | turn-based baseline | samples |", "|---|---|---|---|---|"]
+    lines = ["| task | metric | model [95% CI] | turn-based baseline [95% CI] | samples |", "|---|---|---|---|---|"]
     for task, scores in model.items():
         for key, label in COLUMNS:
             if key in scores:
-                b = (base or {}).get(task, {}).get(key)
-                lines.append(f"| {task} | {label} | {_fmt(scores[key])} | {_fmt(b)} | {scores.get(f'n_{key}', scores['samples'])} |")
+                b = (base or {}).get(task, {})
+                lines.append(f"| {task} | {label} | {_with_ci(scores, key)} | {_with_ci(b, key)} | "
+                             f"{scores.get(f'n_{key}', scores['samples'])} |")
     return "\n".join(lines)
 
 
-def frontier_points(baseline_by_threshold: dict[float, dict[str, dict]]) -> list[tuple[float, float, float]]:
-    """(threshold, pause take-over, turn-taking latency) of the baseline at each silence threshold."""
-    return [(t, agg.get("pause_handling", {}).get("takeover"), agg.get("smooth_turn_taking", {}).get("latency"))
-            for t, agg in sorted(baseline_by_threshold.items())]
+FLOOR_COLUMNS = (("f1", "F1"), ("precision", "precision"), ("recall", "recall"),
+                 ("talk_over", "talks over the user"), ("quiet_dbfs", "level in reference silence (dBFS)"))
 
 
-def plot_frontier(points, model: dict[str, dict], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    pts = [(t, x, y) for t, x, y in points if x is not None and y is not None]
-    ax.plot([y for _, _, y in pts], [x for _, x, _ in pts], "o-", color="tab:gray", label="turn-based baseline")
-    for t, x, y in pts:
-        ax.annotate(f"{int(t * 1000)} ms", (y, x), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    mx = model.get("pause_handling", {}).get("takeover")
-    my = model.get("smooth_turn_taking", {}).get("latency")
-    if mx is not None and my is not None:
-        ax.plot([my], [mx], "*", color="tab:red", markersize=14, label="model")
+def floor_table(floors: dict[str, dict[str, dict]]) -> str:
+    """Rows: who (the model, the baselines) x task, "all" first; the reference's own talk-over beside."""
+    lines = ["| output | task | " + " | ".join(label for _, label in FLOOR_COLUMNS)
+             + " | reference talks over the user | samples |", "|---" * (len(FLOOR_COLUMNS) + 4) + "|"]
+    for who, by_task in floors.items():
+        for task in sorted(by_task, key=lambda t: t != "all"):
+            f = by_task[task]
+            cells = [_with_ci(f, key) for key, _ in FLOOR_COLUMNS] + [_with_ci(f, "reference_talk_over")]
+            lines.append(f"| {who} | {task} | " + " | ".join(cells) + f" | {f['samples']} |")
+    return "\n".join(lines)
+
+
+def frontier_points(baseline_by_threshold: dict[float, dict[str, dict]]) -> list[dict]:
+    """The baseline at each threshold: pause take-over and turn-taking latency, with their intervals."""
+    points = []
+    for t, agg in sorted(baseline_by_threshold.items()):
+        pause, turn = agg.get("pause_handling", {}), agg.get("smooth_turn_taking", {})
+        points.append({"threshold": t, "pause_takeover": pause.get("takeover"),
+                       "ci_pause_takeover": pause.get("ci_takeover"),
+                       "turn_taking_latency": turn.get("latency"), "ci_turn_taking_latency": turn.get("ci_latency")})
+    return points
+
+
+def _errorbar(ax, x, y, ci_x, ci_y, **kw):
+    xerr = None if ci_x is None else [[x - ci_x[0]], [ci_x[1] - x]]
+    yerr = None if ci_y is None else [[y - ci_y[0]], [ci_y[1] - y]]
+    ax.errorbar([x], [y], xerr=xerr, yerr=yerr, capsize=2, elinewidth=0.8, **kw)
+
+
+def plot_frontier(frontiers: dict[str, tuple[list[dict], str]], model: dict[str, dict], path: Path) -> None:
+    """Each baseline's frontier (points with 95% intervals, labelled by threshold) and the model's point."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colours = iter(("tab:gray", "tab:blue", "tab:green", "tab:purple"))
+    for name, (points, unit) in frontiers.items():
+        pts = [p for p in points if p["pause_takeover"] is not None and p["turn_taking_latency"] is not None]
+        if not pts:
+            continue
+        colour = next(colours)
+        ax.plot([p["turn_taking_latency"] for p in pts], [p["pause_takeover"] for p in pts], "-", color=colour,
+                label=name, alpha=0.8)
+        for p in pts:
+            _errorbar(ax, p["turn_taking_latency"], p["pause_takeover"], p["ci_turn_taking_latency"],
+                      p["ci_pause_takeover"], fmt="o", color=colour, markersize=4)
+            label = f"{int(p['threshold'] * 1000)} ms" if unit == "s" else f"p>{p['threshold']:g}"
+            ax.annotate(label, (p["turn_taking_latency"], p["pause_takeover"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color=colour)
+    pause, turn = model.get("pause_handling", {}), model.get("smooth_turn_taking", {})
+    if pause.get("takeover") is not None and turn.get("latency") is not None:
+        _errorbar(ax, turn["latency"], pause["takeover"], turn.get("ci_latency"), pause.get("ci_takeover"),
+                  fmt="*", color="tab:red", markersize=14, label="model")
     ax.set_xlabel("turn-taking latency (s), lower is faster")
     ax.set_ylabel("pause take-over rate, lower is politer")
-    ax.set_title("Answering fast vs barging into pauses")
+    ax.set_title("Answering fast vs barging into pauses (95% intervals)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -90,31 +137,69 @@ def plot_latencies(rows: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write(out_dir, *, model_rows, model_by_task, baseline_by_threshold, headline_threshold, extra: dict,
-          timelines: Sequence[Path] = ()) -> dict:
-    """Writes report.md, results.json, frontier.png and latencies.png; returns the results."""
+@dataclasses.dataclass
+class Baseline:
+    """One baseline's sweep: aggregated scores per threshold, the threshold its table shows, its unit."""
+    key: str  # its entry in results.json
+    name: str
+    by_threshold: dict[float, dict[str, dict]]
+    headline: float
+    unit: str  # "s": a silence threshold; "p": an end-of-turn probability threshold
+
+    def label(self, t: float) -> str:
+        return f"{int(round(t * 1000))} ms" if self.unit == "s" else f"p > {t:g}"
+
+
+def _split(key: str) -> tuple[str, str]:
+    task, metric = key.split("/")
+    return task, metric
+
+
+def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], floors: dict[str, dict],
+          extra: dict, timelines: Sequence[Path] = ()) -> dict:
+    """Writes report.md, results.json, frontier.png and latencies.png; returns the results. The first of
+    `baselines` is the one the task table compares with; `floors` maps an output's name to its
+    `benchmark.floor_by_task`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    points = frontier_points(baseline_by_threshold)
-    base = baseline_by_threshold.get(headline_threshold)
-    headline = {k: model_by_task.get(k.split("/")[0], {}).get(k.split("/")[1]) for k in HEADLINE}
-    results = {"headline": headline, "model": model_by_task, "baseline": {str(t): v for t, v in baseline_by_threshold.items()},
-               "frontier": [{"threshold": t, "pause_takeover": x, "turn_taking_latency": y} for t, x, y in points],
+    headline = {k: model_by_task.get(_split(k)[0], {}).get(_split(k)[1]) for k in HEADLINE}
+    headline_ci = {k: model_by_task.get(_split(k)[0], {}).get(f"ci_{_split(k)[1]}") for k in HEADLINE}
+    results = {"headline": headline, "headline_ci": headline_ci, "model": model_by_task, "floor": floors,
                "samples": model_rows, **extra}
+    for b in baselines:
+        results[b.key] = {str(t): v for t, v in b.by_threshold.items()}
+        results["frontier" if b.key == "baseline" else f"{b.key}_frontier"] = frontier_points(b.by_threshold)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    plot_frontier(points, model_by_task, out / "frontier.png")
+    plot_frontier({b.name: (frontier_points(b.by_threshold), b.unit) for b in baselines}, model_by_task,
+                  out / "frontier.png")
     plot_latencies(model_rows, out / "latencies.png")
     lines = ["# Duplex benchmark", ""]
     lines += [f"- {k}: {_fmt(v)}" for k, v in extra.get("about", {}).items()]
-    lines += ["", "## Headline", "", "| metric | model |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in headline.items()]
-    lines += ["", "## Against the turn-based baseline", "",
-              "| silence threshold | pause take-over | turn-taking latency (s) |", "|---|---|---|"]
-    lines += [f"| {int(t * 1000)} ms | {_fmt(x)} | {_fmt(y)} |" for t, x, y in points]
-    lines += [f"| **model** | {_fmt(headline['pause_handling/takeover'])} | {_fmt(headline['smooth_turn_taking/latency'])} |",
-              "", "![frontier](frontier.png)", "",
-              f"## Every task (baseline at {int(headline_threshold * 1000)} ms)", "", task_table(model_by_task, base), "",
-              "![latencies](latencies.png)", ""]
+    lines += ["", "Every rate and mean carries its 95% bootstrap interval over samples.", "",
+              "## Headline", "", "| metric | model [95% CI] |", "|---|---|"]
+    lines += [f"| {k} | {_with_ci(model_by_task.get(_split(k)[0], {}), _split(k)[1])} |" for k in HEADLINE]
+    model_point = (f"| **model** | {_with_ci(model_by_task.get('pause_handling', {}), 'takeover')} | "
+                   f"{_with_ci(model_by_task.get('smooth_turn_taking', {}), 'latency')} |")
+    for b in (b for b in baselines if b.by_threshold):
+        lines += ["", f"## Against the {b.name}", "",
+                  "| threshold | pause take-over [95% CI] | turn-taking latency (s) [95% CI] |", "|---|---|---|"]
+        for p in frontier_points(b.by_threshold):
+            pause = {"v": p["pause_takeover"], "ci_v": p["ci_pause_takeover"]}
+            turn = {"v": p["turn_taking_latency"], "ci_v": p["ci_turn_taking_latency"]}
+            lines.append(f"| {b.label(p['threshold'])} | {_with_ci(pause, 'v')} | {_with_ci(turn, 'v')} |")
+        lines.append(model_point)
+    lines += ["", "![frontier](frontier.png)", ""]
+    if floors:
+        lines += ["## The floor, frame by frame", "",
+                  "Speech activity (Silero) of each output against the reference model channel, in 20 ms frames; "
+                  "talk-over leaves out labelled interruptions.", "", floor_table(floors), ""]
+    if baselines and baselines[0].by_threshold:
+        first = baselines[0]
+        lines += [f"## Every task ({first.name} at {first.label(first.headline)})", "",
+                  task_table(model_by_task, first.by_threshold.get(first.headline)), ""]
+    else:
+        lines += ["## Every task", "", task_table(model_by_task, None), ""]
+    lines += ["![latencies](latencies.png)", ""]
     if timelines:
         lines += ["## Sample sessions", ""] + [f"![{p.stem}]({p.name})" for p in timelines]
     (out / "report.md").write_text("\n".join(lines) + "\n")

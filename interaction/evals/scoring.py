@@ -40,6 +40,7 @@ import sacrebleu
 from interaction.data import scenarios
 from interaction.data.conversation import Word
 from interaction.evals import fdb_rules as fdb
+from interaction.evals import intervals
 from interaction.evals import words as wordlib
 
 CUE_WINDOW_S = 2.0
@@ -58,6 +59,7 @@ class Heard:
     input_segments: list[fdb.Segment]
     duration: float
     said_text: str | None = None  # the model's own text stream, when the sample comes from our runner
+    floor: dict | None = None  # `floor.sample_counts` of the output
 
 
 def onsets(segments: Sequence[fdb.Segment]) -> list[float]:
@@ -237,17 +239,20 @@ def score_sample(task: str, files: dict, heard: Heard) -> dict:
 
 def aggregate(samples: Sequence[dict]) -> dict:
     """Mean of every numeric score over the samples that have it (None: undefined for that sample, skipped),
-    with `n_<name>` counts, and label shares for `behaviour`."""
+    with `n_<name>` counts, `ci_<name>` 95% bootstrap intervals, and label shares for `behaviour`."""
     out: dict = {"samples": len(samples)}
     names = sorted({k for s in samples for k in s})
     for name in names:
         values = [s[name] for s in samples if s.get(name) is not None]
         if name == "behaviour":
-            out.update({f"behaviour_{b}": values.count(b) / len(values) for b in BEHAVIOURS} if values else {})
-        elif name == "timer_error":
-            out["timer_abs_error"] = float(np.mean(np.abs(values))) if values else None
-            out["n_timer_abs_error"] = len(values)
-        else:
-            out[name] = float(np.mean(values)) if values else None
-            out[f"n_{name}"] = len(values)
+            for b in BEHAVIOURS if values else ():
+                hits = [float(v == b) for v in values]
+                out[f"behaviour_{b}"] = float(np.mean(hits))
+                out[f"ci_behaviour_{b}"] = intervals.mean_interval(hits)
+            continue
+        if name == "timer_error":
+            name, values = "timer_abs_error", list(np.abs(values))
+        out[name] = float(np.mean(values)) if values else None
+        out[f"n_{name}"] = len(values)
+        out[f"ci_{name}"] = intervals.mean_interval(values)
     return out

@@ -100,6 +100,9 @@ class SileroVad:
     def segments(self, wave: np.ndarray, sample_rate: int = SAMPLE_RATE, **params) -> list[Segment]:
         """Speech segments (start_s, end_s); `params` are those of `segments_from_probabilities`."""
         wave = check_wave(wave, sample_rate, "VAD input")
-        probs = self.probabilities(wave)
+        return self.segments_from(self.probabilities(wave), len(wave), **params)
+
+    def segments_from(self, probs: np.ndarray, total_samples: int, **params) -> list[Segment]:
+        """Speech segments from this model's `probabilities` of a wave of `total_samples` 16 kHz samples."""
         return segments_from_probabilities(probs, window_samples=self._model.window_size_samples,
-                                           sample_rate=sample_rate, total_samples=len(wave), **params)
+                                           total_samples=total_samples, **params)
