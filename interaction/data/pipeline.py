@@ -111,7 +111,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
     if n_turns < 2:
         raise ValueError(f"conversation {conv.id} is shorter than two micro-turns.")
     f = layout.frames
-    model_mel = np.asarray(dmel.log_mel(conv.model_audio[: n_turns * per_turn], cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
+    whole = n_turns * per_turn
+    model_mel = np.asarray(dmel.log_mel(conv.model_audio[:whole], cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
     # Output of block m is micro-turn m + 1; text items are placed by the micro-turn they are played in.
     out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
     in_items = []
@@ -121,7 +122,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
         opener, closer = _TEXT_CHANNELS[item.channel]
         (out_items if item.channel == "delegate" else in_items).append((item.time, text.wrap(opener, item.text, closer)))
     try:
-        inputs = stream_inputs(conv.user_audio[: n_turns * per_turn], layout, video_frames=conv.video, video_fps=conv.video_fps,
+        inputs = stream_inputs(conv.user_audio[:whole], layout, video_frames=conv.video, video_fps=conv.video_fps,
                                text_in=in_items)
     except ValueError as err:
         raise ValueError(f"{conv.id}: {err}") from err
