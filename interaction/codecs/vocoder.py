@@ -45,15 +45,18 @@ def _linear_magnitude_fast(logmel: np.ndarray, cfg: dmel.DMelConfig) -> np.ndarr
 _INVERSIONS = {"nnls": _linear_magnitude, "pinv": _linear_magnitude_fast}
 
 
-def decode(logmel, cfg: dmel.DMelConfig, n_iter: int = 32, seed: int = 0) -> np.ndarray:
-    """(T, n_mels) log-mel (e.g. `dmel.dequantize(tokens)`) -> (T * hop,) float32 waveform."""
+def decode(logmel, cfg: dmel.DMelConfig, n_iter: int = 32, seed: int = 0, inversion: str = "nnls") -> np.ndarray:
+    """(T, n_mels) log-mel (e.g. `dmel.dequantize(tokens)`) -> (T * hop,) float32 waveform; `inversion` as
+    `StreamingGriffinLim`'s."""
     logmel = np.asarray(logmel)
     if logmel.ndim != 2 or logmel.shape[1] != cfg.n_mels:
         raise ValueError(f"expected (frames, {cfg.n_mels}) log-mel, got shape {logmel.shape}.")
     # Silent frames after the end, so that the last hop is overlapped by as many windows as any other:
     # without them the overlap-add divides its final samples by a window sum near zero (a loud click).
     tail = np.full((-(-cfg.history // cfg.hop), cfg.n_mels), cfg.log_min, logmel.dtype)
-    mag = _linear_magnitude(np.concatenate([logmel, tail]), cfg)
+    if inversion not in _INVERSIONS:
+        raise ValueError(f"inversion={inversion!r}: choose one of {sorted(_INVERSIONS)}.")
+    mag = _INVERSIONS[inversion](np.concatenate([logmel, tail]), cfg)
     y = librosa.griffinlim(
         mag, n_iter=n_iter, hop_length=cfg.hop, win_length=cfg.n_fft, n_fft=cfg.n_fft,
         window="hann", center=False, random_state=seed,
@@ -135,3 +138,12 @@ class StreamingGriffinLim:
         # Samples of frame j's own hop sit at [j*hop, (j+1)*hop) of the buffer; emit the new hops.
         start = (mag.shape[-1] - frames) * self.cfg.hop
         return y[..., start : start + frames * self.cfg.hop].astype(np.float32)
+
+
+def live_decoder(cfg: dmel.DMelConfig, sessions: int) -> StreamingGriffinLim:
+    """The decoder live sessions hear, for `sessions` streams at once: the pseudo-inverse mel inversion
+    and 8 iterations, several times cheaper than NNLS and 16 for a small loss of intelligibility
+    (`experiments/benchmark_vocoder.py` measures both). The benchmark renders the model's output with it
+    too, so that what it scores is what a live user hears."""
+    return StreamingGriffinLim(cfg, n_iter=8, inversion="pinv", sessions=sessions)
+

@@ -107,6 +107,10 @@ _WHISPER_DECODE = dict(
 # A window whose text compresses better than this (gzip, Whisper's own measure of repetition) is a loop:
 # "see you in the next video see you in the next video ..." on babble. Real sentences stay far below it.
 _MAX_COMPRESSION_RATIO = 2.4
+# A decoding window holds at most this many tokens per second of its audio (fast speech writes about
+# five): beam search on babble otherwise runs every loop out to Whisper's 448-token limit, most of the
+# recognizer's time on a weak model's output, only for the loop to be dropped.
+_TOKENS_BASE, _TOKENS_PER_S = 16, 8
 # Word edges are moved onto sound: Whisper stretches a word that follows silence back into the silence
 # (a lone "yes" could start a second early and last well over a second, which the benchmark's rules read
 # as a late turn or as a take-over). A 10 ms frame is sound when its RMS is within this many dB of the
@@ -155,7 +159,9 @@ class Whisper:
         wave = check_wave(wave, sample_rate, "ASR input")
         if not to_pcm16(wave).any():  # digital silence: nothing to hear, and Whisper would make something up
             return []
-        segments, _ = self._model.transcribe(wave, **_WHISPER_DECODE)
+        window_s = min(len(wave) / sample_rate, 30.0)
+        segments, _ = self._model.transcribe(wave, max_new_tokens=int(_TOKENS_BASE + _TOKENS_PER_S * window_s),
+                                             **_WHISPER_DECODE)
         pieces: list[tuple[float, float, str]] = []
         for segment in segments:
             if segment.compression_ratio > _MAX_COMPRESSION_RATIO:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from interaction import SAMPLE_RATE
-from interaction.codecs import dmel, vocoder
+from interaction.codecs import audio, dmel, vocoder
 from interaction.data.conversation import Word
 from interaction.evals.vad import check_wave
 
@@ -45,10 +45,13 @@ class Reply:
     text: str  # what it said
     wave: np.ndarray  # vocoded
     words: list[Word]  # recognized, relative to the reply's start
+    segments: list[tuple[float, float]] | None = None  # its speech (Silero), relative to its start
 
 
-def reference_replies(events: list[dict], reference_wave: np.ndarray, cfg: dmel.DMelConfig, recognizer) -> list[Reply]:
-    """The reference model's replies, each vocoded and recognized once."""
+def reference_replies(events: list[dict], reference_wave: np.ndarray, cfg: dmel.DMelConfig, recognizer,
+                      vad=None) -> list[Reply]:
+    """The reference model's replies, each vocoded (with the mel inversion of the live decoder that renders
+    the model's output) and recognized once, and with a `vad` its speech segments found once."""
     out = []
     for e in sorted((e for e in events if e["kind"] in REPLY_KINDS), key=lambda e: e["timestamp"][0]):
         a, b = (int(round(t * SAMPLE_RATE)) for t in e["timestamp"])
@@ -56,9 +59,10 @@ def reference_replies(events: list[dict], reference_wave: np.ndarray, cfg: dmel.
         if len(piece) < cfg.hop:
             continue
         piece = np.pad(piece, (0, -len(piece) % cfg.hop))
-        wave = vocoder.decode(np.asarray(dmel.log_mel(piece, cfg)), cfg)
+        wave = vocoder.decode(np.asarray(dmel.log_mel(piece, cfg)), cfg, inversion="pinv")
+        wave = wave * audio.fit_gain(wave)  # scaled down where it would clip, as the model's output is
         out.append(Reply(start=e["timestamp"][0], text=e.get("target") or e["text"], wave=wave,
-                         words=recognizer.words(wave)))
+                         words=recognizer.words(wave), segments=None if vad is None else vad.segments(wave)))
     return out
 
 
@@ -166,13 +170,17 @@ def cascade_ends(candidates: Sequence[Candidate], threshold: float = TURN_THRESH
     return out
 
 
-def respond_at(replies: Sequence[Reply], ends: Sequence[End], n_samples: int) -> tuple[np.ndarray, list[Word]]:
-    """The baseline's output wave and its (shifted) recognized words for one sample, given a detector's
-    ends of turn (speech end, detection time) in time order."""
+def respond_at(replies: Sequence[Reply], ends: Sequence[End], n_samples: int
+               ) -> tuple[np.ndarray, list[Word], list[tuple[float, float]]]:
+    """The baseline's output for one sample, given a detector's ends of turn (speech end, detection time) in
+    time order: its wave, its (shifted) recognized words and its speech segments (the replies' own, shifted:
+    the output is silence but for them; empty where the replies have none)."""
     wave = np.zeros(n_samples, np.float32)
     words: list[Word] = []
+    segments: list[tuple[float, float]] = []
     queue = list(replies)
     busy_until = -np.inf
+    duration = n_samples / SAMPLE_RATE
     for speech_end, at in ends:
         if at < busy_until:
             continue  # speaking: not listening
@@ -185,11 +193,12 @@ def respond_at(replies: Sequence[Reply], ends: Sequence[End], n_samples: int) ->
         piece = reply.wave[: max(0, n_samples - a)]
         wave[a: a + len(piece)] = piece
         busy_until = at + len(reply.wave) / SAMPLE_RATE
-        words += [(s + at, e + at, w) for s, e, w in reply.words if s + at < n_samples / SAMPLE_RATE]
-    return wave, words
+        words += [(s + at, e + at, w) for s, e, w in reply.words if s + at < duration]
+        segments += [(s + at, min(e + at, duration)) for s, e in reply.segments or () if s + at < duration]
+    return wave, words, segments
 
 
 def respond(replies: Sequence[Reply], input_segments, threshold: float,
-            n_samples: int) -> tuple[np.ndarray, list[Word]]:
+            n_samples: int) -> tuple[np.ndarray, list[Word], list[tuple[float, float]]]:
     """The silence-threshold baseline's output for one sample (`respond_at` its ends)."""
     return respond_at(replies, ends_of_turn(input_segments, threshold), n_samples)

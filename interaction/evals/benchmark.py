@@ -113,18 +113,20 @@ def score_model(root, vad: SileroVad, recognizer: Recognizer) -> list[dict]:
 
 
 def score_baselines(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfig, smart_turn: SmartTurn, *,
-                    calibrate: Sequence[Recognizer] = ()) -> tuple[dict[str, dict[float, list[dict]]], dict]:
+                    calibrate: Sequence[Recognizer] = (), calibration_replies: int | None = None
+                    ) -> tuple[dict[str, dict[float, list[dict]]], dict]:
     """Per-sample scores of the turn-based baselines on every sample with labels and a reference:
     {"silence": {threshold s: rows}, "cascade": {P(complete) threshold: rows}}, each row with its floor
-    counts; and the calibration of `recognizer` and each of `calibrate` on the vocoded reference replies
-    ({name: word error rate}, None where no sample has replies), with the share of the reference's delegated
+    counts; and the calibration of `recognizer` and each of `calibrate` on the first `calibration_replies`
+    vocoded reference replies (all: None), the same for each ({name: word error rate}, None where no sample
+    has replies, and how many `replies`), with the share of the reference's delegated
     answers in which `recognizer` hears the whole result (the ceiling of `answer_correct` through this
     vocoder and recognizer). Smart Turn runs once per sample; each threshold only picks among its verdicts."""
     rows: dict[str, dict[float, list[dict]]] = {"silence": {t: [] for t in baseline.THRESHOLDS},
                                                 "cascade": {t: [] for t in baseline.TURN_THRESHOLDS}}
     recognizers = [recognizer, *(r for r in calibrate if r.name != recognizer.name)]
     edits = dict.fromkeys((r.name for r in recognizers), 0)
-    reference_words = 0
+    reference_words = calibrated = 0
     answers_heard = []
     for folder in samples(root):
         files = read_files(folder)
@@ -133,8 +135,11 @@ def score_baselines(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfi
             continue
         in_wave = audio.read_wav(folder / "input.wav", SAMPLE_RATE, resample=True)
         reference = audio.read_wav(folder / "reference_output.wav", SAMPLE_RATE, resample=True)
-        replies = baseline.reference_replies(files["events.json"], reference, cfg, recognizer)
+        replies = baseline.reference_replies(files["events.json"], reference, cfg, recognizer, vad)
         for r in replies:
+            if calibration_replies is not None and calibrated >= calibration_replies:
+                break
+            calibrated += 1
             ref = wordlib.normalize(r.text)
             reference_words += len(ref)
             for other in recognizers:
@@ -151,14 +156,13 @@ def score_baselines(root, vad: SileroVad, recognizer: Recognizer, cfg: DMelConfi
                      "cascade": lambda t: baseline.cascade_ends(candidates, t)}
         for name, by_threshold in rows.items():
             for t, found in by_threshold.items():
-                wave, words = baseline.respond_at(replies, detectors[name](t), len(in_wave))
-                out_segments = vad.segments(wave)
+                wave, words, out_segments = baseline.respond_at(replies, detectors[name](t), len(in_wave))
                 heard = scoring.Heard(output_words=words, output_segments=out_segments, input_segments=in_segments,
                                       duration=len(wave) / SAMPLE_RATE)
                 found.append({"task": task, "id": folder.name, **scoring.score_sample(task, files, heard),
                               "floor": floor.sample_counts(wave, out_segments, in_segments, ref_segments, excluded)})
     calibration = {"recognizer_wer": {r.name: edits[r.name] / reference_words if reference_words else None
-                                      for r in recognizers},
+                                      for r in recognizers}, "replies": calibrated,
                    "answer_heard": float(np.mean(answers_heard)) if answers_heard else None}
     return rows, calibration
 

@@ -4,7 +4,7 @@ Sessions run as slots of one batched streaming state, as the live engine's do: e
 input one micro-turn at a time (user audio, video and typed text / reasoner results of that micro-turn
 only), a slot whose input has ended takes the next one and starts from an empty state, and every row is
 computed as if alone (its own random key; no row reads another). The step's audio frames go through the
-live Griffin-Lim vocoder in 200 ms pieces as they are emitted, one batched call for every slot. The output
+live server's Griffin-Lim decoder in 200 ms pieces as they are emitted, one batched call for every slot. The output
 waveform is time-synchronous with the input: block m is played during micro-turn m + 1, and the vocoder's
 own delay is kept, so latencies measured on it are what a listener would get. Every step's wall time is
 recorded too (one step advances every slot).
@@ -120,7 +120,7 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
     slots = int(state.time.shape[0])
     pending = iter(sessions)
     running: list[_Running | None] = [None] * slots
-    voc = vocoder.StreamingGriffinLim(layout.dmel, sessions=slots)
+    voc = vocoder.live_decoder(layout.dmel, slots)
     silence = np.zeros(round(MICROTURN_SECONDS * SAMPLE_RATE), np.float32)
     times = [] if step_times is None else step_times
     exhausted = False
