@@ -238,9 +238,7 @@ def main(argv):
     print(f"scoring the model's outputs ({recognizer.description})", flush=True)
     try:
         model_rows = benchmark.score_model(samples_dir, detector, recognizer)
-    except FileNotFoundError as err:
-        sys.exit(str(err))
-    except asr.WhisperMissingError as err:
+    except (FileNotFoundError, asr.WhisperMissingError) as err:
         sys.exit(str(err))
     print("scoring the turn-based baselines (silence threshold; Silero VAD + Smart Turn v3.2)", flush=True)
     cfg = about.pop("dmel", cfg)

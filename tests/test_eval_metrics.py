@@ -213,10 +213,10 @@ def test_baseline_threshold_trades_latency_for_pause_take_overs():
     reply = baseline.Reply(start=4.2, text="that is a fine plan", wave=np.full(SAMPLE_RATE, 0.1, np.float32), words=spoken(0.0, "that is a fine plan"))
     user = [(0.0, 2.0), (2.7, 4.0)]
     n = 8 * SAMPLE_RATE
-    fast_wave, fast, _ = baseline.respond([reply], user, 0.2, n)
+    fast_wave, fast, _ = baseline.respond_at([reply], baseline.ends_of_turn(user, 0.2), n)
     assert fast[0][0] == pytest.approx(2.2)  # barges into the pause with the reply
     assert np.abs(fast_wave[int(2.2 * SAMPLE_RATE)]) > 0
-    _, slow, _ = baseline.respond([reply], user, 1.0, n)
+    _, slow, _ = baseline.respond_at([reply], baseline.ends_of_turn(user, 1.0), n)
     assert slow[0][0] == pytest.approx(5.0)  # waits out the pause, answers 1 s after the turn
     assert fdb_rules.turn_taking(slow, user_end=4.0) == (True, pytest.approx(1.0))
     assert baseline.ends_of_turn(user, 0.8) == [(4.0, 4.8)]

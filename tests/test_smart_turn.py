@@ -150,10 +150,6 @@ def test_respond_at_places_replies_at_the_detections_and_skips_those_while_speak
     loud = np.flatnonzero(wave) / SAMPLE_RATE
     assert loud[0] == pytest.approx(2.2) and loud[-1] == pytest.approx(5.5, abs=1e-3)
     assert not np.any(wave[int(3.3 * SAMPLE_RATE): int(4.4 * SAMPLE_RATE)])
-    # The silence threshold is these ends' special case.
-    user = [(0.0, 2.0), (2.7, 4.0)]
-    np.testing.assert_array_equal(baseline.respond(replies, user, 0.6, 8 * SAMPLE_RATE)[0],
-                                  baseline.respond_at(replies, baseline.ends_of_turn(user, 0.6), 8 * SAMPLE_RATE)[0])
 
 
 # ---------------------------------------------------------------- the real model on espeak speech

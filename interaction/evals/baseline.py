@@ -197,8 +197,3 @@ def respond_at(replies: Sequence[Reply], ends: Sequence[End], n_samples: int
         segments += [(s + at, min(e + at, duration)) for s, e in reply.segments or () if s + at < duration]
     return wave, words, segments
 
-
-def respond(replies: Sequence[Reply], input_segments, threshold: float,
-            n_samples: int) -> tuple[np.ndarray, list[Word], list[tuple[float, float]]]:
-    """The silence-threshold baseline's output for one sample (`respond_at` its ends)."""
-    return respond_at(replies, ends_of_turn(input_segments, threshold), n_samples)

@@ -65,9 +65,10 @@ def interruptions(files: dict) -> list[tuple[float, float]]:
     return spans or [tuple(x["timestamp"]) for x in files.get("interrupt.json") or []]
 
 
-def hear(folder: Path, vad: SileroVad, recognizer: Recognizer) -> scoring.Heard:
+def hear(folder: Path, files: dict, vad: SileroVad, recognizer: Recognizer) -> scoring.Heard:
     """VAD of input, output and reference, recognition of the output; cached in `heard.json` by the output's
-    hash and the recognizer. Audio of any sample rate is resampled to 16 kHz first."""
+    hash and the recognizer. Audio of any sample rate is resampled to 16 kHz first. `files`: its
+    annotations (`read_files`)."""
     out_wave = audio.read_wav(folder / "output.wav", SAMPLE_RATE, resample=True)
     digest = hashlib.sha256(out_wave.tobytes()).hexdigest()[:16]
     cache = folder / "heard.json"
@@ -91,7 +92,7 @@ def hear(folder: Path, vad: SileroVad, recognizer: Recognizer) -> scoring.Heard:
     said_text = " ".join(w["text"] for w in json.loads(said.read_text())["words"]) if said.exists() else None
     segments = lambda key: None if cached[key] is None else [tuple(s) for s in cached[key]]
     floor_counts = floor.sample_counts(out_wave, segments("output_segments"), segments("input_segments"),
-                                       segments("reference_segments"), interruptions(read_files(folder)))
+                                       segments("reference_segments"), interruptions(files))
     return scoring.Heard(output_words=words, output_segments=segments("output_segments"),
                          input_segments=segments("input_segments"), duration=len(out_wave) / SAMPLE_RATE,
                          said_text=said_text, floor=floor_counts)
@@ -105,7 +106,7 @@ def score_model(root, vad: SileroVad, recognizer: Recognizer) -> list[dict]:
         task = task_of(folder, files)
         if task is None or not (folder / "output.wav").exists():
             continue
-        heard = hear(folder, vad, recognizer)
+        heard = hear(folder, files, vad, recognizer)
         rows.append({"task": task, "id": folder.name, **scoring.score_sample(task, files, heard), "floor": heard.floor})
     if not rows:
         raise FileNotFoundError(f"no sample under {root} has both a known task and an output.wav to score.")
