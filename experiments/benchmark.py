@@ -54,6 +54,7 @@ from experiments.configs import model as model_config
 from experiments.configs import reasoner as reasoner_config
 from experiments.configs import train as train_config
 from interaction import MICROTURN_SECONDS, sharding
+from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import flops as model_flops
 from interaction.models import model as model_lib
@@ -237,8 +238,9 @@ def random_batch(layout: MicroTurnLayout, batch: int, window: int, rng: np.rando
         "text_out": rng.integers(0, 272, (batch, window, layout.text_out_slots)).astype(np.int32),
         "model_mel": mel,
         "model_audio": rng.integers(0, dm.n_bins, mel.shape).astype(np.int32),
+        "listen": rng.uniform(size=(batch, window, len(listening.NAMES))).astype(np.float32),
         "time_index": np.broadcast_to(np.arange(window, dtype=np.int32), (batch, window)).copy(),
-        "valid": np.ones((batch, window), bool),
+        "valid": np.ones((batch, window), bool), "trained": np.ones((batch, window), bool),
     }
 
 

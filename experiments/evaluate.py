@@ -66,6 +66,8 @@ _CALIBRATION_REPLIES = flags.DEFINE_integer("calibration_replies", 150, "the cal
 _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdir>/benchmark or <score_dir>/report)")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "sampling temperature (0: greedy text, flow from its mean)")
+_SPEAK_THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the model speaks in a micro-turn when its chance of "
+                                      "speaking (its first text slot) is above this")
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the flow head per audio frame")
 _CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a session (the KV cache), seconds; a "
                                 "longer session attends to its last context_s (the longest held-out one is 19.6 s)")
@@ -97,7 +99,8 @@ def _load(workdir: Path):
     c, graphdef, params, step_count = checkpoint.load_trained(workdir)
     spec = ModelSpec.from_config(c.model)
     model = nnx.merge(graphdef, params)
-    step = streaming.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value)
+    step = streaming.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
+                               speak_threshold=_SPEAK_THRESHOLD.value)
     state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
     return c, spec, params, step, state, step_count
 

@@ -33,7 +33,11 @@ _MAX_SESSIONS = flags.DEFINE_integer("max_sessions", 8, "concurrent sessions (sl
 _CONTEXT_S = flags.DEFINE_float("context_s", 10.0, "attention context of a session (its KV cache), seconds: "
                                 "2.5 times the tiny model's 4 s training windows")
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the audio flow head per frame")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "sampling temperature of text and audio")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "sampling temperature of the text")
+_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", 0.0, "sampling temperature of the audio frames (0: the "
+                                        "flow from its mean)")
+_SPEAK_THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the model speaks in a micro-turn when its chance of "
+                                      "speaking is above this")
 _REASONER = flags.DEFINE_string("reasoner", "interaction.reasoner.rules:answer",
                                 "who answers delegations: 'none', 'learned', or 'module:function'")
 _REASONER_DIR = flags.DEFINE_string("reasoner_dir", "workdir/reasoner", "the trained reasoner of --reasoner=learned")
@@ -69,7 +73,8 @@ def main(argv):
     model = nnx.merge(graphdef, params)
     logging.info("model %s at step %d", ModelSpec.from_config(c.model).decoder, step_count)
     engine = SlotEngine(model, max_sessions=_MAX_SESSIONS.value, context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS),
-                        flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value)
+                        flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
+                        audio_temperature=_AUDIO_TEMPERATURE.value, speak_threshold=_SPEAK_THRESHOLD.value)
     engine.step(engine.idle_inputs())  # compile before the first client
     asyncio.run(serve(engine, reasoner))
 

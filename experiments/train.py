@@ -117,7 +117,8 @@ def main(argv):
     host = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
     train_iter = iter(pipeline.make_dataset(data_dir / "train.array_record", layout, window_turns=c.data.window_turns,
                                             batch_size=local_batch, seed=c.seed, workers=c.data.workers,
-                                            prefetch=c.data.prefetch, **host))
+                                            prefetch=c.data.prefetch, decision_share=c.data.decision_share,
+                                            **host))
 
     def eval_batches():
         return pipeline.make_dataset(data_dir / "eval.array_record", layout, window_turns=c.data.window_turns,

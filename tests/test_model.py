@@ -27,32 +27,32 @@ def model():
 
 
 def test_output_shapes(model, batch):
-    logits, cond, aux = model(batch)
+    logits, cond, _, aux = model(batch)
     assert logits.shape == (2, WINDOW, LAYOUT.text_out_slots, 272)
     assert cond.shape == (2, WINDOW, LAYOUT.frames, 32)
     assert aux["expert_load"].shape == (4,)
 
 
 def test_later_micro_turns_do_not_change_earlier_outputs(model, batch):
-    logits, cond, _ = model(batch)
+    logits, cond, _, _ = model(batch)
     later = dict(batch)
     for name in ("user_audio", "text_in", "text_out", "model_audio"):
         later[name] = batch[name].at[:, 3:].set(batch[name][:, ::-1][:, 3:])
     later["video"] = batch["video"].at[:, 3:].set(255)
-    logits2, cond2, _ = model(later)
+    logits2, cond2, _, _ = model(later)
     np.testing.assert_allclose(logits2[:, :3], logits[:, :3], atol=1e-5)
     np.testing.assert_allclose(cond2[:, :3], cond[:, :3], atol=1e-5)
     assert not np.allclose(logits2[:, 3:], logits[:, 3:], atol=1e-5)
 
 
 def test_an_output_slot_never_sees_its_own_target(model, batch):
-    logits, cond, _ = model(batch)
+    logits, cond, _, _ = model(batch)
     text_out = batch["text_out"].at[:, 2, 3].set((batch["text_out"][:, 2, 3] + 50) % 272)
-    logits2, _, _ = model(dict(batch, text_out=text_out))
+    logits2, _, _, _ = model(dict(batch, text_out=text_out))
     np.testing.assert_allclose(logits2[:, 2, :4], logits[:, 2, :4], atol=1e-5)  # up to and including slot 3
     assert not np.allclose(logits2[:, 2, 4], logits[:, 2, 4], atol=1e-5)  # slot 4 sees token 3
     audio = batch["model_audio"].at[:, 2, 5].set(15 - batch["model_audio"][:, 2, 5])
-    _, cond2, _ = model(dict(batch, model_audio=audio))
+    _, cond2, _, _ = model(dict(batch, model_audio=audio))
     np.testing.assert_allclose(cond2[:, 2, :6], cond[:, 2, :6], atol=1e-5)
     assert not np.allclose(cond2[:, 2, 6], cond[:, 2, 6], atol=1e-5)
 
@@ -86,7 +86,7 @@ def test_training_steps_reduce_both_losses(batch):
 def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
     stats = routing.statistics(model, batch)
     assert [s["layer"] for s in stats] == [1]  # every=2: the second of two layers is MoE
-    _, _, aux = model(batch)
+    _, _, _, aux = model(batch)
     assert bool(np.all(batch["valid"]))  # so the statistics cover the same tokens as the forward's load
     np.testing.assert_allclose(stats[0]["load"], aux["expert_load"], atol=1e-6)
     by_stream = stats[0]["by_stream"]

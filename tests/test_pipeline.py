@@ -6,7 +6,7 @@ import pytest
 
 from interaction.codecs import dmel, text
 from interaction.data import layout as layout_lib
-from interaction.data import pipeline, records
+from interaction.data import listening, pipeline, records
 
 LAYOUT = layout_lib.MicroTurnLayout()
 WINDOW, BATCH = 16, 2
@@ -35,7 +35,8 @@ def test_batches_have_constant_shapes(tiny_corpus):
         "video_new": ((BATCH, WINDOW), np.bool_), "text_in": ((BATCH, WINDOW, 8), np.int32),
         "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
         "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),
-        "valid": ((BATCH, WINDOW), np.bool_),
+        "listen": ((BATCH, WINDOW, len(listening.NAMES)), np.float32), "valid": ((BATCH, WINDOW), np.bool_),
+        "trained": ((BATCH, WINDOW), np.bool_),
     }
     for batch in itertools.islice(iter(_dataset(tiny_corpus)), 12):  # more than one epoch of 22 // 2
         assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected

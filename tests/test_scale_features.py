@@ -37,7 +37,7 @@ def pair():
 
 def test_scanned_layers_are_the_same_model(pair, batch):
     scanned, plain = pair
-    logits, cond, aux = scanned(batch)
+    logits, cond, _, aux = scanned(batch)
     logits_p, cond_p, aux_p = plain(batch)
     np.testing.assert_allclose(logits, logits_p, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(cond, cond_p, atol=1e-5, rtol=1e-5)
@@ -49,7 +49,7 @@ def test_scanned_layers_are_the_same_model(pair, batch):
 
 def test_scanned_streaming_equals_its_training_forward(pair, batch):
     scanned, _ = pair
-    logits, cond, _ = scanned(batch)
+    logits, cond, _, _ = scanned(batch)
     state = streaming.init_state(scanned, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
     inputs = {k: batch[k] for k in streaming.INPUTS}
     teacher = {k: batch[k] for k in ("text_out", "model_audio")}

@@ -43,7 +43,7 @@ def test_data_and_expert_sharded_forward_and_loss_match_one_device(tiny_corpus):
 
     def forward(params, batch):
         model = nnx.merge(graphdef, params)
-        logits, cond, _ = model(batch)
+        logits, cond, _, _ = model(batch)
         loss, metrics = model_lib.losses(model, batch, jax.random.key(0))
         return logits, cond, loss, metrics["text_loss"], metrics["flow_loss"]
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from interaction.codecs import text
 from interaction.data import layout as layout_lib
+from interaction.data import listening
 from interaction.models import model as model_lib
 from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
@@ -38,7 +40,7 @@ def _turn(batch, t, names):
 
 
 def test_streaming_equals_the_training_forward(model, batch):
-    logits, cond, _ = model(batch)
+    logits, cond, _, _ = model(batch)
     state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
     inputs = {k: batch[k] for k in INPUTS}
     teacher = {k: batch[k] for k in TEACHER}
@@ -55,8 +57,8 @@ def test_a_local_layer_keeps_its_window_and_the_window_binds(model, batch):
     unwindowed = dataclasses.replace(SPEC, decoder=dataclasses.replace(SPEC.decoder, local_window=None,
                                                                         global_every=None))
     wide = model_lib.InteractionModel(unwindowed, rngs=nnx.Rngs(0))  # the same parameters, every layer global
-    logits, _, _ = model(batch)
-    wide_logits, _, _ = wide(batch)
+    logits, _, _, _ = model(batch)
+    wide_logits, _, _, _ = wide(batch)
     np.testing.assert_array_equal(logits[:, :2], wide_logits[:, :2])  # within the window: the same
     assert not np.allclose(logits[:, 3:], wide_logits[:, 3:], atol=1e-4)  # beyond it: not
     with pytest.raises(ValueError, match="whole number"):
@@ -115,6 +117,30 @@ def test_free_running_outputs_are_valid_and_greedy_is_deterministic(model, batch
     np.testing.assert_array_equal(a["audio_tokens"], np.clip(np.floor((np.asarray(a["mel"]) + 7) / (9 / 16)), 0, 15))
 
 
+def test_the_speaking_state_gates_text_and_audio(model, batch):
+    """The first slot decides: silent means all-PAD text and exact silence, played and fed back; speaking
+    means bytes (never the state token) and the flow head's frames. The chance is VOICED against PAD there."""
+    state = streaming.init_state(model, 2, capacity_turns=8)
+    inputs = _turn(batch, 0, INPUTS)
+    silent_state, silent = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=1.0)
+    assert not np.asarray(silent["voiced"]).any()
+    assert (np.asarray(silent["text_tokens"]) == text.Special.PAD).all()
+    assert (np.asarray(silent["mel"]) == LAYOUT.dmel.log_min).all() and not np.asarray(silent["audio_tokens"]).any()
+    assert not np.asarray(silent_state.last_audio).any() and (np.asarray(silent_state.last_text) == 0).all()
+    _, spoken = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=0.0)
+    tokens = np.asarray(spoken["text_tokens"])
+    assert np.asarray(spoken["voiced"]).all() and (tokens[:, 0] == text.Special.VOICED).all()
+    assert (tokens[:, 1:] != text.Special.VOICED).all()
+    assert (np.asarray(spoken["mel"]) > LAYOUT.dmel.log_min).any()
+    first = np.asarray(spoken["text_logits"])[:, 0]
+    expected = 1 / (1 + np.exp(first[:, text.Special.PAD] - first[:, text.Special.VOICED]))
+    np.testing.assert_allclose(spoken["speak"], expected, rtol=1e-5)
+    assert spoken["listen"].shape == (2, len(listening.NAMES))
+    logits, _, listen, _ = model(batch)  # the listening heads read the first text slot, as in training
+    np.testing.assert_allclose(spoken["listen"], jax.nn.sigmoid(listen[:, 0]), atol=1e-5)
+    np.testing.assert_allclose(first, logits[:, 0, 0], atol=1e-4)
+
+
 # ---------------------------------------------------------------- deterministic mode
 
 DET_SPEC = dataclasses.replace(SPEC, decoder=dataclasses.replace(
@@ -130,7 +156,7 @@ def test_deterministic_streaming_equals_the_training_forward_bit_for_bit(det_mod
     """Teacher-forced streaming against the full-window forward: exact, with the window starting mid-session
     (so the cache is a rotated ring of 8 micro-turns, partly empty) and not at position 0."""
     graphdef, params = nnx.split(det_model)  # parameters as arguments: constants would be folded at compile time
-    logits, cond, _ = jax.jit(lambda p, b: nnx.merge(graphdef, p)(b))(params, batch)
+    logits, cond, _, _ = jax.jit(lambda p, b: nnx.merge(graphdef, p)(b))(params, batch)
     assert int(batch["time_index"][0, 0]) % 8 != 0 or int(batch["time_index"][1, 0]) % 8 != 0
     state = streaming.init_state(det_model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
     inputs, teacher = {k: batch[k] for k in INPUTS}, {k: batch[k] for k in TEACHER}

@@ -23,7 +23,9 @@ _DECODERS = {
 # its 4:1 grouped-query heads (8 query, 2 kv), every streaming pass over 30 s of context reads 8.3 MB of
 # cache instead of the 44 MB of 4 kv heads in every layer: the cache, not the weights, is what a
 # micro-turn's 17 sequential passes read most.
-_LOCAL = {"small": (25, 4)}
+# tiny's layers are all local over its 4 s training windows, so that a session of any length looks, to
+# every layer, like what it was trained on.
+_LOCAL = {"tiny": (20, None), "small": (25, 4)}
 _FLOW = {"tiny": (64, 2), "small": (256, 3), "tml_small_paper": (1024, 4)}
 _FRAME_RATE = {"tiny": 40, "small": 40, "tml_small_paper": 80}
 
@@ -51,6 +53,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.dtype = "float32"  # activations and matmuls (parameters and optimizer state are always float32)
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001
+    c.listen_weight = 0.5  # the listening heads' loss beside the text and flow losses
+    c.floor_weight = 4.0  # the text loss's speaking-state slot against one byte slot
+    c.silent_byte_weight = 0.1  # the byte slots of a silent row (always PAD)
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,
                                               text_out_slots=8))
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, expert=1, tensor=1))  # -1: all remaining devices

@@ -43,6 +43,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.window_turns = r["window"]  # micro-turns per training window (20 = 4 s)
     c.data.batch_size = r["batch"]  # global: split evenly over processes
+    c.data.decision_share = 0.5  # windows placed around a floor decision (the rest start anywhere)
     c.data.eval_epochs = 1  # held-out windows: this many random windows of every held-out conversation
     c.data.workers = 0  # grain worker processes per host (0: decode in the training process)
     c.data.prefetch = 2  # batches prepared ahead in a thread when workers == 0

@@ -26,11 +26,13 @@ class Special(enum.IntEnum):
     EOS = 10
     TYPED = 11  # typed user text in the text-in slots
     TYPED_END = 12
+    VOICED = 13  # the model's speaking state in the first text-out slot of a micro-turn (PAD there: silent)
 
 
-NUM_SPECIAL = 16  # ids 13-15 reserved
+NUM_SPECIAL = 16  # ids 14-15 reserved
 VOCAB_SIZE = NUM_SPECIAL + 256
-_MARKUP = {s: f"<{s.name.lower()}>" for s in Special if s != Special.PAD}
+_SILENT = (Special.PAD, Special.VOICED)  # state, not text: dropped by `decode`
+_MARKUP = {s: f"<{s.name.lower()}>" for s in Special if s not in _SILENT}
 
 
 def encode(text: str) -> list[int]:
@@ -43,7 +45,7 @@ def wrap(special_open: Special, text: str, special_close: Special) -> list[int]:
 
 
 def decode(ids, markup: bool = True) -> str:
-    """Token ids -> text. PAD is dropped; other specials become `<name>` when `markup`, else dropped."""
+    """Token ids -> text. PAD and VOICED are dropped; other specials become `<name>` when `markup`, else dropped."""
     out, buf = [], bytearray()
     for i in np.asarray(ids).reshape(-1).tolist():
         if i >= NUM_SPECIAL:
@@ -53,7 +55,7 @@ def decode(ids, markup: bool = True) -> str:
             raise ValueError(f"token id {i} is not a known special token")
         out.append(buf.decode("utf-8", errors="replace"))
         buf = bytearray()
-        if markup and i != Special.PAD:
+        if markup and i not in _SILENT:
             out.append(_MARKUP[Special(i)])
     out.append(buf.decode("utf-8", errors="replace"))
     return "".join(out)

@@ -33,8 +33,10 @@ class MicroTurnLayout:
     def __post_init__(self):
         if self.video_size % video.PATCH:
             raise ValueError(f"video_size={self.video_size} must be a multiple of {video.PATCH}.")
-        if self.text_in_slots < 1 or self.text_out_slots < 1:
-            raise ValueError("a micro-turn needs at least one text-in and one text-out slot.")
+        if self.text_in_slots < 1 or self.text_out_slots < 2:
+            raise ValueError("a micro-turn needs at least one text-in slot and two text-out slots (the speaking "
+                             f"state and a byte); got text_in_slots={self.text_in_slots}, "
+                             f"text_out_slots={self.text_out_slots}.")
 
     @property
     def frames(self) -> int:

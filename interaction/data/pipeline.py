@@ -4,11 +4,20 @@ Each element is a dict of arrays with a leading window axis of `window` micro-tu
   user_audio  (W, F, 80) int32   dMel tokens of what the model hears in micro-turn m
   video       (W, P, 40, 40, 3) uint8, video_new (W,) bool   patches of the latest frame; whether it is new
   text_in     (W, S_in) int32    typed text and reasoner results (PAD in empty slots)
-  text_out    (W, S_out) int32   the model's text for micro-turn m + 1 (its inner monologue; PAD when silent)
-  model_mel   (W, F, 80) float32 log-mel of the model's audio in micro-turn m + 1 (flow-matching target)
+  text_out    (W, S_out) int32   the model's text for micro-turn m + 1: slot 0 its speaking state (VOICED, or
+                                 PAD when silent), then its words' bytes (its inner monologue)
+  model_mel   (W, F, 80) float32 log-mel of the model's audio in micro-turn m + 1 (flow-matching target;
+                                 exact silence in a silent micro-turn, as the step plays there)
   model_audio (W, F, 80) int32   the same as dMel tokens (what is fed back)
+  listen      (W, K) float32     listening targets after micro-turn m (`listening.NAMES`)
   time_index  (W,) int32         absolute micro-turn index (positions are absolute time)
   valid       (W,) bool          False on padding past the end of a short conversation
+  trained     (W,) bool          valid, and not a voiced micro-turn among the window's first `burn_in`: there
+                                 the window does not yet show why the model speaks (an utterance begun
+                                 before it, a question it did not hear), so those outputs are not trained
+                                 (their listening targets are), while silence is: with little heard, the
+                                 model learns to wait. Later in the window every output is trained, the
+                                 ends of utterances longer than a window among them
 Text enters a stream at the micro-turn its time falls in; when more tokens arrive than a micro-turn has
 slots, the rest waits for the next micro-turn (nothing is dropped, order is kept).
 """
@@ -23,15 +32,12 @@ import numpy as np
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.codecs import dmel, text, video
 from interaction.data.conversation import Conversation
+from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout
 
 _TEXT_CHANNELS = {"typed": (text.Special.TYPED, text.Special.TYPED_END),
                   "result": (text.Special.RESULT, text.Special.RESULT_END),
                   "delegate": (text.Special.DELEGATE, text.Special.DELEGATE_END)}
-
-
-def _turn_of(t: float) -> int:
-    return int(np.floor(t / MICROTURN_SECONDS + 1e-6))
 
 
 class SlotQueue:
@@ -58,7 +64,7 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     items = sorted(items, key=lambda x: x[0])
     rows, k = [], 0
     for m in range(n_turns):
-        while k < len(items) and _turn_of(items[k][0]) <= m:
+        while k < len(items) and listening.turn_of(items[k][0]) <= m:
             queue.push(items[k][1])
             k += 1
         rows.append(queue.take())
@@ -114,6 +120,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
     whole = n_turns * per_turn
     model_mel = np.asarray(dmel.log_mel(conv.model_audio[:whole], cfg), np.float32).reshape(n_turns, f, cfg.n_mels)
     # Output of block m is micro-turn m + 1; text items are placed by the micro-turn they are played in.
+    voiced = listening.voiced_turns(conv.model_words, n_turns)
+    model_mel[~voiced] = cfg.log_min
     out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
     in_items = []
     for item in conv.text_items:
@@ -127,19 +135,26 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
     except ValueError as err:
         raise ValueError(f"{conv.id}: {err}") from err
     m = n_turns - 1
+    state = np.where(voiced, int(text.Special.VOICED), int(text.Special.PAD)).astype(np.int32)[:, None]
+    words = _text_slots(out_items, n_turns, layout.text_out_slots - 1)
     return {
         **inputs,
-        "text_out": _text_slots(out_items, n_turns, layout.text_out_slots)[1:],
+        "text_out": np.concatenate([state, words], axis=1)[1:],
         "model_mel": model_mel[1:],
         "model_audio": dmel.quantize(model_mel[1:], cfg),
+        "listen": listening.targets(conv, n_turns),
         "time_index": np.arange(m, dtype=np.int32),
         "valid": np.ones(m, bool),
+        "decision": listening.decision_turns(conv, n_turns)[:m],
     }
 
 
-def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: float) -> dict[str, np.ndarray]:
-    """`length` micro-turns from `start`, padded past the end (valid=False, PAD, silence at `mel_floor`)."""
+def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: float,
+           burn_in: int | None = None) -> dict[str, np.ndarray]:
+    """`length` micro-turns from `start`, padded past the end (valid=False, PAD, silence at `mel_floor`).
+    `burn_in` (default: half the window): the micro-turns at its start whose speech is not trained."""
     out = {}
+    features = {k: v for k, v in features.items() if k != "decision"}
     for name, arr in features.items():
         piece = arr[start : start + length]
         if len(piece) < length:
@@ -150,6 +165,9 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
                 pad[:] = mel_floor
             piece = np.concatenate([piece, pad])
         out[name] = piece
+    if "text_out" in out:
+        early = np.arange(length) < (length // 2 if burn_in is None else burn_in)
+        out["trained"] = out["valid"] & ~(early & (out["text_out"][:, 0] == text.Special.VOICED))
     return out
 
 
@@ -163,20 +181,31 @@ class _Decode(grain.transforms.Map):
 
 @dataclasses.dataclass
 class _RandomWindow(grain.transforms.RandomMap):
+    """A window at a uniformly random start; or, with chance `decision_share`, one that holds a floor
+    decision (a turn end, a pause or interruption onset, the end of talk not for the model) in its second
+    half, so the decision is seen with the context before it."""
     length: int
     mel_floor: float
+    decision_share: float = 0.0
 
     def random_map(self, features, rng: np.random.Generator):
         blocks = len(features["valid"])
         start = int(rng.integers(0, max(blocks - self.length, 0) + 1))
+        decisions = np.flatnonzero(features["decision"])
+        if decisions.size and rng.uniform() < self.decision_share:
+            at = int(decisions[rng.integers(decisions.size)])
+            start = at - int(rng.integers(self.length // 2, self.length))
+            start = int(np.clip(start, 0, max(blocks - self.length, 0)))
         return window(features, start, self.length, self.mel_floor)
 
 
 def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, num_epochs: int | None = None,
-                 shuffle: bool = True, workers: int = 0, prefetch: int = 0) -> grain.IterDataset:
+                 shuffle: bool = True, workers: int = 0, prefetch: int = 0,
+                 decision_share: float = 0.0) -> grain.IterDataset:
     """Shuffled, windowed, batched training data for one host (shard) of `shard_count`.
 
+    `decision_share` of the windows are placed around a floor decision (see `_RandomWindow`).
     Iterators of the result have `get_state()` / `set_state()`: restoring a state resumes exactly.
     `num_epochs=None` repeats forever, reshuffling every epoch. `workers` > 0 decodes in that many worker
     processes; otherwise `prefetch` > 0 prepares that many batches ahead in a background thread.
@@ -192,7 +221,7 @@ def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_siz
     ds = ds.seed(seed)
     if shuffle:
         ds = ds.shuffle()
-    ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(_RandomWindow(window_turns, layout.dmel.log_min))
+    ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(_RandomWindow(window_turns, layout.dmel.log_min, decision_share))
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if workers > 0:
         return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))

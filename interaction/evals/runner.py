@@ -107,14 +107,16 @@ class _Running:
     reader: DelegationReader
     pieces: list
     tokens: list
+    listen: list = dataclasses.field(default_factory=list)
     microturn: int = 0
 
 
 def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[Session], layout: MicroTurnLayout,
                  *, step_times: list[float] | None = None) -> Iterator[tuple[Session, dict]]:
     """Streams `sessions` through the slots of `state` (its batch size), yielding (session, result) as each
-    ends: result holds its output `wave` (exactly `session.samples` long), text `tokens` (M, S_out) and,
-    with a runtime, the `results` it delivered. `step` is `streaming.make_step`'s. Each step's wall time
+    ends: result holds its output `wave` (exactly `session.samples` long), text `tokens` (M, S_out) (the
+    first slot its speaking state), `listen` (M, K) its listening heads' probabilities and, with a
+    runtime, the `results` it delivered. `step` is `streaming.make_step`'s. Each step's wall time
     is appended to `step_times` (one step serves every slot at once).
     """
     slots = int(state.time.shape[0])
@@ -158,7 +160,7 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
                 if r is not None and r.session.runtime is not None:
                     quiet.enter_context(r.session.runtime.quiet())
             state, out = step(params, state, inputs, seeds, turns, fresh)
-            mel, toks = jax.device_get((out["mel"], out["text_tokens"]))
+            mel, toks, heard = jax.device_get((out["mel"], out["text_tokens"], out["listen"]))
         times.append(time.perf_counter() - t0)
         waves = voc.push(np.asarray(mel))
         for i, r in enumerate(running):
@@ -167,6 +169,7 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
             m = r.microturn
             r.pieces.append(waves[i])
             r.tokens.append(np.asarray(toks[i]))
+            r.listen.append(np.asarray(heard[i]))
             runtime = r.session.runtime
             if runtime is not None:
                 for d in r.reader.feed(toks[i], m):
@@ -180,7 +183,8 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
 
 
 def _result(r: _Running) -> dict:
-    out = {"wave": audio.fit_length(np.concatenate(r.pieces), r.session.samples), "tokens": np.stack(r.tokens)}
+    out = {"wave": audio.fit_length(np.concatenate(r.pieces), r.session.samples), "tokens": np.stack(r.tokens),
+           "listen": np.stack(r.listen)}
     if r.session.runtime is not None:
         out["results"] = [{"time": round(m * MICROTURN_SECONDS, 6), "text": a.text, "ok": a.ok, "trace": list(a.trace)}
                           for _, m, a in r.session.runtime.delivered]

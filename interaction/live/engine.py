@@ -27,8 +27,9 @@ class _Slot:
 
 
 class SlotEngine:
-    def __init__(self, model: InteractionModel, *, max_sessions: int = 8, context_turns: int = 150,
-                 flow_steps: int = 8, temperature: float = 1.0):
+    def __init__(self, model: InteractionModel, *, max_sessions: int = 8, context_turns: int = 150, **sampling):
+        """`sampling`: the streaming step's keywords (flow_steps, temperature, audio_temperature,
+        speak_threshold)."""
         if max_sessions < 1:
             raise ValueError(f"max_sessions={max_sessions} must be at least 1.")
         if context_turns < 1:
@@ -36,7 +37,7 @@ class SlotEngine:
         self.layout = model.spec.layout
         self.max_sessions = max_sessions
         graphdef, self._params = nnx.split(model)
-        self._step = streaming.make_step(graphdef, flow_steps=flow_steps, temperature=temperature)
+        self._step = streaming.make_step(graphdef, **sampling)
         self._state = streaming.init_state(model, max_sessions, context_turns)
         self._vocoder = vocoder.live_decoder(self.layout.dmel, max_sessions)
         self._slots: list[_Slot | None] = [None] * max_sessions

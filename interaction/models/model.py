@@ -5,6 +5,10 @@ Training sees a window of T micro-turn blocks as one causal sequence of T x bloc
 token (teacher forcing: text slot j sees text token j-1, audio frame j sees frame j-1, across block
 boundaries), so the hidden state at an output slot predicts that slot's own token. Positions are
 absolute (micro-turn index x block_len + slot), and every slot adds its stream's embedding.
+
+The hidden state at a block's first text-out slot is where the model decides whether to speak (that
+slot's token is its speaking state); the listening heads read the same vector, so what they are taught
+to hear (`listening.NAMES`) is what the decision sees.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from flax import nnx
 
 from interaction.codecs import text
 from interaction.codecs.dmel import DMelConfig
+from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout, Stream
 from interaction.models import embedders
 from interaction.models.flow_head import FlowHead, flow_loss
@@ -36,6 +41,9 @@ class ModelSpec:
     flow_depth: int = 2
     balance_weight: float = 0.01
     z_weight: float = 0.001
+    listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
+    floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
+    silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -53,7 +61,10 @@ class ModelSpec:
                               local_window=None if window_turns is None else window_turns * layout.block_len,
                               global_every=d.get("global_every"))
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
-                   balance_weight=c.balance_weight, z_weight=c.z_weight, dtype=c.get("dtype", "float32"))
+                   balance_weight=c.balance_weight, z_weight=c.z_weight, listen_weight=c.get("listen_weight", cls.listen_weight),
+                   floor_weight=c.get("floor_weight", cls.floor_weight),
+                   silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
+                   dtype=c.get("dtype", "float32"))
 
     @property
     def mel_center(self) -> float:
@@ -84,12 +95,17 @@ class InteractionModel(nnx.Module):
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
         self.decoder = Decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
+        self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
                              deterministic=det)
 
     def text_logits(self, h: jax.Array) -> jax.Array:
         """(..., embed) decoder outputs -> (..., vocab) text logits."""
         return dense(h, self.text_head[...].astype(h.dtype), self.spec.decoder.deterministic)
+
+    def listen_logits(self, h: jax.Array) -> jax.Array:
+        """(..., embed) decoder outputs at a first text-out slot -> (..., len(listening.NAMES)) logits."""
+        return dense(h, self.listen_head[...].astype(h.dtype), self.spec.decoder.deterministic).astype(jnp.float32)
 
     def embed(self, batch: dict) -> jax.Array:
         """(B, T, block_len, embed) token embeddings of a window of blocks."""
@@ -110,15 +126,16 @@ class InteractionModel(nnx.Module):
         positions = batch["time_index"][..., None] * length + jnp.arange(length)
         return x.reshape(b, t * length, d), positions.reshape(b, t * length)
 
-    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, dict]:
-        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), MoE auxiliaries."""
+    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
+        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), listening logits
+        (B, T, K) and the MoE auxiliaries."""
         lay = self.spec.layout
         b, t = batch["time_index"].shape
         h, aux = self.decoder(*self.sequence(batch))
         out = h.reshape(b, t, lay.block_len, -1)[:, :, lay.input_len :]
         logits = self.text_logits(out[:, :, : lay.text_out_slots])
         logits = constrain(logits, ("batch", "time", None, "vocab"))
-        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], aux
+        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], self.listen_logits(out[:, :, 0]), aux
 
 
 def parameter_counts(model: InteractionModel) -> tuple[int, int]:
@@ -132,18 +149,36 @@ def parameter_counts(model: InteractionModel) -> tuple[int, int]:
     return total, total - idle
 
 
+def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.Array:
+    """Mean binary cross-entropy of the listening heads (soft targets) over valid blocks."""
+    bce = optax.sigmoid_binary_cross_entropy(logits, targets).mean(-1)
+    return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+def text_weights(spec: ModelSpec, trained: jax.Array, voiced: jax.Array, slots: int) -> jax.Array:
+    """(B, T, S_out) weights of the text loss: the speaking state weighs `floor_weight`, a byte slot 1, or
+    `silent_byte_weight` in a silent row; untrained rows 0."""
+    rows = jnp.where(voiced > 0, 1.0, spec.silent_byte_weight) * trained
+    first = jnp.full_like(trained, spec.floor_weight) * trained
+    return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
+
+
 def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
-    """Text cross-entropy and flow-matching loss on the output segment of valid blocks, plus MoE terms."""
+    """Text cross-entropy on the output segment of trained blocks, flow matching on their voiced frames
+    (a silent micro-turn plays exact silence, nothing is sampled there), the listening heads on every valid
+    block, plus the MoE terms."""
     spec = model.spec
-    logits, cond, aux = model(batch)
-    valid = batch["valid"].astype(jnp.float32)
+    logits, cond, listen, aux = model(batch)
+    trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
-    text_loss = jnp.sum(ce * valid[..., None]) / jnp.maximum(jnp.sum(valid) * ce.shape[-1], 1.0)
+    voiced = trained * (batch["text_out"][..., 0] == text.Special.VOICED)
+    text_loss = jnp.sum(ce * text_weights(spec, trained, voiced, ce.shape[-1])) / jnp.maximum(
+        jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
-    frame_mask = jnp.broadcast_to(valid[..., None], target.shape[:-1])
-    audio_loss = flow_loss(model.flow, target, cond, rng, mask=frame_mask)
-    metrics = {"text_loss": text_loss, "flow_loss": audio_loss}
-    total = text_loss + audio_loss
+    audio_loss = flow_loss(model.flow, target, cond, rng, mask=jnp.broadcast_to(voiced[..., None], target.shape[:-1]))
+    hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32))
+    metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
+    total = text_loss + audio_loss + spec.listen_weight * hear_loss
     if aux:
         total = total + spec.balance_weight * aux["balance_loss"] + spec.z_weight * aux["router_z_loss"]
         metrics.update(balance_loss=aux["balance_loss"], router_z_loss=aux["router_z_loss"],

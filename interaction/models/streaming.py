@@ -1,9 +1,10 @@
 """The micro-turn streaming step (DESIGN §4): step(model, state, inputs, rng) -> (state, outputs).
 
 One call consumes one micro-turn's input segment (user audio frames, video patches, text-in slots) in
-a single pass through the cached decoder, then emits the output segment token by token: the text slots
-(each sampled from the text head and fed back) and then the audio frames (each drawn from the flow
-head, quantised to dMel and fed back). All state is an explicit pytree of fixed-shape arrays: one
+a single pass through the cached decoder, then emits the output segment token by token: the speaking
+state (the first text slot: speak or stay silent), the text slots (each sampled from the text head and
+fed back) and then the audio frames (each drawn from the flow head, quantised to dMel and fed back;
+exact silence when the model chose to stay silent). All state is an explicit pytree of fixed-shape arrays: one
 ring-buffer KV cache per block, the micro-turn index and the last emitted text token and audio frame of
 every session. Nothing grows with the session; a session longer than the cache keeps running with a
 sliding attention window. Within a micro-turn the caches are read only: the turn's keys collect in a
@@ -108,16 +109,30 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
 
 
 def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Array, *, teacher: dict | None = None,
-         flow_steps: int = 8, temperature: float = 1.0) -> tuple[StreamState, dict]:
+         flow_steps: int = 8, temperature: float = 1.0, audio_temperature: float | None = None,
+         speak_threshold: float = 0.5, byte_threshold: float = 0.5) -> tuple[StreamState, dict]:
     """One micro-turn for every session of the batch.
 
     inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
     text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
     to feed back instead of the model's own. rng: one key for the batch, or (B,) keys, one per session
-    (then a session's samples do not depend on the batch it is in). Returns text_tokens (B, S_out),
-    text_logits (B, S_out, V), audio_cond (B, F, embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
+    (then a session's samples do not depend on the batch it is in).
+
+    The first text slot is the decision: the model speaks in the next micro-turn when its chance of
+    VOICED against PAD there exceeds `speak_threshold`. Silent, the rest of the row is PAD and the audio
+    is exact silence, and that is what is fed back (as in training, where silent micro-turns are silent).
+    Speaking, each byte slot first decides whether a byte comes now (its chance of not PAD above
+    `byte_threshold`; a row's bytes come first, so after one PAD the row stays PAD), then draws the byte
+    at `temperature` (0: the likeliest); the frames come from the flow head at `audio_temperature`
+    (default: `temperature`). Comparing PAD with the likeliest single byte instead would favour PAD,
+    which takes the mass that all bytes share, and leave the model speaking without words.
+
+    Returns text_tokens (B, S_out), text_logits (B, S_out, V), speak (B,) the chance of VOICED, voiced (B,)
+    bool, listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, F, embed),
+    mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
     """
     spec, lay = model.spec, model.spec.layout
+    audio_temperature = temperature if audio_temperature is None else audio_temperature
     streams = model.streams(jnp.asarray(lay.stream_ids()))  # (block_len, embed)
     base = state.time * lay.block_len
 
@@ -132,32 +147,50 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         h, blocks = model.decoder.step(token_embedding[:, None] + streams[slot], pos, state.caches, blocks)
         return h[:, 0], blocks
 
+    pad, voiced_id = int(text.Special.PAD), int(text.Special.VOICED)
+    h0, blocks = emit(blocks, model.text(state.last_text), lay.input_len)
+    first_logits = model.text_logits(h0).astype(jnp.float32)
+    speak = jax.nn.sigmoid(first_logits[:, voiced_id] - first_logits[:, pad])
+    voiced = teacher["text_out"][:, 0] == voiced_id if teacher is not None else speak > speak_threshold
+    first = jnp.where(voiced, voiced_id, pad).astype(jnp.int32)
+    text_rng, audio_rng = invariant.split(rng)
+
     def text_slot(carry, j):
-        blocks, prev, key = carry
+        blocks, prev, open_row, key = carry
         h, blocks = emit(blocks, model.text(prev), lay.input_len + j)
         logits = model.text_logits(h).astype(jnp.float32)
         key, sub = invariant.split(key)
         if teacher is not None:
             token = teacher["text_out"][:, j]
-        elif temperature > 0:
-            token = invariant.categorical(sub, logits / temperature).astype(jnp.int32)
         else:
-            token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        return (blocks, token, key), (token, logits)
+            byte_logits = logits.at[:, voiced_id].set(-jnp.inf).at[:, pad].set(-jnp.inf)
+            if temperature > 0:
+                token = invariant.categorical(sub, byte_logits / temperature).astype(jnp.int32)
+            else:
+                token = jnp.argmax(byte_logits, axis=-1).astype(jnp.int32)
+            p_pad = jax.nn.softmax(logits.at[:, voiced_id].set(-jnp.inf), axis=-1)[:, pad]
+            open_row = open_row & (1.0 - p_pad > byte_threshold)
+            token = jnp.where(open_row, token, pad)
+        return (blocks, token, open_row, key), (token, logits)
 
-    text_rng, audio_rng = invariant.split(rng)
-    (blocks, last_text, _), (text_tokens, text_logits) = jax.lax.scan(
-        text_slot, (blocks, state.last_text, text_rng), jnp.arange(lay.text_out_slots))
+    (blocks, last_text, _, _), (rest_tokens, rest_logits) = jax.lax.scan(
+        text_slot, (blocks, first, voiced, text_rng), jnp.arange(1, lay.text_out_slots))
+    text_tokens = jnp.concatenate([first[None], rest_tokens])
+    text_logits = jnp.concatenate([first_logits[None], rest_logits])
 
     first_frame = lay.input_len + lay.text_out_slots
+    silence = jnp.zeros((lay.dmel.n_mels,), jnp.int32)  # dMel bin 0 in every channel: log_min
 
     def audio_frame(carry, f):
         blocks, prev, key = carry
         cond, blocks = emit(blocks, model.audio(prev), first_frame + f)
         key, sub = invariant.split(key)
-        mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=temperature)
+        mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
         mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
-        token = teacher["model_audio"][:, f] if teacher is not None else dmel.quantize(mel, lay.dmel)
+        mel = jnp.where(voiced[:, None], mel, lay.dmel.log_min)
+        token = jnp.where(voiced[:, None], dmel.quantize(mel, lay.dmel), silence)
+        if teacher is not None:
+            token = teacher["model_audio"][:, f]
         return (blocks, token, key), (cond, mel, token)
 
     (blocks, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
@@ -167,7 +200,8 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio)
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     return new_state, {
-        "text_tokens": slots_first(text_tokens), "text_logits": slots_first(text_logits),
+        "text_tokens": slots_first(text_tokens), "text_logits": slots_first(text_logits), "speak": speak,
+        "voiced": voiced, "listen": jax.nn.sigmoid(model.listen_logits(h0)),
         "audio_cond": slots_first(cond), "mel": slots_first(mel), "audio_tokens": slots_first(audio_tokens),
     }
 
@@ -187,15 +221,16 @@ def run_session(model: InteractionModel, state: StreamState, inputs: dict, rng: 
     return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
 
 
-def make_step(graphdef, *, flow_steps: int, temperature: float):
+def make_step(graphdef, **sampling):
     """Jitted (params, state, inputs, seeds (B,), microturns (B,), fresh (B,) bool) -> (state, outputs), the
     step of sessions held as slots of one batch: the flagged slots start new sessions, then every slot takes
     one micro-turn, sampling from its own key (its session's seed folded with the session's micro-turn), so
-    a session's outputs do not depend on the slot it has or the sessions beside it. State donated."""
+    a session's outputs do not depend on the slot it has or the sessions beside it. State donated.
+    `sampling`: `step`'s keywords (flow_steps, temperature, audio_temperature, speak_threshold)."""
     def run(params, state, inputs, seeds, microturns, fresh):
         model = nnx.merge(graphdef, params)
         keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
-        return step(model, reset(state, fresh), inputs, keys, flow_steps=flow_steps, temperature=temperature)
+        return step(model, reset(state, fresh), inputs, keys, **sampling)
 
     return jax.jit(run, donate_argnums=1)
 

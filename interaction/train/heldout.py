@@ -5,7 +5,8 @@ and the baselines they are judged against:
 
 - text: the best *constant* predictor, the label distribution of the held-out windows themselves (its
   cross-entropy is that distribution's entropy), and the accuracy of always predicting PAD.
-- audio: the mean frame. For the flow loss the baseline is the exact optimal velocity when frames are
+- listening heads: the best constant predictor, each head's mean held-out target.
+- audio (voiced frames only; a silent micro-turn plays exact silence): the mean frame. For the flow loss the baseline is the exact optimal velocity when frames are
   drawn from a per-channel Gaussian around the held-out mean frame (the best a predictor that knows only
   the mean frame and the spread can do, in closed form). In frame space it is the squared error of the
   mean frame itself, against the model's deterministic (temperature 0) sample.
@@ -21,21 +22,23 @@ import optax
 from interaction.codecs import text
 from interaction.models.flow_head import flow_loss
 from interaction.models.flow_head import sample as flow_sample
-from interaction.models.model import InteractionModel
+from interaction.models.model import InteractionModel, listen_loss
 
 
 def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: int) -> dict:
     spec = model.spec
-    logits, cond, _ = model(batch)
+    logits, cond, listen, _ = model(batch)
     labels = batch["text_out"]
+    trained = batch["trained"].astype(jnp.float32)
     valid = batch["valid"].astype(jnp.float32)
-    token_w = jnp.broadcast_to(valid[..., None], labels.shape)
+    token_w = jnp.broadcast_to(trained[..., None], labels.shape)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
     nonpad_w = token_w * (labels != text.Special.PAD)
 
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
-    frame_w = jnp.broadcast_to(valid[..., None], target.shape[:-1])
+    voiced = trained * (labels[..., 0] == text.Special.VOICED)
+    frame_w = jnp.broadcast_to(voiced[..., None], target.shape[:-1])
     loss_rng, sample_rng = jax.random.split(rng)
     frames = frame_w.sum()
     predicted = flow_sample(model.flow, cond, sample_rng, steps=flow_steps, temperature=0.0)
@@ -47,6 +50,8 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
         "frame_se": jnp.sum(jnp.square(predicted - target).mean(-1) * frame_w),
         "mel_sum": jnp.einsum("...c,...->c", target, frame_w),
         "mel_sqsum": jnp.einsum("...c,...->c", jnp.square(target), frame_w),
+        "listen_bce": listen_loss(listen, batch["listen"], valid) * valid.sum(), "blocks": valid.sum(),
+        "listen_sum": jnp.einsum("...k,...->k", batch["listen"], valid),
     }
 
 
@@ -71,7 +76,10 @@ def summarize(total: dict) -> dict:
     p = t["label_counts"] / t["text_tokens"]
     mean = t["mel_sum"] / t["frames"]
     variance = np.maximum(t["mel_sqsum"] / t["frames"] - mean**2, 0.0)
+    y = np.clip(t["listen_sum"] / max(float(t["blocks"]), 1.0), 1e-7, 1 - 1e-7)
     out = {
+        "listen_loss": t["listen_bce"] / max(float(t["blocks"]), 1.0),
+        "listen_loss_baseline": float(np.mean(-(y * np.log(y) + (1 - y) * np.log(1 - y)))),
         "text_loss": t["text_ce"] / t["text_tokens"],
         "text_loss_baseline": float(-np.sum(p[p > 0] * np.log(p[p > 0]))),
         "text_accuracy": t["text_correct"] / t["text_tokens"],
@@ -82,6 +90,6 @@ def summarize(total: dict) -> dict:
         "frame_mse": t["frame_se"] / t["frames"],
         "frame_mse_baseline": float(variance.mean()),
     }
-    for name in ("text_loss", "flow_loss", "frame_mse"):
+    for name in ("text_loss", "flow_loss", "frame_mse", "listen_loss"):
         out[f"{name}_ratio"] = out[name] / max(out[f"{name}_baseline"], 1e-12)
     return {k: float(v) for k, v in out.items()}

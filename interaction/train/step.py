@@ -15,6 +15,7 @@ from flax import nnx
 
 from interaction import sharding
 from interaction.codecs import video
+from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import model as model_lib
 from interaction.train import heldout
@@ -29,7 +30,8 @@ def abstract_batch(layout: MicroTurnLayout, batch_size: int, window_turns: int) 
         "user_audio": (frames, np.int32), "video": (lead + (layout.patches, video.PATCH, video.PATCH, 3), np.uint8),
         "video_new": (lead, np.bool_), "text_in": (lead + (layout.text_in_slots,), np.int32),
         "text_out": (lead + (layout.text_out_slots,), np.int32), "model_mel": (frames, np.float32),
-        "model_audio": (frames, np.int32), "time_index": (lead, np.int32), "valid": (lead, np.bool_),
+        "model_audio": (frames, np.int32), "listen": (lead + (len(listening.NAMES),), np.float32),
+        "time_index": (lead, np.int32), "valid": (lead, np.bool_), "trained": (lead, np.bool_),
     }
     return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
 
