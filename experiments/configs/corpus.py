@@ -23,7 +23,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
 
     c.voices = ml_collections.ConfigDict()
     c.voices.model = "en-us+f2"
-    c.voices.user = ["en-us+m3", "en+m1", "en-us+f4", "en+f5", "en-us+m7"]
+    c.voices.user = ["en-us+m3", "en+m1", "en-us+f4", "en+f5", "en-us+m7"]  # training users (and bystanders)
+    c.voices.heldout_user = ["en+m2", "en-us+f3", "en+m6"]  # the held-out split's: never heard in training
     c.voices.foreign = ["es+m3", "fr+f2", "de+m2"]  # translation sources (one per language)
 
     c.video = ml_collections.ConfigDict()
@@ -35,9 +36,11 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     t.overlap_prob = 0.3  # share of user turns that start before the model has finished
     t.overlap_median, t.overlap_sigma = 0.25, 0.5
     t.pause_min, t.pause_max = 0.3, 1.2  # mid-turn user pauses
+    t.hesitation_prob = 0.3  # share of ordinary user turns that open with "um, so," and a pause
     t.interrupt_min, t.interrupt_max = 1.5, 3.0  # interruption onset into the model's speech
     t.stop_latency_median, t.stop_latency_sigma = 0.3, 0.3  # model keeps talking this long after one
     t.background_db_min, t.background_db_max = 10.0, 25.0  # background speakers below the user
+    t.side_talk_db, t.side_talk_lowpass_hz = -10.0, 1500.0  # the user turned away, talking to someone else
     t.snr_db_min, t.snr_db_max = 20.0, 40.0  # noise on the user channel
     t.user_gain_db_min, t.user_gain_db_max = -6.0, 3.0
     t.reasoner_latency_min, t.reasoner_latency_max = 1.0, 3.0

@@ -30,7 +30,7 @@ SPLITS = ("train", "eval")
 _SPLIT_IDS = {"train": 0, "eval": 1}
 MANIFEST = "manifest.json"
 # Bump when generation changes what a config produces, so cached corpora are rebuilt.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def kinds_of(cfg) -> list[str]:
@@ -63,8 +63,14 @@ def validate(cfg) -> None:
         raise ValueError(f"timing.overlap_prob={t.overlap_prob} must lie in [0, 1].")
     if not {"es", "fr", "de"} <= {v.split("+")[0] for v in cfg.voices.foreign}:
         raise ValueError("voices.foreign needs a Spanish, a French and a German voice for translation scenarios.")
-    if len(cfg.voices.user) < 2:
-        raise ValueError("voices.user needs at least two voices (background speakers are drawn from the rest).")
+    for name in ("user", "heldout_user"):
+        if len(cfg.voices[name]) < 2:
+            raise ValueError(f"voices.{name} needs at least two voices (background speakers are drawn from the rest).")
+    if set(cfg.voices.user) & set(cfg.voices.heldout_user):
+        raise ValueError(f"voices {sorted(set(cfg.voices.user) & set(cfg.voices.heldout_user))} are in both "
+                         "voices.user and voices.heldout_user: held-out voices must be unheard in training.")
+    if not 0 <= t.hesitation_prob <= 1:
+        raise ValueError(f"timing.hesitation_prob={t.hesitation_prob} must lie in [0, 1].")
 
 
 def _voice(spec: str) -> speech.Voice:
@@ -78,12 +84,12 @@ def generate(cfg, split: str, index: int) -> Conversation:
     rng = np.random.default_rng(seed_seq)
     kinds = kinds_of(cfg)
     kind = kinds[index % len(kinds)]
-    user_pool = [_voice(v) for v in cfg.voices.user]
+    user_pool = [_voice(v) for v in (cfg.voices.heldout_user if split == "eval" else cfg.voices.user)]
     user_voice = user_pool[int(rng.integers(len(user_pool)))]
     user_voice = speech.Voice(user_voice.language, user_voice.variant, rate=int(rng.integers(150, 190)),
                               pitch=int(rng.integers(35, 65)))
     others = [v for v in user_pool if v.name != user_voice.name] + [_voice(v) for v in cfg.voices.foreign]
-    script = Script(rng, cfg.timing, user_voice, _voice(cfg.voices.model), others)
+    script = Script(rng, cfg.timing, user_voice, _voice(cfg.voices.model), others, heldout=split == "eval")
     scenarios.KINDS[kind](script)
     conv_id = f"{split}-{index:05d}-{kind}"
     return script.render(conv_id, kind, int(seed_seq.generate_state(1)[0]), cfg.video.fps, cfg.video.size)

@@ -18,10 +18,25 @@ from interaction.data.script import Script
 from interaction.tools import knowledge, registry
 
 
+def _user_turn(s: Script, t: float, text: str, **labels) -> tuple[float, float]:
+    """The user's turn from t; sometimes (`timing.hesitation_prob`) it opens with a hesitation ("Um, so,"),
+    a pause, and then the rest, as people start before they have found their words."""
+    if s.rng.uniform() < s.timing.hesitation_prob:
+        opener = s.phrase(lx.HESITATIONS).strip()
+        h0, h1 = s.user(t, opener)
+        p = s.pause()
+        _, u1 = s.user(h1 + p, text)
+        s.event("pause", h1, h1 + p, duration=round(p, 4))
+        s.event("user_turn", h0, u1, text=f"{opener} {text}", **labels)
+        return h0, u1
+    u0, u1 = s.user(t, text)
+    s.event("user_turn", u0, u1, text=text, **labels)
+    return u0, u1
+
+
 def _exchange(s: Script, t: float, question: str, answer: str, **labels) -> float:
     """User asks at t, the model answers after a gap; returns the end of the answer."""
-    u0, u1 = s.user(t, question)
-    s.event("user_turn", u0, u1, text=question, **labels)
+    _, u1 = _user_turn(s, t, question, **labels)
     gap = s.gap()
     m0, m1 = s.model(u1 + gap, answer)
     s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
@@ -37,13 +52,13 @@ def _next_exchange(s: Script, model_end: float, question: str, answer: str) -> f
 
 
 def turn_taking(s: Script) -> None:
-    t = _exchange(s, 0.3, *lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng))
+    t = _exchange(s, 0.3, *lx.fill_all(s.phrase(lx.USER_QUESTIONS), s.rng))
     for _ in range(int(s.rng.integers(1, 3))):
-        t = _next_exchange(s, t, *lx.pick(s.rng, lx.USER_FOLLOWUPS))
+        t = _next_exchange(s, t, *s.phrase(lx.USER_FOLLOWUPS))
 
 
 def pause(s: Script) -> None:
-    first, second, answer = lx.fill_all(lx.pick(s.rng, lx.PAUSED_TURNS), s.rng)
+    first, second, answer = lx.fill_all(s.phrase(lx.PAUSED_TURNS), s.rng)
     a0, a1 = s.user(0.3, first)
     p = s.pause()
     b0, b1 = s.user(a1 + p, second)
@@ -56,9 +71,8 @@ def pause(s: Script) -> None:
 
 def _long_model_turn(s: Script) -> tuple[float, float, float, str, str]:
     """The user asks for an explanation; the model starts a long answer. Returns (start, end, gap, ask, answer)."""
-    ask, answer = lx.fill_all(lx.pick(s.rng, lx.LONG_TURNS), s.rng)
-    u0, u1 = s.user(0.3, ask)
-    s.event("user_turn", u0, u1, text=ask)
+    ask, answer = lx.fill_all(s.phrase(lx.LONG_TURNS), s.rng)
+    _, u1 = _user_turn(s, 0.3, ask)
     gap = s.gap()
     m0, m1 = s.model(u1 + gap, answer)
     return m0, m1, gap, ask, answer
@@ -78,7 +92,7 @@ def user_backchannel(s: Script) -> None:
 def interruption(s: Script) -> None:
     m0, m1, gap, ask, answer = _long_model_turn(s)
     offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
-    text, reply = lx.fill_all(lx.pick(s.rng, lx.INTERRUPTIONS), s.rng)
+    text, reply = lx.fill_all(s.phrase(lx.INTERRUPTIONS), s.rng)
     i0, i1 = s.user(m0 + offset, text)
     latency = float(np.clip(s.rng.lognormal(np.log(s.timing.stop_latency_median), s.timing.stop_latency_sigma),
                             0.1, max(0.15, i1 - i0)))
@@ -93,21 +107,22 @@ def interruption(s: Script) -> None:
 
 
 def side_talk(s: Script) -> None:
-    q, a = lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng)
+    q, a = lx.fill_all(s.phrase(lx.USER_QUESTIONS), s.rng)
     t = _exchange(s, 0.3, q, a)
-    side = lx.fill(lx.pick(s.rng, lx.SIDE_TALK), s.rng)
-    st0, st1 = s.user(t + s.uniform(0.5, 1.0), side, gain_db=-3.0)  # turned away from the microphone
+    side = lx.fill(s.phrase(lx.SIDE_TALK), s.rng)
+    tm = s.timing  # turned away from the microphone: quieter and muffled
+    st0, st1 = s.user(t + s.uniform(0.5, 1.0), side, gain_db=tm.side_talk_db, lowpass_hz=tm.side_talk_lowpass_hz)
     s.event("side_talk", st0, st1, text=side, context=q)
     other = lx.pick(s.rng, s.other_voices)
     reply = lx.pick(s.rng, lx.SIDE_REPLIES)
     r0, r1 = s.user(st1 + s.gap(), reply, voice=other, gain_db=-12.0, words=False)
     s.event("background_speech", r0, r1, text=reply, level_db=-12.0, speaker=other.name)
-    back = lx.pick(s.rng, lx.RETURNS)
+    back = s.phrase(lx.RETURNS)
     _exchange(s, r1 + s.uniform(0.4, 1.0), back, lx.pick(s.rng, lx.RETURN_REPLIES))
 
 
 def background_speech(s: Script) -> None:
-    q, a = lx.fill_all(lx.pick(s.rng, lx.USER_QUESTIONS), s.rng)
+    q, a = lx.fill_all(s.phrase(lx.USER_QUESTIONS), s.rng)
     t = _exchange(s, 0.3, q, a)
     other = lx.pick(s.rng, s.other_voices)
     level = -s.uniform(s.timing.background_db_min, s.timing.background_db_max)
@@ -115,7 +130,7 @@ def background_speech(s: Script) -> None:
         text = lx.pick(s.rng, lx.BACKGROUND)
         b0, b1 = s.user(start, text, voice=other, gain_db=level, words=False)
         s.event("background_speech", b0, b1, text=text, level_db=round(level, 2), speaker=other.name, context=q)
-    _next_exchange(s, t, *lx.pick(s.rng, lx.USER_FOLLOWUPS))
+    _next_exchange(s, t, *s.phrase(lx.USER_FOLLOWUPS))
 
 
 def model_backchannel(s: Script) -> None:
@@ -140,7 +155,7 @@ def model_backchannel(s: Script) -> None:
 
 
 def visual_cue(s: Script) -> None:
-    ask, ack = lx.pick(s.rng, lx.IDLE_CHAT)
+    ask, ack = s.phrase(lx.IDLE_CHAT)
     t = _exchange(s, 0.3, ask, ack)
     s.shapes = [scene.random_shape(s.rng) for _ in range(int(s.rng.integers(1, 3)))]
     alive = list(range(len(s.shapes)))  # indices of the initial shapes still on screen
@@ -195,7 +210,7 @@ def translation(s: Script) -> None:
 
 def timer(s: Script) -> None:
     n = int(s.rng.choice(s.timing.timer_seconds))
-    request = lx.pick(s.rng, lx.TIMER_REQUESTS).format(n=lx.NUMBER_WORDS[n])
+    request = s.phrase(lx.TIMER_REQUESTS).format(n=lx.NUMBER_WORDS[n])
     u0, u1 = s.user(0.3, request)
     s.event("user_turn", u0, u1, text=request)
     s.event("timer_request", u0, u1, text=request, seconds=n)
@@ -263,7 +278,7 @@ def delegation(s: Script) -> None:
     s.event("delegation", a0, arrival, request=question, tool=tool, argument=argument, result=result.text,
             answer=answer, trace=[{"call": registry.format_call(tool, argument), "result": result.text}])
     if s.rng.uniform() < 0.5:
-        w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), lx.pick(s.rng, lx.WAIT_FILLERS))
+        w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), s.phrase(lx.WAIT_FILLERS))
         s.event("user_turn", w0, w1, text="filler")
     r0, r1 = s.model(s.user_busy_until(arrival + s.gap()), answer)
     s.event("model_turn", r0, r1, text=answer, delegated=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.signal
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.data import scene, speech
+from interaction.data import lexicon, scene, speech
 from interaction.data.conversation import EVENT_KINDS, Conversation, Event, TextItem
 
 _SPEECH_RMS = 0.08  # every utterance is normalised to this RMS before gains (about -22 dBFS)
@@ -31,8 +32,8 @@ class _Part:
 
 class Script:
     def __init__(self, rng: np.random.Generator, timing, user_voice: speech.Voice, model_voice: speech.Voice,
-                 other_voices: list[speech.Voice]):
-        self.rng, self.timing = rng, timing
+                 other_voices: list[speech.Voice], *, heldout: bool = False):
+        self.rng, self.timing, self.heldout = rng, timing, heldout
         self.user_voice, self.model_voice, self.other_voices = user_voice, model_voice, other_voices
         self.user_parts: list[_Part] = []  # user and anyone near the user's microphone
         self.model_parts: list[_Part] = []
@@ -59,12 +60,21 @@ class Script:
     def uniform(self, lo: float, hi: float) -> float:
         return float(self.rng.uniform(lo, hi))
 
+    def phrase(self, pool):
+        """A row of a lexicon pool, phrased in one of this split's forms (`lexicon.pick_phrasing`)."""
+        return lexicon.pick_phrasing(self.rng, lexicon.pick(self.rng, pool), self.heldout)
+
     # --- placing speech -----------------------------------------------------------------------------------
     def user(self, t: float, text: str, voice: speech.Voice | None = None, gain_db: float = 0.0,
-             words: bool = True) -> tuple[float, float]:
-        """Speech on the user's channel from `t`; `words=False` for speakers other than the user."""
+             words: bool = True, lowpass_hz: float | None = None) -> tuple[float, float]:
+        """Speech on the user's channel from `t`; `words=False` for speakers other than the user;
+        `lowpass_hz` muffles it (someone turned away from the microphone)."""
         utt = speech.synthesize(text, voice or self.user_voice)
-        self.user_parts.append(_Part(t, _normalised(utt.audio), gain_db))
+        wave = _normalised(utt.audio)
+        if lowpass_hz is not None:
+            sos = scipy.signal.butter(4, lowpass_hz, btype="low", fs=SAMPLE_RATE, output="sos")
+            wave = scipy.signal.sosfilt(sos, wave).astype(np.float32)
+        self.user_parts.append(_Part(t, wave, gain_db))
         if words:
             self.user_words += [(t + a, t + b, w) for a, b, w in utt.words]
         return t, t + utt.duration
