@@ -1,0 +1,166 @@
+"""What the model decides at the moments that matter: a probe of its speaking state and listening heads.
+
+Per held-out conversation it reads two things of the model, block by block:
+- teacher-forced (the reference model channel fed back): the chance of speaking at the first text slot;
+- free-running (its own output fed back, as a listener hears it): whether it spoke, and its listening
+  heads' probabilities. (Teacher-forced heads would see the reference's reply begin and so "predict" it.)
+and turns them into per-conversation counts at labelled moments, which `summarize` pools into rates with
+95% bootstrap intervals over conversations. It reads decisions off the speaking state, so it needs no
+vocoder or recognizer; the benchmark (`experiments.evaluate`) measures the same behaviour from audio.
+
+Output of block m is played in micro-turn m + 1 (`MICROTURN_SECONDS` each); user speech in micro-turn k
+is `listening.targets(...)[k, user_now]`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from interaction import MICROTURN_SECONDS
+from interaction.data import listening
+from interaction.data.conversation import Conversation
+from interaction.evals import intervals
+
+STOP_WITHIN_S = 0.6  # an interruption is handled when the model is silent this soon after it begins
+REPLY_WITHIN_S = 2.0  # a reply later than this after a turn end is a miss, not a latency
+FALSE_AFTER_S = 0.5  # side talk and background: a response up to this long after they end counts
+_UNDER = listening.NAMES.index("user_now")
+_END = listening.NAMES.index("turn_end")
+_MODEL_2S, _USER_2S = listening.NAMES.index("model_2.0s"), listening.NAMES.index("user_2.0s")
+
+
+def shift(listen: np.ndarray) -> np.ndarray:
+    """The heads' chance that the model, not the user, speaks next: its share of the projected activity of
+    the next 2 s (Voice Activity Projection's shift-or-hold)."""
+    return listen[..., _MODEL_2S] / np.maximum(listen[..., _MODEL_2S] + listen[..., _USER_2S], 1e-6)
+
+
+def _turns(t0: float, t1: float, n: int) -> np.ndarray:
+    """Micro-turns overlapping [t0, t1), clipped to [0, n)."""
+    a, b = listening.turn_of(t0), int(np.ceil(t1 / MICROTURN_SECONDS - 1e-6))
+    return np.arange(max(a, 0), min(max(b, a + 1), n))
+
+
+def played(voiced_blocks: np.ndarray) -> np.ndarray:
+    """(M,) speaking state of blocks -> (M + 1,) whether the model speaks in each micro-turn."""
+    return np.concatenate([[False], np.asarray(voiced_blocks, bool)])
+
+
+def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray) -> dict:
+    """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
+    free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks."""
+    m = len(voiced_fr)
+    says = played(voiced_fr)  # (M + 1,) micro-turns
+    targets = listening.targets(conv, m + 1)
+    reference = played(listening.voiced_turns(conv.model_words, m + 1)[1:])
+    user = np.concatenate([targets[:, _UNDER] > 0, [False]])
+    excused = np.zeros(m + 1, bool)  # where speaking over the user is right, or not yet wrong
+    for e in conv.events_of("interruption"):
+        excused[_turns(e.start, e.start + STOP_WITHIN_S, m + 1)] = True
+    for e in conv.events_of("user_backchannel"):
+        excused[_turns(e.start, e.end, m + 1)] = True
+    over = user & ~excused
+    out = {"user_turns": float(over.sum()), "talk_over": float((says & over).sum()),
+           "ref_talk_over": float((reference & over).sum()),
+           "tp": float((says & reference).sum()), "fp": float((says & ~reference).sum()),
+           "fn": float((~says & reference).sum()),
+           "speak_block0": float(speak_tf[0]),
+           "speak_user_sum": float(speak_tf[over[:m]].sum()), "speak_user_n": float(over[:m].sum())}
+    # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
+    # the turn-end head's chance (at the block the user stops in and the next).
+    stops = [(False, listening.turn_of(e.start)) for e in conv.events_of("pause")]
+    stops += [(True, listening.turn_of(e.end)) for kind in listening.TURN_ENDS for e in conv.events_of(kind)]
+    stops = [(end, k) for end, k in stops if k + 1 < m]
+    out["shift_scores"] = [(end, float(shift(listen_fr[k + 1]))) for end, k in stops]
+    out["end_scores"] = [(end, float(listen_fr[k : k + 2, _END].max())) for end, k in stops]
+    pauses = [e for e in conv.events_of("pause")]
+    out["pauses"] = float(len(pauses))
+    out["pause_takeovers"] = float(sum(says[_turns(e.start, e.end, m + 1)].any() for e in pauses))
+    # Replies: the first micro-turn the model speaks in after a turn end that the reference answers.
+    latencies, misses = [], 0
+    for e in conv.events_of("user_turn"):
+        answered = [a for a, _, _ in conv.model_words if e.end - 0.3 < a < e.end + REPLY_WITHIN_S]
+        if not answered or e.data.get("text") == "filler":
+            continue
+        k = listening.turn_of(e.end) + 1
+        after = np.flatnonzero(says[k:])
+        if after.size and (k + after[0]) * MICROTURN_SECONDS - e.end <= REPLY_WITHIN_S:
+            latencies.append((k + after[0]) * MICROTURN_SECONDS - e.end)
+        else:
+            misses += 1
+    out["latencies"], out["reply_misses"] = latencies, float(misses)
+    stopped = []
+    for e in conv.events_of("interruption"):
+        k = listening.turn_of(e.start)
+        window = says[k : listening.turn_of(e.start + STOP_WITHIN_S) + 1]
+        if says[max(k - 1, 0)]:  # only when it was speaking as the interruption began
+            stopped.append(float(not window[-1] if window.size else 1.0))
+    out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
+    false = [float(says[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any() and
+                   not reference[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any())
+             for kind in ("side_talk", "background_speech") for e in conv.events_of(kind)]
+    out["distractors"], out["false_responses"] = float(len(false)), float(sum(false))
+    kept = []
+    for e in conv.events_of("user_backchannel"):
+        span = _turns(e.start, e.end + 0.6, m + 1)
+        span = span[reference[span]]
+        if span.size:
+            kept.append(float(says[span].mean() >= 0.8))
+    out["backchannels"], out["floor_kept"] = float(len(kept)), float(sum(kept))
+    return out
+
+
+def auc(pairs) -> float:
+    """Area under the ROC curve of (is_positive, score) pairs (ties count half); NaN without both kinds."""
+    pos = np.array([s for p, s in pairs if p], np.float64)
+    neg = np.array([s for p, s in pairs if not p], np.float64)
+    if not pos.size or not neg.size:
+        return float("nan")
+    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (pos.size * neg.size))
+
+
+def _rate(rows: list[dict], num: str, den: str) -> dict:
+    r = np.array([[row[num], row[den]] for row in rows], np.float64)
+    total = r.sum(0)
+    value = float(total[0] / total[1]) if total[1] else float("nan")
+    ci = intervals.interval(r, lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan))
+    return {"value": value, "ci": ci, "n": float(total[1])}
+
+
+def _auc_interval(rows: list[dict], key: str) -> dict:
+    """AUC with a bootstrap interval over conversations (each conversation's pairs move together)."""
+    value = auc([p for row in rows for p in row[key]])
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(500):
+        pick = rng.integers(0, len(rows), len(rows))
+        draws.append(auc([p for i in pick for p in rows[i][key]]))
+    draws = np.array([d for d in draws if np.isfinite(d)])
+    ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws.size else None
+    n = [sum(p for p, _ in row[key]) for row in rows]
+    return {"value": value, "ci": ci, "n": float(sum(len(row[key]) for row in rows)), "positives": float(sum(n))}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Pooled figures with 95% intervals over conversations."""
+    latencies = [x for row in rows for x in row["latencies"]]
+    f1_rows = np.array([[r["tp"], r["fp"], r["fn"]] for r in rows], np.float64)
+    f1 = lambda s: 2 * s[..., 0] / np.maximum(2 * s[..., 0] + s[..., 1] + s[..., 2], 1e-12)  # noqa: E731
+    total = f1_rows.sum(0)
+    return {
+        "talk_over": _rate(rows, "talk_over", "user_turns"),
+        "talk_over_reference": _rate(rows, "ref_talk_over", "user_turns"),
+        "speak_block0": {"value": float(np.mean([r["speak_block0"] for r in rows])),
+                         "ci": intervals.mean_interval([r["speak_block0"] for r in rows]), "n": float(len(rows))},
+        "speak_while_user": _rate(rows, "speak_user_sum", "speak_user_n"),
+        "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
+        "turn_end_auc": _auc_interval(rows, "shift_scores"),
+        "end_head_auc": _auc_interval(rows, "end_scores"),
+        "pause_takeover": _rate(rows, "pause_takeovers", "pauses"),
+        "reply_latency_s": {"value": float(np.median(latencies)) if latencies else float("nan"),
+                            "ci": intervals.mean_interval(latencies), "n": float(len(latencies))},
+        "reply_miss": _rate([dict(r, replies=r["reply_misses"] + len(r["latencies"])) for r in rows],
+                            "reply_misses", "replies"),
+        "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
+        "false_response": _rate(rows, "false_responses", "distractors"),
+        "floor_kept": _rate(rows, "floor_kept", "backchannels"),
+    }

@@ -1,0 +1,125 @@
+"""The floor labels: the speaking state in the text stream, untrained continuations, listening targets."""
+import numpy as np
+
+from interaction.codecs import text
+from interaction.data import layout as layout_lib
+from interaction.data import listening, pipeline, records
+from interaction.evals import floor_probe
+
+LAYOUT = layout_lib.MicroTurnLayout()
+
+
+def _convs(corpus, kind):
+    return [c for c in records.read(corpus / "train.array_record") if c.kind == kind]
+
+
+def test_activity_bridges_short_gaps_only():
+    act = listening.activity([(0.0, 0.1, "a"), (0.3, 0.4, "b"), (1.0, 1.1, "c")], 60, bridge=0.4)
+    assert act[:20].all() and not act[20:50].any() and act[50:55].all()
+
+
+def test_speaking_state_is_the_first_slot_and_silence_is_exact(tiny_corpus):
+    conv = _convs(tiny_corpus, "interruption")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    state = feats["text_out"][:, 0]
+    assert set(np.unique(state)) <= {text.Special.PAD, text.Special.VOICED}
+    voiced = state == text.Special.VOICED
+    # Every word's first byte comes in a voiced row, and the state follows the model's words (block m plays m + 1).
+    for a, _, _ in conv.model_words:
+        assert voiced[listening.turn_of(a) - 1]
+    assert not voiced[: listening.turn_of(conv.model_words[0][0]) - 1].any()
+    # A silent row is all PAD and plays exact silence, as the step does when it decides not to speak.
+    assert (feats["text_out"][~voiced] == text.Special.PAD).all()
+    assert (feats["model_mel"][~voiced] == LAYOUT.dmel.log_min).all()
+    assert (feats["model_audio"][~voiced] == 0).all()
+    # The cut-off answer ends with the model's stop: silent from the micro-turn after it on.
+    stop = conv.events_of("model_stop")[0].start
+    reply = conv.events_of("model_turn")[-1].start
+    assert not voiced[listening.turn_of(stop) + 1 : listening.turn_of(reply) - 1].any()
+
+
+def test_speech_early_in_a_window_is_not_trained_but_silence_is(tiny_corpus):
+    conv = _convs(tiny_corpus, "user_backchannel")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    voiced = feats["text_out"][:, 0] == text.Special.VOICED
+    onset = int(np.argmax(voiced))
+    inside = pipeline.window(feats, onset + 5, 10, LAYOUT.dmel.log_min)
+    assert voiced[onset + 5 : onset + 15].all() and inside["valid"].all()
+    np.testing.assert_array_equal(inside["trained"], np.arange(10) >= 5)  # the first half burns in
+    inside = pipeline.window(feats, onset + 5, 10, LAYOUT.dmel.log_min, burn_in=10)
+    assert not inside["trained"].any()
+    before = pipeline.window(feats, onset - 3, 10, LAYOUT.dmel.log_min)  # silence, then the answer begins
+    assert before["trained"][:3].all() and before["trained"][5:].all() and not before["trained"][3:5].any()
+    tail = pipeline.window(feats, len(voiced) - 3, 10, LAYOUT.dmel.log_min)
+    np.testing.assert_array_equal(tail["trained"], tail["valid"] & ~((np.arange(10) < 5) & (
+        tail["text_out"][:, 0] == text.Special.VOICED)))
+
+
+def test_listening_targets_follow_the_events(tiny_corpus):
+    names = listening.NAMES
+    conv = _convs(tiny_corpus, "side_talk")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    y = feats["listen"]
+    assert y.shape == (len(feats["valid"]), len(names))
+    side = conv.events_of("side_talk")[0]
+    inside = np.arange(listening.turn_of(side.start) + 1, listening.turn_of(side.end))
+    assert y[inside, names.index("user_now")].all() and not y[inside, names.index("addressed")].any()
+    first = conv.events_of("user_turn")[0]
+    ends = np.flatnonzero(y[:, names.index("turn_end")])
+    assert listening.turn_of(first.end) in ends
+    assert len(ends) == len(conv.events_of("user_turn"))
+    # Future activity: the user's share of the next 0.2 s is whether they speak in the next micro-turn.
+    now, soon = y[:, names.index("user_now")], y[:, names.index("user_0.2s")]
+    agree = (soon[:-1] > 0) == (now[1:] > 0)
+    assert agree.mean() > 0.95
+    model_soon = y[:, names.index("model_0.2s")]
+    voiced = feats["text_out"][:, 0] == text.Special.VOICED
+    assert ((model_soon > 0) == voiced).mean() > 0.9
+
+
+def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
+    conv = _convs(tiny_corpus, "pause")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    m = len(feats["valid"])
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    listen = feats["listen"]  # the exact targets: perfect heads
+    polite = floor_probe.counts(conv, reference.astype(float), reference, listen)
+    chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), listen)
+    assert polite["pause_takeovers"] == 0 and chatty["pause_takeovers"] == polite["pauses"] == 1
+    assert chatty["talk_over"] == chatty["user_turns"] > 0
+    assert polite["talk_over"] <= 0.1 * polite["user_turns"]
+    assert polite["latencies"] and all(0 < x <= 0.5 for x in polite["latencies"])
+    assert floor_probe.summarize([polite])["floor_f1"]["value"] == 1.0
+    # The exact labels separate the pause from the turn end perfectly.
+    assert floor_probe.auc(polite["shift_scores"]) == 1.0 and floor_probe.auc(polite["end_scores"]) == 1.0
+    assert floor_probe.auc([(True, 0.2), (False, 0.2)]) == 0.5 and np.isnan(floor_probe.auc([(True, 1.0)]))
+
+
+def test_decision_windows_hold_a_decision_with_context_before_it(tiny_corpus):
+    conv = _convs(tiny_corpus, "pause")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    decisions = np.flatnonzero(feats["decision"])
+    assert listening.turn_of(conv.events_of("pause")[0].start) in decisions
+    assert listening.turn_of(conv.events_of("user_turn")[0].end) in decisions
+    pick = pipeline._RandomWindow(10, LAYOUT.dmel.log_min, decision_share=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        win = pick.random_map(feats, rng)
+        start = int(win["time_index"][0])
+        inside = decisions[(decisions >= start) & (decisions < start + 10)]
+        assert inside.size and "decision" not in win
+        assert (inside - start >= 5).any() or start in (0, len(feats["valid"]) - 10)
+
+
+def test_text_weights_favour_the_decision_over_silent_bytes():
+    import jax.numpy as jnp
+
+    from interaction.models import model as model_lib
+    from interaction.models.transformer import DecoderSpec
+
+    spec = model_lib.ModelSpec(decoder=DecoderSpec(embed=8, layers=1, heads=1, kv_heads=1, head_dim=8, mlp=8),
+                               floor_weight=4.0, silent_byte_weight=0.1)
+    trained = jnp.array([[1.0, 1.0, 0.0]])
+    voiced = jnp.array([[1.0, 0.0, 0.0]])
+    w = np.asarray(model_lib.text_weights(spec, trained, voiced, 3))
+    np.testing.assert_allclose(w[0], [[4, 1, 1], [4, 0.1, 0.1], [0, 0, 0]])
