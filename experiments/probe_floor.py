@@ -99,7 +99,10 @@ def compare(workdirs) -> str:
         probe = json.loads((Path(w) / "probe.json").read_text())
         cells = []
         for name in _COLUMNS:
-            fig = probe["figures"][name]
+            fig = probe["figures"].get(name)
+            if fig is None:  # a probe from before the figure existed
+                cells.append("—")
+                continue
             ci = fig.get("ci")
             cells.append(f"{fig['value']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
         lines.append(f"| {Path(w).name} | {probe['step']} | " + " | ".join(cells) + " |")

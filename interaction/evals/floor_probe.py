@@ -140,6 +140,17 @@ def _auc_interval(rows: list[dict], key: str) -> dict:
     return {"value": value, "ci": ci, "n": float(sum(len(row[key]) for row in rows)), "positives": float(sum(n))}
 
 
+def _median_interval(rows: list[dict], key: str, resamples: int = 500) -> tuple[float, float] | None:
+    """95% interval of the pooled median of the rows' `key` lists, conversations resampled."""
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(resamples):
+        pooled = [x for i in rng.integers(0, len(rows), len(rows)) for x in rows[i][key]]
+        if pooled:
+            draws.append(np.median(pooled))
+    return (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws else None
+
+
 def summarize(rows: list[dict]) -> dict:
     """Pooled figures with 95% intervals over conversations."""
     latencies = [x for row in rows for x in row["latencies"]]
@@ -157,7 +168,7 @@ def summarize(rows: list[dict]) -> dict:
         "end_head_auc": _auc_interval(rows, "end_scores"),
         "pause_takeover": _rate(rows, "pause_takeovers", "pauses"),
         "reply_latency_s": {"value": float(np.median(latencies)) if latencies else float("nan"),
-                            "ci": intervals.mean_interval(latencies), "n": float(len(latencies))},
+                            "ci": _median_interval(rows, "latencies"), "n": float(len(latencies))},
         "reply_miss": _rate([dict(r, replies=r["reply_misses"] + len(r["latencies"])) for r in rows],
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),

@@ -226,7 +226,8 @@ def make_step(graphdef, **sampling):
     step of sessions held as slots of one batch: the flagged slots start new sessions, then every slot takes
     one micro-turn, sampling from its own key (its session's seed folded with the session's micro-turn), so
     a session's outputs do not depend on the slot it has or the sessions beside it. State donated.
-    `sampling`: `step`'s keywords (flow_steps, temperature, audio_temperature, speak_threshold)."""
+    `sampling`: `step`'s keywords (flow_steps, temperature, audio_temperature, speak_threshold,
+    byte_threshold)."""
     def run(params, state, inputs, seeds, microturns, fresh):
         model = nnx.merge(graphdef, params)
         keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
