@@ -72,7 +72,7 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     stops = [(end, k) for end, k in stops if k + 1 < m]
     out["shift_scores"] = [(end, float(shift(listen_fr[k + 1]))) for end, k in stops]
     out["end_scores"] = [(end, float(listen_fr[k : k + 2, _END].max())) for end, k in stops]
-    pauses = [e for e in conv.events_of("pause")]
+    pauses = conv.events_of("pause")
     out["pauses"] = float(len(pauses))
     out["pause_takeovers"] = float(sum(says[_turns(e.start, e.end, m + 1)].any() for e in pauses))
     # Replies: the first micro-turn the model speaks in after a turn end that the reference answers.
