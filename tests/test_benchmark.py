@@ -8,14 +8,14 @@ from programs import run_module, succeeded
 def test_step_rows_variants_and_a_short_session(tmp_path):
     out = tmp_path / "bench.json"
     log = succeeded(run_module("experiments.benchmark", "--sections=step,session", "--sizes=tiny", "--turns=4",
-                               "--variant=local:decoder.local_window_turns=2,decoder.global_every=2",
+                               "--variant=local:decoder.local_window_turns=2",
                                "--session_turns=20", "--session_window=10", f"--out={out}"))
     results = json.loads(out.read_text())
     base, local = results["step"]["tiny"], results["step"]["tiny/local"]
     for row in (base, local):
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["bytes_floor_ms"] > 0 and row["floor_ms"] > 0
-    assert local["overrides"] == {"decoder.local_window_turns": 2, "decoder.global_every": 2}
-    assert local["step_bytes"] < base["step_bytes"]  # two local layers read 2 micro-turns of cache, not 150
+    assert local["overrides"] == {"decoder.local_window_turns": 2}
+    assert local["step_bytes"] < base["step_bytes"]  # every layer reads 2 micro-turns of cache, not 20
     assert local["p50_over_default"] == local["p50_ms"] / base["p50_ms"]
     session = results["session"]
     assert session["compiles"] == 1 and [w["turn"] for w in session["windows"]] == [10, 20]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from interaction.codecs import text
+from interaction.data import listening
 from interaction.data.pipeline import SlotQueue, _text_slots
 from interaction.reasoner.base import Answer, CallableReasoner, Request, ScriptedReasoner
 from interaction.reasoner.runtime import ReasonerRuntime
@@ -162,7 +163,7 @@ def test_live_session_hands_delegations_to_the_reasoner_and_feeds_its_answer(tin
             part = request[:8] if len(seen) == 15 else request[8:]
             toks[0, : len(part)] = part
         mel = np.full((1, layout.frames, layout.dmel.n_mels), layout.dmel.log_min, np.float32)
-        return state, {"mel": mel, "text_tokens": toks}
+        return state, {"mel": mel, "text_tokens": toks, "listen": np.zeros((1, len(listening.NAMES)), np.float32)}
 
     asked = []
     reasoner = CallableReasoner(lambda r: asked.append((r.text, r.context)) or "4")

@@ -38,7 +38,7 @@ def pair():
 def test_scanned_layers_are_the_same_model(pair, batch):
     scanned, plain = pair
     logits, cond, _, aux = scanned(batch)
-    logits_p, cond_p, aux_p = plain(batch)
+    logits_p, cond_p, _, aux_p = plain(batch)
     np.testing.assert_allclose(logits, logits_p, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(cond, cond_p, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(aux["expert_load"], aux_p["expert_load"], atol=1e-6)
