@@ -6,6 +6,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from interaction.data import records
+from interaction.models.model import ModelSpec
+from interaction.train import checkpoint
+
 
 def write_results(path: str, results: dict) -> None:
     """Writes a benchmark's results as JSON (creating the folder) and says where."""
@@ -36,3 +40,14 @@ def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
         out = f(a)
     out.block_until_ready()
     return 2 * n**3 * repeats / (time.perf_counter() - t0)
+
+
+def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int):
+    """(config, graphdef, params, step, layout, conversations) of a training run and the first `per_kind`
+    held-out conversations of every kind of its corpus (or of `corpus_dir`'s)."""
+    workdir = Path(workdir)
+    c, graphdef, params, step = checkpoint.load_trained(workdir)
+    layout = ModelSpec.from_config(c.model).layout
+    corpus = Path(corpus_dir or c.corpus_dir or workdir / "corpus")
+    convs = records.first_of_each_kind(records.read(corpus / "eval.array_record"), per_kind)
+    return c, graphdef, params, step, layout, convs

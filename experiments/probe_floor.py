@@ -10,7 +10,6 @@ It prints one table of rates with 95% intervals over conversations and writes `<
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import jax
@@ -19,37 +18,24 @@ import numpy as np
 from absl import app, flags, logging
 from flax import nnx
 
+from experiments import common
 from interaction import MICROTURN_SECONDS
 from interaction.codecs import text
-from interaction.data import pipeline, records
+from interaction.data import pipeline
 from interaction.evals import floor_probe, runner
 from interaction.models import streaming
-from interaction.models.model import ModelSpec
-from interaction.train import checkpoint
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir")
-_COMPARE = flags.DEFINE_list("compare", [], "workdirs whose probe.json to print as one table (runs nothing)")
+_COMPARE = flags.DEFINE_list("compare", [], "workdirs (their probe.json) or probe JSON files to print as one table "
+                             "(runs nothing)")
 _CONVERSATIONS = flags.DEFINE_integer("per_kind", 20, "held-out conversations of every kind (0: all)")
 _THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the step's speaking threshold")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "free-running text temperature (0: greedy; audio is greedy)")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "free-running text temperature (0: greedy)")
+_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", 0.0, "free-running flow temperature (0: from its mean)")
 _SLOTS = flags.DEFINE_integer("slots", 8, "free-running sessions at once")
 _CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a free-running session, seconds")
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json)")
-
-_BUCKET = 25  # teacher-forced windows are padded to a multiple of this many micro-turns (fewer compiles)
-
-
-def _pick(convs, per_kind: int):
-    if per_kind <= 0:
-        return convs
-    seen: dict[str, int] = {}
-    out = []
-    for conv in convs:
-        if seen.get(conv.kind, 0) < per_kind:
-            seen[conv.kind] = seen.get(conv.kind, 0) + 1
-            out.append(conv)
-    return out
 
 
 def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
@@ -63,7 +49,7 @@ def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
     for conv in convs:
         features = pipeline.conversation_features(conv, layout)
         m = len(features["valid"])
-        win = pipeline.window(features, 0, _BUCKET * math.ceil(m / _BUCKET), layout.dmel.log_min)
+        win = pipeline.whole(features, layout.dmel.log_min)
         out.append(jax.device_get(forward(params, {k: jnp.asarray(v)[None] for k, v in win.items()}))[0, :m])
     return out
 
@@ -71,7 +57,8 @@ def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
 def free_running(graphdef, params, convs, layout) -> list[dict]:
     """`runner.run_sessions`' result of every conversation, its own output fed back: text `tokens`
     (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them."""
-    step = streaming.make_step(graphdef, flow_steps=8, temperature=_TEMPERATURE.value, audio_temperature=0.0,
+    step = streaming.make_step(graphdef, flow_steps=8, temperature=_TEMPERATURE.value,
+                               audio_temperature=_AUDIO_TEMPERATURE.value,
                                speak_threshold=_THRESHOLD.value)
     model = nnx.merge(graphdef, params)
     state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
@@ -88,15 +75,16 @@ def _show(name: str, fig: dict) -> str:
     return f"{name:<22} {fig['value']:>8.3f}  {band:<18} n={fig['n']:.0f}"
 
 
-_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "floor_f1", "turn_end_auc", "end_head_auc", "pause_takeover",
-            "reply_latency_s", "reply_miss", "interrupt_stop", "false_response", "floor_kept")
+_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc", "end_head_auc", "pause_takeover",
+            "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop", "interrupt_stop_tf", "false_response", "floor_kept")
 
 
 def compare(workdirs) -> str:
     """A markdown table of the runs' probes: a row per run, each figure with its interval."""
     lines = ["| run | step | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 2) + "|"]
     for w in workdirs:
-        probe = json.loads((Path(w) / "probe.json").read_text())
+        path = Path(w) if w.endswith(".json") else Path(w) / "probe.json"
+        probe = json.loads(path.read_text())
         cells = []
         for name in _COLUMNS:
             fig = probe["figures"].get(name)
@@ -105,7 +93,8 @@ def compare(workdirs) -> str:
                 continue
             ci = fig.get("ci")
             cells.append(f"{fig['value']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
-        lines.append(f"| {Path(w).name} | {probe['step']} | " + " | ".join(cells) + " |")
+        name = path.parent.name if path.name == "probe.json" else f"{path.parent.name}/{path.stem}"
+        lines.append(f"| {name} | {probe['step']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -119,10 +108,8 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
-    c, graphdef, params, step_count = checkpoint.load_trained(workdir)
-    layout = ModelSpec.from_config(c.model).layout
-    corpus_dir = Path(_CORPUS_DIR.value or c.corpus_dir or workdir / "corpus")
-    convs = _pick(records.read(corpus_dir / "eval.array_record"), _CONVERSATIONS.value)
+    _, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
+                                                                                     _CONVERSATIONS.value)
     print(f"probing step {step_count} on {len(convs)} held-out conversations", flush=True)
     tf = teacher_forced(graphdef, params, convs, layout)
     fr = free_running(graphdef, params, convs, layout)
@@ -137,7 +124,8 @@ def main(argv):
     for name, fig in figures.items():
         print(_show(name, fig))
     out = Path(_OUT.value or workdir / "probe.json")
-    out.write_text(json.dumps({"step": step_count, "speak_threshold": _THRESHOLD.value, "conversations": len(convs),
+    out.write_text(json.dumps({"step": step_count, "speak_threshold": _THRESHOLD.value, "temperature": _TEMPERATURE.value,
+                               "audio_temperature": _AUDIO_TEMPERATURE.value, "conversations": len(convs),
                                "figures": figures, "by_kind": by_kind}, indent=1))
     print(f"wrote {out}")
 

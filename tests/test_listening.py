@@ -90,9 +90,26 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert polite["talk_over"] <= 0.1 * polite["user_turns"]
     assert polite["latencies"] and all(0 < x <= 0.5 for x in polite["latencies"])
     assert floor_probe.summarize([polite])["floor_f1"]["value"] == 1.0
+    assert polite["utterances"] == polite["ref_utterances"] and chatty["utterances"] == [m * 0.2]
+    assert polite["stop_tf_n"] == polite["start_tf_n"] == len(polite["ref_utterances"]) > 0
+    assert polite["stop_tf_sum"] == polite["stop_tf_n"] and chatty["stop_tf_sum"] == 0  # stops where it should
+    assert polite["start_tf_sum"] == chatty["start_tf_sum"] == polite["start_tf_n"]
+    assert floor_probe.runs(np.array([0, 1, 1, 0, 1], bool)) == [0.4, 0.2]
     # The exact labels separate the pause from the turn end perfectly.
     assert floor_probe.auc(polite["shift_scores"]) == 1.0 and floor_probe.auc(polite["end_scores"]) == 1.0
     assert floor_probe.auc([(True, 0.2), (False, 0.2)]) == 0.5 and np.isnan(floor_probe.auc([(True, 1.0)]))
+
+
+def test_probe_reads_stops_at_interruptions_free_running_and_teacher_forced(tiny_corpus):
+    conv = _convs(tiny_corpus, "interruption")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    m = len(feats["valid"])
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    polite = floor_probe.counts(conv, reference.astype(float), reference, feats["listen"])
+    chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), feats["listen"])
+    assert polite["interruptions"] == polite["interruptions_tf"] == chatty["interruptions"] == 1
+    assert polite["interrupt_stops"] == polite["interrupt_stops_tf"] == 1
+    assert chatty["interrupt_stops"] == chatty["interrupt_stops_tf"] == 0
 
 
 def test_decision_windows_hold_a_decision_with_context_before_it(tiny_corpus):
@@ -111,15 +128,15 @@ def test_decision_windows_hold_a_decision_with_context_before_it(tiny_corpus):
         assert (inside - start >= 5).any() or start in (0, len(feats["valid"]) - 10)
 
 
-def test_text_weights_favour_the_decision_over_silent_bytes():
+def test_text_weights_favour_the_decision_and_its_changes_over_silent_bytes():
     import jax.numpy as jnp
 
     from interaction.models import model as model_lib
     from interaction.models.transformer import DecoderSpec
 
     spec = model_lib.ModelSpec(decoder=DecoderSpec(embed=8, layers=1, heads=1, kv_heads=1, head_dim=8, mlp=8),
-                               floor_weight=4.0, silent_byte_weight=0.1)
-    trained = jnp.array([[1.0, 1.0, 0.0]])
-    voiced = jnp.array([[1.0, 0.0, 0.0]])
-    w = np.asarray(model_lib.text_weights(spec, trained, voiced, 3))
-    np.testing.assert_allclose(w[0], [[4, 1, 1], [4, 0.1, 0.1], [0, 0, 0]])
+                               floor_weight=4.0, silent_byte_weight=0.1, switch_weight=5.0)
+    trained = jnp.array([[1.0, 1.0, 1.0, 0.0]])
+    state = jnp.array([[1.0, 1.0, 0.0, 1.0]])  # speaking, speaking, stops, starts again (untrained)
+    w = np.asarray(model_lib.text_weights(spec, trained, state, 3))
+    np.testing.assert_allclose(w[0], [[4, 1, 1], [4, 1, 1], [20, 0.1, 0.1], [0, 0, 0]])

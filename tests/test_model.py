@@ -92,3 +92,4 @@ def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
     by_stream = stats[0]["by_stream"]
     np.testing.assert_allclose(by_stream.sum(1), 1.0, atol=1e-9)
     assert 1 / 2 <= stats[0]["top1_weight"] <= 1  # top-2: the first choice weighs at least half
+

@@ -171,6 +171,13 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
     return out
 
 
+def whole(features: dict[str, np.ndarray], mel_floor: float, bucket: int = 25) -> dict[str, np.ndarray]:
+    """A whole conversation as one window, padded to a multiple of `bucket` micro-turns (so that a jitted
+    function of it compiles once per bucket, not once per length)."""
+    m = len(features["valid"])
+    return window(features, 0, bucket * -(-m // bucket), mel_floor)
+
+
 @dataclasses.dataclass
 class _Decode(grain.transforms.Map):
     layout: MicroTurnLayout

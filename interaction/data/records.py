@@ -21,3 +21,16 @@ def read(path, indices=None) -> list[Conversation]:
         return [Conversation.from_bytes(reader.read([i])[0]) for i in idx]
     finally:
         reader.close()
+
+
+def first_of_each_kind(convs, per_kind: int) -> list[Conversation]:
+    """The first `per_kind` conversations of every kind, in their order (per_kind <= 0: all of them)."""
+    if per_kind <= 0:
+        return list(convs)
+    seen: dict[str, int] = {}
+    out = []
+    for conv in convs:
+        if seen.get(conv.kind, 0) < per_kind:
+            seen[conv.kind] = seen.get(conv.kind, 0) + 1
+            out.append(conv)
+    return out

@@ -1,7 +1,8 @@
 """What the model decides at the moments that matter: a probe of its speaking state and listening heads.
 
 Per held-out conversation it reads two things of the model, block by block:
-- teacher-forced (the reference model channel fed back): the chance of speaking at the first text slot;
+- teacher-forced (the reference model channel fed back): the chance of speaking at the first text slot,
+  at every block and where the reference starts and stops speaking;
 - free-running (its own output fed back, as a listener hears it): whether it spoke, and its listening
   heads' probabilities. (Teacher-forced heads would see the reference's reply begin and so "predict" it.)
 and turns them into per-conversation counts at labelled moments, which `summarize` pools into rates with
@@ -45,6 +46,12 @@ def played(voiced_blocks: np.ndarray) -> np.ndarray:
     return np.concatenate([[False], np.asarray(voiced_blocks, bool)])
 
 
+def runs(says: np.ndarray) -> list[float]:
+    """Lengths in seconds of the runs of True in a (micro-turn,) speaking mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], says.astype(np.int8), [0]])))
+    return [float(b - a) * MICROTURN_SECONDS for a, b in zip(edges[::2], edges[1::2])]
+
+
 def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray) -> dict:
     """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
     free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks."""
@@ -64,7 +71,15 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
            "tp": float((says & reference).sum()), "fp": float((says & ~reference).sum()),
            "fn": float((~says & reference).sum()),
            "speak_block0": float(speak_tf[0]),
-           "speak_user_sum": float(speak_tf[over[:m]].sum()), "speak_user_n": float(over[:m].sum())}
+           "speak_user_sum": float(speak_tf[over[:m]].sum()), "speak_user_n": float(over[:m].sum()),
+           "utterances": runs(says), "ref_utterances": runs(reference)}
+    # Teacher-forced, at the blocks where the reference's speaking state changes (elsewhere the fed-back
+    # audio already shows it: a silent block is followed by exact silence).
+    ref_blocks = reference[1:]
+    starts = np.flatnonzero(ref_blocks[1:] & ~ref_blocks[:-1]) + 1
+    stops = np.flatnonzero(~ref_blocks[1:] & ref_blocks[:-1]) + 1
+    out.update(start_tf_sum=float(speak_tf[starts].sum()), start_tf_n=float(starts.size),
+               stop_tf_sum=float((1.0 - speak_tf[stops]).sum()), stop_tf_n=float(stops.size))
     # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
     # the turn-end head's chance (at the block the user stops in and the next).
     stops = [(False, listening.turn_of(e.start)) for e in conv.events_of("pause")]
@@ -88,13 +103,16 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
         else:
             misses += 1
     out["latencies"], out["reply_misses"] = latencies, float(misses)
-    stopped = []
+    stopped, stopped_tf = [], []
     for e in conv.events_of("interruption"):
-        k = listening.turn_of(e.start)
-        window = says[k : listening.turn_of(e.start + STOP_WITHIN_S) + 1]
+        k, due = listening.turn_of(e.start), min(listening.turn_of(e.start + STOP_WITHIN_S), m)
+        window = says[k : due + 1]
         if says[max(k - 1, 0)]:  # only when it was speaking as the interruption began
             stopped.append(float(not window[-1] if window.size else 1.0))
+        if reference[max(k - 1, 0)] and due >= 1:  # teacher-forced: silent by then, its own speech fed back
+            stopped_tf.append(1.0 - float(speak_tf[due - 1]))
     out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
+    out["interrupt_stops_tf"], out["interruptions_tf"] = float(sum(stopped_tf)), float(len(stopped_tf))
     false = [float(says[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any() and
                    not reference[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any())
              for kind in ("side_talk", "background_speech") for e in conv.events_of(kind)]
@@ -151,6 +169,11 @@ def _median_interval(rows: list[dict], key: str, resamples: int = 500) -> tuple[
     return (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws else None
 
 
+def _median(rows: list[dict], key: str) -> float:
+    pooled = [x for row in rows for x in row[key]]
+    return float(np.median(pooled)) if pooled else float("nan")
+
+
 def summarize(rows: list[dict]) -> dict:
     """Pooled figures with 95% intervals over conversations."""
     latencies = [x for row in rows for x in row["latencies"]]
@@ -163,15 +186,22 @@ def summarize(rows: list[dict]) -> dict:
         "speak_block0": {"value": float(np.mean([r["speak_block0"] for r in rows])),
                          "ci": intervals.mean_interval([r["speak_block0"] for r in rows]), "n": float(len(rows))},
         "speak_while_user": _rate(rows, "speak_user_sum", "speak_user_n"),
+        "start_tf": _rate(rows, "start_tf_sum", "start_tf_n"),
+        "stop_tf": _rate(rows, "stop_tf_sum", "stop_tf_n"),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
         "turn_end_auc": _auc_interval(rows, "shift_scores"),
         "end_head_auc": _auc_interval(rows, "end_scores"),
         "pause_takeover": _rate(rows, "pause_takeovers", "pauses"),
-        "reply_latency_s": {"value": float(np.median(latencies)) if latencies else float("nan"),
+        "reply_latency_s": {"value": _median(rows, "latencies"),
                             "ci": _median_interval(rows, "latencies"), "n": float(len(latencies))},
+        "utterance_s": {"value": _median(rows, "utterances"), "ci": _median_interval(rows, "utterances"),
+                        "n": float(sum(len(r["utterances"]) for r in rows))},
+        "utterance_s_reference": {"value": _median(rows, "ref_utterances"), "ci": _median_interval(rows, "ref_utterances"),
+                                  "n": float(sum(len(r["ref_utterances"]) for r in rows))},
         "reply_miss": _rate([dict(r, replies=r["reply_misses"] + len(r["latencies"])) for r in rows],
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
+        "interrupt_stop_tf": _rate(rows, "interrupt_stops_tf", "interruptions_tf"),
         "false_response": _rate(rows, "false_responses", "distractors"),
         "floor_kept": _rate(rows, "floor_kept", "backchannels"),
     }

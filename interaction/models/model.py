@@ -44,6 +44,7 @@ class ModelSpec:
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
+    switch_weight: float = 1.0  # of the speaking state, again, where it changes (a start or a stop)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -64,6 +65,7 @@ class ModelSpec:
                    balance_weight=c.balance_weight, z_weight=c.z_weight, listen_weight=c.get("listen_weight", cls.listen_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
+                   switch_weight=c.get("switch_weight", cls.switch_weight),
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -155,11 +157,14 @@ def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.
     return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
 
 
-def text_weights(spec: ModelSpec, trained: jax.Array, voiced: jax.Array, slots: int) -> jax.Array:
-    """(B, T, S_out) weights of the text loss: the speaking state weighs `floor_weight`, a byte slot 1, or
-    `silent_byte_weight` in a silent row; untrained rows 0."""
-    rows = jnp.where(voiced > 0, 1.0, spec.silent_byte_weight) * trained
-    first = jnp.full_like(trained, spec.floor_weight) * trained
+def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: int) -> jax.Array:
+    """(B, T, S_out) weights of the text loss from (B, T) `trained` and `state` (1 where the model speaks):
+    the speaking state weighs `floor_weight`, times `switch_weight` where it differs from the row before
+    (elsewhere it repeats what the fed-back audio already shows: after a silent row comes exact silence);
+    a byte slot weighs 1, or `silent_byte_weight` in a silent row; untrained rows 0."""
+    rows = jnp.where(state > 0, 1.0, spec.silent_byte_weight) * trained
+    switch = jnp.concatenate([jnp.zeros_like(state[:, :1]), state[:, 1:] != state[:, :-1]], axis=1)
+    first = spec.floor_weight * jnp.where(switch, spec.switch_weight, 1.0) * trained
     return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
 
 
@@ -171,8 +176,9 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     logits, cond, listen, aux = model(batch)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
-    voiced = trained * (batch["text_out"][..., 0] == text.Special.VOICED)
-    text_loss = jnp.sum(ce * text_weights(spec, trained, voiced, ce.shape[-1])) / jnp.maximum(
+    state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
+    voiced = trained * state
+    text_loss = jnp.sum(ce * text_weights(spec, trained, state, ce.shape[-1])) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
     audio_loss = flow_loss(model.flow, target, cond, rng, mask=jnp.broadcast_to(voiced[..., None], target.shape[:-1]))

@@ -115,7 +115,8 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
     text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
-    to feed back instead of the model's own. rng: one key for the batch, or (B,) keys, one per session
+    to feed back instead of the model's own; with text_out alone the model voices the given text (its
+    own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for the batch, or (B,) keys, one per session
     (then a session's samples do not depend on the batch it is in).
 
     The first text slot is the decision: the model speaks in the next micro-turn when its chance of
@@ -189,7 +190,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
         mel = jnp.where(voiced[:, None], mel, lay.dmel.log_min)
         token = jnp.where(voiced[:, None], dmel.quantize(mel, lay.dmel), silence)
-        if teacher is not None:
+        if teacher is not None and "model_audio" in teacher:
             token = teacher["model_audio"][:, f]
         return (blocks, token, key), (cond, mel, token)
 

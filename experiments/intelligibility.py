@@ -1,0 +1,52 @@
+r"""How intelligible a trained run's speech is, apart from its turn-taking: `python -m
+experiments.intelligibility --workdir=workdir/tiny`.
+
+The model voices the reference text of held-out conversations (`interaction/evals/intelligibility.py`);
+its frames are vocoded and recognized (Whisper tiny.en by default) and scored against the words it was
+given, beside the same chain on the reference's own log-mel (the ceiling). Prints both word error rates
+with 95% intervals over conversations and writes `<workdir>/intelligibility.json` (or `--out`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from experiments import common
+from interaction.evals import asr, intelligibility
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir", required=True)
+_PER_KIND = flags.DEFINE_integer("per_kind", 2, "held-out conversations of every kind (0: all)")
+_RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer")
+_CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
+_OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json)")
+
+
+def main(argv):
+    del argv
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    workdir = Path(_WORKDIR.value)
+    _, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
+                                                                                     _PER_KIND.value)
+    recognizer = asr.make(_RECOGNIZER.value)
+    print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
+          f"({recognizer.description})", flush=True)
+    try:
+        result = intelligibility.measure(graphdef, params, convs, layout, recognizer)
+    except asr.WhisperMissingError as err:  # the recognizer loads on first use
+        sys.exit(str(err))
+    for name, fig in result.items():
+        ci = fig["ci"]
+        band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
+        print(f"word error rate, {name:<9} {fig['value']:.3f} {band}  ({fig['words']:.0f} words, "
+              f"{fig['n']:.0f} conversations)")
+    out = Path(_OUT.value or workdir / "intelligibility.json")
+    out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description, **result}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,75 @@
+"""How intelligible the model's speech is, apart from its turn-taking: the model voices the reference's
+own text stream (its speaking state and words fed in, its own audio frames fed back), the frames are
+vocoded and recognized, and the words heard are scored against the words it was given.
+
+The same vocoder and recognizer on the reference's own log-mel give the ceiling: what this measuring
+chain loses on speech that is right.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
+from interaction.codecs import vocoder
+from interaction.data import pipeline
+from interaction.data.conversation import Conversation
+from interaction.data.layout import MicroTurnLayout
+from interaction.evals import intervals
+from interaction.evals import words as wordlib
+from interaction.models import streaming
+
+def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float = 0.0, context_s: float = 20.0):
+    """Jitted (params, features, seed) -> (T, F, n_mels) log-mel the model plays in micro-turns 1..T when
+    given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`)."""
+    def run(params, feats, seed):
+        model = nnx.merge(graphdef, params)
+        state = streaming.init_state(model, 1, int(round(context_s / MICROTURN_SECONDS)))
+        inputs = {k: feats[k][None] for k in streaming.INPUTS}
+        _, out = streaming.run_session(model, state, inputs, jax.random.key(seed)[None],
+                                       teacher={"text_out": feats["text_out"][None]}, flow_steps=flow_steps,
+                                       audio_temperature=audio_temperature)
+        return out["mel"][0]
+
+    return jax.jit(run)
+
+
+def wave_of(mel: np.ndarray, layout: MicroTurnLayout) -> np.ndarray:
+    """(T, F, n_mels) log-mel of micro-turns 1..T -> the waveform of the model's channel from micro-turn 1."""
+    return vocoder.decode(np.asarray(mel).reshape(-1, layout.dmel.n_mels), layout.dmel)
+
+
+def errors(conv: Conversation, wave: np.ndarray, recognizer, *, offset_s: float = MICROTURN_SECONDS) -> tuple[int, int]:
+    """(word edits, reference words) of what `recognizer` hears in `wave` (the model's channel from
+    `offset_s`) against the model's words in `conv` that begin before the wave ends."""
+    end = offset_s + len(wave) / SAMPLE_RATE
+    ref = wordlib.normalize(" ".join(w for a, _, w in conv.model_words if a < end))
+    hyp = wordlib.normalize(" ".join(w for _, _, w in recognizer.words(wave)))
+    return wordlib.edit_distance(ref, hyp), len(ref)
+
+
+def summarize(rows: list[tuple[int, int]]) -> dict:
+    """Pooled word error rate of per-conversation (edits, words), with its 95% interval over conversations."""
+    r = np.asarray(rows, np.float64).reshape(-1, 2)
+    total = r.sum(0)
+    ratio = lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan)  # noqa: E731
+    return {"value": float(total[0] / total[1]) if total[1] else float("nan"), "ci": intervals.interval(r, ratio),
+            "words": float(total[1]), "n": float(len(r))}
+
+
+def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, seed: int = 0, **voicing) -> dict:
+    """{"model": WER of the model voicing the reference text, "reference": WER of the reference's own
+    log-mel through the same vocoder and recognizer}, over the conversations in which the model speaks."""
+    run = voicer(graphdef, **voicing)
+    model_rows, reference_rows = [], []
+    for i, conv in enumerate(convs):
+        if not conv.model_words:
+            continue
+        feats = pipeline.conversation_features(conv, layout)
+        m = len(feats["valid"])
+        mel = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in pipeline.whole(feats, layout.dmel.log_min).items()}, seed + i))[:m]
+        model_rows.append(errors(conv, wave_of(mel, layout), recognizer))
+        reference_rows.append(errors(conv, wave_of(feats["model_mel"], layout), recognizer))
+    return {"model": summarize(model_rows), "reference": summarize(reference_rows)}
