@@ -44,7 +44,8 @@ class ModelSpec:
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
-    switch_weight: float = 1.0  # of the speaking state, again, where it changes (a start or a stop)
+    switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
+    hold_weight: float = 1.0  # of the speaking state, again, where it stays silent through a hold (`holds`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -66,6 +67,7 @@ class ModelSpec:
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
+                   hold_weight=c.get("hold_weight", cls.hold_weight),
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -157,14 +159,27 @@ def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.
     return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
 
 
-def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: int) -> jax.Array:
+def holds(listen: jax.Array) -> jax.Array:
+    """(B, T) where, by its listening targets (B, T, K), a block is a hold for a silent model: the user has
+    paused and goes on within 1.2 s, or the user's speech is not addressed to the model (side talk)."""
+    at = lambda name: listen[..., listening.NAMES.index(name)]  # noqa: E731
+    paused = (at("user_now") == 0) & (at("user_1.2s") > 0)
+    aside = (at("user_now") > 0) & (at("addressed") == 0)
+    return paused | aside
+
+
+def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: int,
+                 hold: jax.Array | None = None) -> jax.Array:
     """(B, T, S_out) weights of the text loss from (B, T) `trained` and `state` (1 where the model speaks):
     the speaking state weighs `floor_weight`, times `switch_weight` where it differs from the row before
-    (elsewhere it repeats what the fed-back audio already shows: after a silent row comes exact silence);
-    a byte slot weighs 1, or `silent_byte_weight` in a silent row; untrained rows 0."""
+    (elsewhere it repeats what the fed-back audio already shows: after a silent row comes exact silence)
+    and times `hold_weight` where it stays silent through a `hold`; a byte slot weighs 1, or
+    `silent_byte_weight` in a silent row; untrained rows 0."""
     rows = jnp.where(state > 0, 1.0, spec.silent_byte_weight) * trained
     switch = jnp.concatenate([jnp.zeros_like(state[:, :1]), state[:, 1:] != state[:, :-1]], axis=1)
     first = spec.floor_weight * jnp.where(switch, spec.switch_weight, 1.0) * trained
+    if hold is not None:
+        first = first * jnp.where(hold & (state == 0), spec.hold_weight, 1.0)
     return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
 
 
@@ -178,7 +193,8 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
     voiced = trained * state
-    text_loss = jnp.sum(ce * text_weights(spec, trained, state, ce.shape[-1])) / jnp.maximum(
+    weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"]))
+    text_loss = jnp.sum(ce * weights) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
     audio_loss = flow_loss(model.flow, target, cond, rng, mask=jnp.broadcast_to(voiced[..., None], target.shape[:-1]))
