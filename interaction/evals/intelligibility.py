@@ -37,8 +37,10 @@ def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float = 0.0, con
 
 
 def wave_of(mel: np.ndarray, layout: MicroTurnLayout) -> np.ndarray:
-    """(T, F, n_mels) log-mel of micro-turns 1..T -> the waveform of the model's channel from micro-turn 1."""
-    return vocoder.decode(np.asarray(mel).reshape(-1, layout.dmel.n_mels), layout.dmel)
+    """(T, F, n_mels) log-mel of micro-turns 1..T -> the waveform of the model's channel from micro-turn 1,
+    scaled down where the vocoder's phase estimate peaks above full scale (the level changes no word)."""
+    wave = vocoder.decode(np.asarray(mel).reshape(-1, layout.dmel.n_mels), layout.dmel)
+    return wave / max(1.0, float(np.abs(wave).max(initial=0.0)))
 
 
 def errors(conv: Conversation, wave: np.ndarray, recognizer, *, offset_s: float = MICROTURN_SECONDS) -> tuple[int, int]:
