@@ -1,6 +1,7 @@
 """The background reasoner's runtime: never blocks the loop, supersedes, survives failures, lands on boundaries."""
 import datetime
 import threading
+import time
 import types
 
 import numpy as np
@@ -31,11 +32,15 @@ class Gated:
         return Answer(f"answer to {request.text}")
 
 
-def wait_for(runtime, microturn, delivered: int) -> list[np.ndarray]:
-    """Micro-turns from `microturn` on until `delivered` answers have arrived (bounded)."""
+def wait_for(runtime, microturn, delivered: int, timeout_s: float = 30.0) -> list[np.ndarray]:
+    """Micro-turns from `microturn` on until `delivered` answers have arrived (within `timeout_s`: a child
+    process may take seconds to start on a loaded machine)."""
     rows = []
-    for m in range(microturn, microturn + 500):
+    deadline = time.monotonic() + timeout_s
+    m = microturn
+    while time.monotonic() < deadline:
         rows.append(runtime.arrived(m))
+        m += 1
         if len(runtime.delivered) >= delivered:
             return rows
         threading.Event().wait(0.01)
