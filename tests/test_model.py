@@ -93,3 +93,15 @@ def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
     np.testing.assert_allclose(by_stream.sum(1), 1.0, atol=1e-9)
     assert 1 / 2 <= stats[0]["top1_weight"] <= 1  # top-2: the first choice weighs at least half
 
+
+
+def test_fed_back_audio_is_flattened_in_voiced_micro_turns_of_chosen_windows():
+    rng = np.random.default_rng(0)
+    tokens = jax.numpy.asarray(rng.integers(0, 16, (2, 3, 4, 5)).astype(np.int32))
+    voiced = jax.numpy.asarray([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    flat = np.asarray(model_lib.flatten_fed_audio(tokens, voiced, 1.0, jax.random.key(0)))
+    t = np.asarray(tokens)
+    np.testing.assert_array_equal(flat[0, 1], t[0, 1])  # a silent micro-turn is kept
+    np.testing.assert_array_equal(flat[0, 0], np.broadcast_to(np.round(t[0, 0].mean(0)), (4, 5)))
+    assert (flat[:, :, 1:] == flat[:, :, :1]).all(axis=(2, 3))[voiced > 0].all()  # one frame repeated
+    np.testing.assert_array_equal(model_lib.flatten_fed_audio(tokens, voiced, 0.0, jax.random.key(0)), t)

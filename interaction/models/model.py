@@ -46,6 +46,7 @@ class ModelSpec:
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
     hold_weight: float = 1.0  # of the speaking state, again, where it stays silent through a hold (`holds`)
+    flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -68,6 +69,7 @@ class ModelSpec:
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
                    hold_weight=c.get("hold_weight", cls.hold_weight),
+                   flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -111,31 +113,32 @@ class InteractionModel(nnx.Module):
         """(..., embed) decoder outputs at a first text-out slot -> (..., len(listening.NAMES)) logits."""
         return dense(h, self.listen_head[...].astype(h.dtype), self.spec.decoder.deterministic).astype(jnp.float32)
 
-    def embed(self, batch: dict) -> jax.Array:
-        """(B, T, block_len, embed) token embeddings of a window of blocks."""
+    def embed(self, batch: dict, fed_audio: jax.Array | None = None) -> jax.Array:
+        """(B, T, block_len, embed) token embeddings of a window of blocks. `fed_audio` (default the batch's
+        `model_audio`) is the model's own audio as it hears it back."""
         lay = self.spec.layout
         video = self.video(batch["video"]) * batch["video_new"][..., None, None]
         prev_text = _shift_right(batch["text_out"], text.Special.PAD)
-        prev_audio = _shift_right(batch["model_audio"], 0)
+        prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0)
         parts = [self.audio(batch["user_audio"]), video, self.text(batch["text_in"]), self.text(prev_text),
                  self.audio(prev_audio)]
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
         return constrain(blocks, ("batch", "time", None, "embed"))
 
-    def sequence(self, batch: dict) -> tuple[jax.Array, jax.Array]:
+    def sequence(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """A window of blocks as the decoder's one causal sequence: tokens (B, T*block_len, embed) and their
         absolute positions (B, T*block_len)."""
-        x = self.embed(batch)
+        x = self.embed(batch, fed_audio)
         b, t, length, d = x.shape
         positions = batch["time_index"][..., None] * length + jnp.arange(length)
         return x.reshape(b, t * length, d), positions.reshape(b, t * length)
 
-    def __call__(self, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
+    def __call__(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
         """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), listening logits
-        (B, T, K) and the MoE auxiliaries."""
+        (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
         lay = self.spec.layout
         b, t = batch["time_index"].shape
-        h, aux = self.decoder(*self.sequence(batch))
+        h, aux = self.decoder(*self.sequence(batch, fed_audio))
         out = h.reshape(b, t, lay.block_len, -1)[:, :, lay.input_len :]
         logits = self.text_logits(out[:, :, : lay.text_out_slots])
         logits = constrain(logits, ("batch", "time", None, "vocab"))
@@ -183,15 +186,28 @@ def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: i
     return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
 
 
+def flatten_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array) -> jax.Array:
+    """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
+    frames replaced by their mean: free-running, the flow's frames from its mean are a steady spectrum with
+    no pause between words and no fall at the end, so how an utterance ends must be heard elsewhere."""
+    pick = jax.random.uniform(rng, tokens.shape[:1]) < share
+    mean = jnp.round(tokens.mean(axis=2, keepdims=True)).astype(tokens.dtype)
+    flat = (pick[:, None] & (voiced > 0))[..., None, None]
+    return jnp.where(flat, jnp.broadcast_to(mean, tokens.shape), tokens)
+
+
 def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
     """Text cross-entropy on the output segment of trained blocks, flow matching on their voiced frames
     (a silent micro-turn plays exact silence, nothing is sampled there), the listening heads on every valid
     block, plus the MoE terms."""
     spec = model.spec
-    logits, cond, listen, aux = model(batch)
+    state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
+    fed_audio = None
+    if spec.flat_audio_share > 0:
+        fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
+    logits, cond, listen, aux = model(batch, fed_audio)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
-    state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
     voiced = trained * state
     weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"]))
     text_loss = jnp.sum(ce * weights) / jnp.maximum(
