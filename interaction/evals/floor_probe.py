@@ -76,10 +76,10 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     # Teacher-forced, at the blocks where the reference's speaking state changes (elsewhere the fed-back
     # audio already shows it: a silent block is followed by exact silence).
     ref_blocks = reference[1:]
-    starts = np.flatnonzero(ref_blocks[1:] & ~ref_blocks[:-1]) + 1
-    stops = np.flatnonzero(~ref_blocks[1:] & ref_blocks[:-1]) + 1
-    out.update(start_tf_sum=float(speak_tf[starts].sum()), start_tf_n=float(starts.size),
-               stop_tf_sum=float((1.0 - speak_tf[stops]).sum()), stop_tf_n=float(stops.size))
+    start_blocks = np.flatnonzero(ref_blocks[1:] & ~ref_blocks[:-1]) + 1
+    stop_blocks = np.flatnonzero(~ref_blocks[1:] & ref_blocks[:-1]) + 1
+    out.update(start_tf_sum=float(speak_tf[start_blocks].sum()), start_tf_n=float(start_blocks.size),
+               stop_tf_sum=float((1.0 - speak_tf[stop_blocks]).sum()), stop_tf_n=float(stop_blocks.size))
     # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
     # the turn-end head's chance (at the block the user stops in and the next).
     stops = [(False, listening.turn_of(e.start)) for e in conv.events_of("pause")]

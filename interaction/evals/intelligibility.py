@@ -21,6 +21,7 @@ from interaction.evals import intervals
 from interaction.evals import words as wordlib
 from interaction.models import streaming
 
+
 def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float = 0.0, context_s: float = 20.0):
     """Jitted (params, features, seed) -> (T, F, n_mels) log-mel the model plays in micro-turns 1..T when
     given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`)."""
