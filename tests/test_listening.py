@@ -142,22 +142,26 @@ def test_text_weights_favour_the_decision_and_its_changes_over_silent_bytes():
     np.testing.assert_allclose(w[0], [[4, 1, 1], [4, 1, 1], [20, 0.1, 0.1], [0, 0, 0]])
 
 
-def test_holds_are_pauses_the_user_resumes_from_and_talk_not_for_the_model():
+def test_holds_are_pauses_the_user_resumes_from_talk_not_for_the_model_and_backchannels():
     import jax.numpy as jnp
 
     from interaction.models import model as model_lib
     from interaction.models.transformer import DecoderSpec
 
-    listen = np.zeros((1, 4, len(listening.NAMES)), np.float32)
+    listen = np.zeros((1, 6, len(listening.NAMES)), np.float32)
     col = {name: i for i, name in enumerate(listening.NAMES)}
     listen[0, 0, [col["user_now"], col["addressed"]]] = 1  # speaking to the model: no hold
     listen[0, 1, col["user_1.2s"]] = 0.5  # paused, resumes: a hold
-    listen[0, 2, col["user_now"]] = 1  # side talk: a hold
+    listen[0, 2, col["user_now"]] = 1  # side talk, but the model speaks through it: not a hold kept
     # block 3: silent and not resuming (a turn end): no hold
-    hold = model_lib.holds(jnp.asarray(listen))
-    np.testing.assert_array_equal(np.asarray(hold)[0], [False, True, True, False])
+    listen[0, 4, [col["user_now"], col["addressed"], col["model_2.0s"]]] = 1, 1, 0.9  # a backchannel: a hold
+    listen[0, 5, [col["user_now"], col["addressed"], col["model_2.0s"]]] = 1, 1, 0.2  # an interruption: none
+    state = jnp.array([[0.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
+    hold = model_lib.holds(jnp.asarray(listen), state)
+    np.testing.assert_array_equal(np.asarray(hold)[0], [False, True, False, False, True, False])
+    silent = model_lib.holds(jnp.asarray(listen), jnp.zeros_like(state))
+    np.testing.assert_array_equal(np.asarray(silent)[0], [False, True, True, False, False, False])
     spec = model_lib.ModelSpec(decoder=DecoderSpec(embed=8, layers=1, heads=1, kv_heads=1, head_dim=8, mlp=8),
                                floor_weight=2.0, switch_weight=1.0, hold_weight=3.0)
-    state = jnp.array([[0.0, 0.0, 1.0, 0.0]])  # speaking through the side talk: not a hold kept
-    w = np.asarray(model_lib.text_weights(spec, jnp.ones((1, 4)), state, 2, hold))
-    np.testing.assert_allclose(w[0, :, 0], [2, 6, 2, 2])
+    w = np.asarray(model_lib.text_weights(spec, jnp.ones((1, 6)), state, 2, hold))
+    np.testing.assert_allclose(w[0, :, 0], [2, 6, 2, 2, 6, 2])

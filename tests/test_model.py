@@ -105,3 +105,21 @@ def test_fed_back_audio_is_flattened_in_voiced_micro_turns_of_chosen_windows():
     np.testing.assert_array_equal(flat[0, 0], np.broadcast_to(np.round(t[0, 0].mean(0)), (4, 5)))
     assert (flat[:, :, 1:] == flat[:, :, :1]).all(axis=(2, 3))[voiced > 0].all()  # one frame repeated
     np.testing.assert_array_equal(model_lib.flatten_fed_audio(tokens, voiced, 0.0, jax.random.key(0)), t)
+
+
+def test_own_fed_audio_replaces_voiced_frames_with_the_flows_quantised_samples(model, batch):
+    from interaction.codecs import dmel
+    from interaction.models.flow_head import sample
+
+    voiced = jax.numpy.asarray(np.arange(2 * WINDOW).reshape(2, WINDOW) % 3 > 0, np.float32)  # both kinds
+    own = np.asarray(model_lib.own_fed_audio(model, batch, voiced, 1.0, jax.random.key(0)))
+    reference = np.asarray(batch["model_audio"])
+    silent = np.asarray(voiced) == 0
+    np.testing.assert_array_equal(own[silent], reference[silent])
+    _, cond, _, _ = model(batch)
+    mel = sample(model.flow, cond, jax.random.key(0), steps=model_lib.OWN_AUDIO_FLOW_STEPS, temperature=0.0)
+    mel = np.clip(np.asarray(mel) * SPEC.mel_scale + SPEC.mel_center, LAYOUT.dmel.log_min, LAYOUT.dmel.log_max)
+    np.testing.assert_array_equal(own[~silent], dmel.quantize(mel, LAYOUT.dmel)[~silent])
+    assert (own[~silent] != reference[~silent]).mean() > 0.5  # an untrained flow is not the reference
+    kept = model_lib.own_fed_audio(model, batch, voiced, 0.0, jax.random.key(0))
+    np.testing.assert_array_equal(kept, reference)

@@ -20,12 +20,13 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from interaction.codecs import text
+from interaction.codecs import dmel, text
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout, Stream
 from interaction.models import embedders
 from interaction.models.flow_head import FlowHead, flow_loss
+from interaction.models.flow_head import sample as flow_sample
 from interaction.models.layers import LECUN, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
@@ -47,6 +48,7 @@ class ModelSpec:
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
     hold_weight: float = 1.0  # of the speaking state, again, where it stays silent through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
+    own_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -70,6 +72,7 @@ class ModelSpec:
                    switch_weight=c.get("switch_weight", cls.switch_weight),
                    hold_weight=c.get("hold_weight", cls.hold_weight),
                    flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
+                   own_audio_share=c.get("own_audio_share", cls.own_audio_share),
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -162,13 +165,16 @@ def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.
     return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
 
 
-def holds(listen: jax.Array) -> jax.Array:
-    """(B, T) where, by its listening targets (B, T, K), a block is a hold for a silent model: the user has
-    paused and goes on within 1.2 s, or the user's speech is not addressed to the model (side talk)."""
+def holds(listen: jax.Array, state: jax.Array) -> jax.Array:
+    """(B, T) where, by its listening targets (B, T, K), a block's speaking state (B, T) is a hold: silent,
+    the user has paused and goes on within 1.2 s, or the user's speech is not addressed to the model (side
+    talk); speaking, the user speaks over it and it goes on for most of the next 2 s (a backchannel, not an
+    interruption, which it yields to)."""
     at = lambda name: listen[..., listening.NAMES.index(name)]  # noqa: E731
     paused = (at("user_now") == 0) & (at("user_1.2s") > 0)
     aside = (at("user_now") > 0) & (at("addressed") == 0)
-    return paused | aside
+    through = (at("user_now") > 0) & (at("model_2.0s") >= 0.75)
+    return jnp.where(state > 0, through, paused | aside)
 
 
 def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: int,
@@ -176,13 +182,13 @@ def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: i
     """(B, T, S_out) weights of the text loss from (B, T) `trained` and `state` (1 where the model speaks):
     the speaking state weighs `floor_weight`, times `switch_weight` where it differs from the row before
     (elsewhere it repeats what the fed-back audio already shows: after a silent row comes exact silence)
-    and times `hold_weight` where it stays silent through a `hold`; a byte slot weighs 1, or
+    and times `hold_weight` where it holds its state through a `hold`; a byte slot weighs 1, or
     `silent_byte_weight` in a silent row; untrained rows 0."""
     rows = jnp.where(state > 0, 1.0, spec.silent_byte_weight) * trained
     switch = jnp.concatenate([jnp.zeros_like(state[:, :1]), state[:, 1:] != state[:, :-1]], axis=1)
     first = spec.floor_weight * jnp.where(switch, spec.switch_weight, 1.0) * trained
     if hold is not None:
-        first = first * jnp.where(hold & (state == 0), spec.hold_weight, 1.0)
+        first = first * jnp.where(hold, spec.hold_weight, 1.0)
     return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
 
 
@@ -196,6 +202,26 @@ def flatten_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, rng: j
     return jnp.where(flat, jnp.broadcast_to(mean, tokens.shape), tokens)
 
 
+OWN_AUDIO_FLOW_STEPS = 8  # as the streaming step samples by default
+
+
+def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share: float,
+                  rng: jax.Array) -> jax.Array:
+    """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
+    frames replaced by the model's own: the flow at temperature 0 from one teacher-forced pass, quantised
+    as the streaming step quantises what it feeds back. Free-running, the model hears its own frames, not
+    the reference's; trained on them it learns to stop from what they carry (parallel scheduled sampling,
+    one pass, no gradient through it)."""
+    spec, lay = model.spec, model.spec.layout
+    _, cond, _, _ = model(batch)
+    mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS, temperature=0.0)
+    mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)
+    own = dmel.quantize(mel, lay.dmel).astype(batch["model_audio"].dtype)
+    tokens = batch["model_audio"]
+    pick = jax.random.uniform(jax.random.fold_in(rng, 1), tokens.shape[:1]) < share
+    return jnp.where((pick[:, None] & (voiced > 0))[..., None, None], own, tokens)
+
+
 def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
     """Text cross-entropy on the output segment of trained blocks, flow matching on their voiced frames
     (a silent micro-turn plays exact silence, nothing is sampled there), the listening heads on every valid
@@ -205,11 +231,13 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     fed_audio = None
     if spec.flat_audio_share > 0:
         fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
+    if spec.own_audio_share > 0:
+        fed_audio = own_fed_audio(model, batch, state, spec.own_audio_share, jax.random.fold_in(rng, 2))
     logits, cond, listen, aux = model(batch, fed_audio)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     voiced = trained * state
-    weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"]))
+    weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"], state))
     text_loss = jnp.sum(ce * weights) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
