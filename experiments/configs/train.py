@@ -1,6 +1,6 @@
 r"""Training configs: `--config=experiments/configs/train.py:tiny` (default) | `:small` | `:smoke`.
 
-tiny: the README's main job, about 12 minutes of training on a 2-core CPU.
+tiny: the README's main job, about 20 minutes of training on a 2-core CPU.
 small: the small model on the small corpus, for accelerators.
 smoke: a very small model and few steps; what the tests run, in seconds.
 

@@ -48,7 +48,7 @@ class ModelSpec:
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
     hold_weight: float = 1.0  # of the speaking state, again, where it stays silent through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
-    own_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
+    own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
