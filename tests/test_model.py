@@ -120,6 +120,8 @@ def test_own_fed_audio_replaces_voiced_frames_with_the_flows_quantised_samples(m
     mel = sample(model.flow, cond, jax.random.key(0), steps=model_lib.OWN_AUDIO_FLOW_STEPS, temperature=0.0)
     mel = np.clip(np.asarray(mel) * SPEC.mel_scale + SPEC.mel_center, LAYOUT.dmel.log_min, LAYOUT.dmel.log_max)
     np.testing.assert_array_equal(own[~silent], dmel.quantize(mel, LAYOUT.dmel)[~silent])
+    with pytest.raises(ValueError, match="set one of them to 0"):
+        model_lib.ModelSpec(decoder=SPEC.decoder, flat_audio_share=0.5)
     assert (own[~silent] != reference[~silent]).mean() > 0.5  # an untrained flow is not the reference
     kept = model_lib.own_fed_audio(model, batch, voiced, 0.0, jax.random.key(0))
     np.testing.assert_array_equal(kept, reference)

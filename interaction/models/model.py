@@ -46,7 +46,7 @@ class ModelSpec:
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
-    hold_weight: float = 1.0  # of the speaking state, again, where it stays silent through a hold (`holds`)
+    hold_weight: float = 1.0  # of the speaking state, again, where it holds through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
@@ -82,6 +82,16 @@ class ModelSpec:
     @property
     def mel_scale(self) -> float:
         return (self.layout.dmel.log_max - self.layout.dmel.log_min) / 2
+
+    def log_mel(self, flow_out: jax.Array) -> jax.Array:
+        """The flow head's (normalised) frames as log-mel in the codec's range."""
+        dm = self.layout.dmel
+        return jnp.clip(flow_out * self.mel_scale + self.mel_center, dm.log_min, dm.log_max)
+
+    def __post_init__(self):
+        if self.flat_audio_share > 0 and self.own_audio_share > 0:
+            raise ValueError(f"flat_audio_share={self.flat_audio_share} and own_audio_share={self.own_audio_share}: "
+                             "both replace the fed-back frames; set one of them to 0")
 
 
 def _shift_right(x: jax.Array, fill) -> jax.Array:
@@ -212,11 +222,9 @@ def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share
     as the streaming step quantises what it feeds back. Free-running, the model hears its own frames, not
     the reference's; trained on them it learns to stop from what they carry (parallel scheduled sampling,
     one pass, no gradient through it)."""
-    spec, lay = model.spec, model.spec.layout
     _, cond, _, _ = model(batch)
     mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS, temperature=0.0)
-    mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)
-    own = dmel.quantize(mel, lay.dmel).astype(batch["model_audio"].dtype)
+    own = dmel.quantize(model.spec.log_mel(mel), model.spec.layout.dmel).astype(batch["model_audio"].dtype)
     tokens = batch["model_audio"]
     pick = jax.random.uniform(jax.random.fold_in(rng, 1), tokens.shape[:1]) < share
     return jnp.where((pick[:, None] & (voiced > 0))[..., None, None], own, tokens)

@@ -187,7 +187,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         cond, blocks = emit(blocks, model.audio(prev), first_frame + f)
         key, sub = invariant.split(key)
         mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
-        mel = jnp.clip(mel * spec.mel_scale + spec.mel_center, lay.dmel.log_min, lay.dmel.log_max)  # the codec's range
+        mel = spec.log_mel(mel)
         mel = jnp.where(voiced[:, None], mel, lay.dmel.log_min)
         token = jnp.where(voiced[:, None], dmel.quantize(mel, lay.dmel), silence)
         if teacher is not None and "model_audio" in teacher:
