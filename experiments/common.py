@@ -5,6 +5,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from absl import flags
 
 from interaction.data import records
 from interaction.models.model import ModelSpec
@@ -51,3 +52,14 @@ def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int):
     corpus = Path(corpus_dir or c.corpus_dir or workdir / "corpus")
     convs = records.first_of_each_kind(records.read(corpus / "eval.array_record"), per_kind)
     return c, graphdef, params, step, layout, convs
+
+
+def define_floor_flags() -> tuple:
+    """Defines --speak_threshold and --keep_threshold, the streaming step's floor decision, and returns them;
+    for the entry points that run a trained model."""
+    speak = flags.DEFINE_float("speak_threshold", None, "silent, the model starts speaking when its chance of "
+                               "speaking (its first text slot) is above this (default: even odds under its "
+                               "training's weighting, `streaming.floor_thresholds`)")
+    keep = flags.DEFINE_float("keep_threshold", None, "speaking, the model goes on while its chance of speaking "
+                              "is above this (default: `streaming.KEEP_THRESHOLD`)")
+    return speak, keep

@@ -38,6 +38,7 @@ import soundfile
 from absl import app, flags, logging
 from flax import nnx
 
+from experiments import common
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.codecs import audio, dmel
 from interaction.data import records
@@ -65,9 +66,9 @@ _CALIBRATION_REPLIES = flags.DEFINE_integer("calibration_replies", 150, "the cal
                                             "in sample order, the same for every recognizer (0: all)")
 _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdir>/benchmark or <score_dir>/report)")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "sampling temperature (0: greedy text, flow from its mean)")
-_SPEAK_THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the model speaks in a micro-turn when its chance of "
-                                      "speaking (its first text slot) is above this")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "text sampling temperature (0: greedy); the audio frames are "
+                                  "drawn at the run's model.audio_temperature")
+_SPEAK_THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the flow head per audio frame")
 _CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a session (the KV cache), seconds; a "
                                 "longer session attends to its last context_s (the longest held-out one is 19.6 s)")
@@ -100,7 +101,7 @@ def _load(workdir: Path):
     spec = ModelSpec.from_config(c.model)
     model = nnx.merge(graphdef, params)
     step = streaming.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
-                               speak_threshold=_SPEAK_THRESHOLD.value)
+                               speak_threshold=_SPEAK_THRESHOLD.value, keep_threshold=_KEEP_THRESHOLD.value)
     state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
     return c, spec, params, step, state, step_count
 

@@ -22,6 +22,8 @@ _PER_KIND = flags.DEFINE_integer("per_kind", 2, "held-out conversations of every
 _RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer")
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json)")
+_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "the flow's temperature (default: the run's "
+                                        "model.audio_temperature; 0: from its mean)")
 
 
 def main(argv):
@@ -35,7 +37,8 @@ def main(argv):
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
           f"({recognizer.description})", flush=True)
     try:
-        result = intelligibility.measure(graphdef, params, convs, layout, recognizer)
+        result = intelligibility.measure(graphdef, params, convs, layout, recognizer,
+                                         audio_temperature=_AUDIO_TEMPERATURE.value)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
         sys.exit(str(err))
     for name, fig in result.items():
@@ -44,7 +47,8 @@ def main(argv):
         print(f"word error rate, {name:<9} {fig['value']:.3f} {band}  ({fig['words']:.0f} words, "
               f"{fig['n']:.0f} conversations)")
     out = Path(_OUT.value or workdir / "intelligibility.json")
-    out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description, **result}, indent=1))
+    out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
+                               "audio_temperature": _AUDIO_TEMPERATURE.value, **result}, indent=1))
     print(f"wrote {out}")
 
 

@@ -24,14 +24,16 @@ from interaction.codecs import text
 from interaction.data import pipeline
 from interaction.evals import floor_probe, runner
 from interaction.models import streaming
+from interaction.models.model import ModelSpec
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir")
 _COMPARE = flags.DEFINE_list("compare", [], "workdirs (their probe.json) or probe JSON files to print as one table "
                              "(runs nothing)")
 _CONVERSATIONS = flags.DEFINE_integer("per_kind", 20, "held-out conversations of every kind (0: all)")
-_THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the step's speaking threshold")
+_THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "free-running text temperature (0: greedy)")
-_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", 0.0, "free-running flow temperature (0: from its mean)")
+_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "free-running flow temperature (default: the "
+                                        "run's model.audio_temperature; 0: from its mean)")
 _SLOTS = flags.DEFINE_integer("slots", 8, "free-running sessions at once")
 _CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a free-running session, seconds")
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
@@ -59,7 +61,7 @@ def free_running(graphdef, params, convs, layout) -> list[dict]:
     (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them."""
     step = streaming.make_step(graphdef, flow_steps=8, temperature=_TEMPERATURE.value,
                                audio_temperature=_AUDIO_TEMPERATURE.value,
-                               speak_threshold=_THRESHOLD.value)
+                               speak_threshold=_THRESHOLD.value, keep_threshold=_KEEP_THRESHOLD.value)
     model = nnx.merge(graphdef, params)
     state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
     sessions = (runner.conversation_session(conv, layout, seed=i) for i, conv in enumerate(convs))
@@ -108,13 +110,16 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
-    _, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
+    c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _CONVERSATIONS.value)
-    print(f"probing step {step_count} on {len(convs)} held-out conversations", flush=True)
+    spec = ModelSpec.from_config(c.model)
+    speak, keep = streaming.floor_thresholds(spec, _THRESHOLD.value, _KEEP_THRESHOLD.value)
+    print(f"probing step {step_count} on {len(convs)} held-out conversations (speak above {speak:.3f}, keep above "
+          f"{keep:.3f})", flush=True)
     tf = teacher_forced(graphdef, params, convs, layout)
     fr = free_running(graphdef, params, convs, layout)
-    rows = [floor_probe.counts(conv, speak, r["tokens"][:, 0] == text.Special.VOICED, r["listen"])
-            for conv, speak, r in zip(convs, tf, fr)]
+    rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"])
+            for conv, chance, r in zip(convs, tf, fr)]
     figures = floor_probe.summarize(rows)
     by_kind = {}
     for kind in sorted({conv.kind for conv in convs}):
@@ -124,9 +129,10 @@ def main(argv):
     for name, fig in figures.items():
         print(_show(name, fig))
     out = Path(_OUT.value or workdir / "probe.json")
-    out.write_text(json.dumps({"step": step_count, "speak_threshold": _THRESHOLD.value, "temperature": _TEMPERATURE.value,
-                               "audio_temperature": _AUDIO_TEMPERATURE.value, "conversations": len(convs),
-                               "figures": figures, "by_kind": by_kind}, indent=1))
+    out.write_text(json.dumps({"step": step_count, "speak_threshold": speak, "keep_threshold": keep,
+                               "temperature": _TEMPERATURE.value, "audio_temperature": spec.audio_temperature
+                               if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value,
+                               "conversations": len(convs), "figures": figures, "by_kind": by_kind}, indent=1))
     print(f"wrote {out}")
 
 

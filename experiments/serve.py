@@ -17,6 +17,7 @@ import signal
 from absl import app, flags, logging
 from flax import nnx
 
+from experiments import common
 from interaction import MICROTURN_SECONDS
 from interaction.live.engine import SlotEngine
 from interaction.live.server import LiveServer
@@ -34,10 +35,9 @@ _CONTEXT_S = flags.DEFINE_float("context_s", 10.0, "attention context of a sessi
                                 "2.5 times the tiny model's 4 s training windows")
 _FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the audio flow head per frame")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "sampling temperature of the text")
-_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", 0.0, "sampling temperature of the audio frames (0: the "
-                                        "flow from its mean)")
-_SPEAK_THRESHOLD = flags.DEFINE_float("speak_threshold", 0.5, "the model speaks in a micro-turn when its chance of "
-                                      "speaking is above this")
+_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "sampling temperature of the audio frames "
+                                        "(default: the run's model.audio_temperature; 0: the flow from its mean)")
+_SPEAK_THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
 _REASONER = flags.DEFINE_string("reasoner", "interaction.reasoner.rules:answer",
                                 "who answers delegations: 'none', 'learned', or 'module:function'")
 _REASONER_DIR = flags.DEFINE_string("reasoner_dir", "workdir/reasoner", "the trained reasoner of --reasoner=learned")
@@ -74,7 +74,8 @@ def main(argv):
     logging.info("model %s at step %d", ModelSpec.from_config(c.model).decoder, step_count)
     engine = SlotEngine(model, max_sessions=_MAX_SESSIONS.value, context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS),
                         flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
-                        audio_temperature=_AUDIO_TEMPERATURE.value, speak_threshold=_SPEAK_THRESHOLD.value)
+                        audio_temperature=_AUDIO_TEMPERATURE.value, speak_threshold=_SPEAK_THRESHOLD.value,
+                        keep_threshold=_KEEP_THRESHOLD.value)
     engine.step(engine.idle_inputs())  # compile before the first client
     asyncio.run(serve(engine, reasoner))
 

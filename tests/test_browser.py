@@ -41,7 +41,8 @@ def server_url():
     """A live server on a thread of its own, serving an untrained model (it babbles: enough to see
     audio and text come back)."""
     engine = SlotEngine(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(0)), max_sessions=2, context_turns=8,
-                        flow_steps=2, speak_threshold=0.0, byte_threshold=0.0)  # untrained: always speaks
+                        flow_steps=2, speak_threshold=0.0, keep_threshold=0.0,
+                        byte_threshold=0.0)  # untrained: always speaks
     server = LiveServer(engine, reasoner=CallableReasoner(lambda request: "42"))
     ready, stop = threading.Event(), threading.Event()
     holder = {}

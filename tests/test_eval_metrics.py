@@ -288,3 +288,23 @@ def test_bootstrap_intervals_cover_the_rate_and_shrink_with_samples():
     assert intervals.mean_interval(few) == intervals.mean_interval(few)  # a fixed seed: the same report twice
     agg = scoring.aggregate([{"takeover": float(v)} for v in few])
     assert agg["ci_takeover"] == intervals.mean_interval(few) and agg["n_takeover"] == 20
+
+
+def test_frontier_verdict_reads_the_models_point_against_the_baselines_curve():
+    from interaction.evals import report
+
+    points = [{"turn_taking_latency": lat, "pause_takeover": take, "threshold": t}
+              for t, lat, take in ((0.2, 0.3, 1.0), (0.6, 0.7, 0.5), (1.0, 1.1, 0.1))]
+
+    def verdict(latency, takeover, ci):
+        return report.frontier_verdict(points, {"smooth_turn_taking": {"latency": latency},
+                                                "pause_handling": {"takeover": takeover, "ci_takeover": ci}})
+
+    v = verdict(0.5, 0.6, (0.5, 0.7))  # the frontier takes over 0.75 at 0.5 s
+    assert v["frontier_takeover"] == pytest.approx(0.75) and v["inside"] and v["strictly"]
+    v = verdict(0.5, 0.7, (0.6, 0.8))  # below the curve, but not its whole interval
+    assert v["inside"] and not v["strictly"]
+    assert not verdict(0.9, 0.4, (0.3, 0.5))["inside"]  # the frontier takes over 0.3 there
+    v = verdict(0.1, 0.9, (0.8, 0.95))  # faster than the baseline can answer: its fastest point bounds it
+    assert v["frontier_takeover"] == 1.0 and v["strictly"]
+    assert report.frontier_verdict(points, {"pause_handling": {"takeover": 0.5}}) is None

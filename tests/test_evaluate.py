@@ -23,6 +23,7 @@ def test_report_covers_every_task_against_the_baseline(run, tiny_corpus):
     assert {"pause_handling/takeover", "smooth_turn_taking/latency", "user_interruption/stop_latency"} <= set(results["headline"])
     assert [p["threshold"] for p in results["frontier"]] == [0.2, 0.4, 0.6, 0.8, 1.0]
     assert all(p["pause_takeover"] is not None for p in results["frontier"])
+    assert "baseline_verdict" in results  # where the model lies against that frontier (None without its point)
     for name in ("report.md", "frontier.png", "latencies.png"):
         assert (out / name).stat().st_size > 1000, name
     assert list(out.glob("timeline_*.png"))

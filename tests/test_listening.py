@@ -1,5 +1,6 @@
 """The floor labels: the speaking state in the text stream, untrained continuations, listening targets."""
 import numpy as np
+import pytest
 
 from interaction.codecs import text
 from interaction.data import layout as layout_lib
@@ -165,3 +166,26 @@ def test_holds_are_pauses_the_user_resumes_from_talk_not_for_the_model_and_backc
                                floor_weight=2.0, switch_weight=1.0, hold_weight=3.0)
     w = np.asarray(model_lib.text_weights(spec, jnp.ones((1, 6)), state, 2, hold))
     np.testing.assert_allclose(w[0, :, 0], [2, 6, 2, 2, 6, 2])
+
+
+def test_floor_thresholds_start_at_even_odds_under_the_text_weights():
+    """A loss that weighs one answer r times more multiplies the odds a model gives it by r; the step's
+    default bar to start speaking undoes exactly the weighting that `text_weights` puts on a start."""
+    import jax.numpy as jnp
+
+    from interaction.models import model as model_lib
+    from interaction.models import streaming
+    from interaction.models.transformer import DecoderSpec
+
+    spec = model_lib.ModelSpec(decoder=DecoderSpec(embed=8, layers=1, heads=1, kv_heads=1, head_dim=8, mlp=8),
+                               floor_weight=4.0, switch_weight=5.0)
+
+    def weight(before: float, now: float) -> float:  # the speaking state's weight at a row, given the row before
+        return float(model_lib.text_weights(spec, jnp.ones((1, 2)), jnp.array([[before, now]]), 2)[0, 1, 0])
+
+    start_odds = weight(0, 1) / weight(0, 0)  # silent before: speaking weighs this much more than silence
+    speak, keep = streaming.floor_thresholds(spec)
+    assert speak == pytest.approx(start_odds / (start_odds + 1)) and keep == streaming.KEEP_THRESHOLD
+    assert keep < 0.5 < speak  # harder to take the floor than to keep it
+    assert streaming.floor_thresholds(spec, 0.3, None) == (0.3, keep)
+    assert streaming.floor_thresholds(spec, None, 0.2) == (speak, 0.2)

@@ -31,7 +31,8 @@ SPEC = model_lib.ModelSpec(
 @pytest.fixture(scope="module")
 def engine():
     return SlotEngine(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(0)), max_sessions=2, context_turns=8,
-                      flow_steps=2, speak_threshold=0.0, byte_threshold=0.0)  # untrained: always speaks
+                      flow_steps=2, speak_threshold=0.0, keep_threshold=0.0,
+                      byte_threshold=0.0)  # untrained: always speaks
 
 
 def _audio_event(samples) -> str:

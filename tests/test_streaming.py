@@ -141,6 +141,43 @@ def test_the_speaking_state_gates_text_and_audio(model, batch):
     np.testing.assert_allclose(first, logits[:, 0, 0], atol=1e-4)
 
 
+def test_keeping_the_floor_takes_its_own_threshold(model, batch):
+    """Silent, the model starts when its chance of speaking passes speak_threshold; speaking, it goes on
+    while that chance passes keep_threshold. The state remembers which bar applies, and a reset forgets it."""
+    state = streaming.init_state(model, 2, capacity_turns=8)
+    inputs = _turn(batch, 0, INPUTS)
+    _, probe = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0)
+    p = np.asarray(probe["speak"])
+    above, below = float(p.min()) - 1e-3, float(p.max()) + 1e-3  # every chance passes one, none the other
+    silent_state, silent = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,
+                                          speak_threshold=below, keep_threshold=above)
+    assert not np.asarray(silent["voiced"]).any() and not np.asarray(silent_state.speaking).any()
+    spoken_state, spoken = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,
+                                          speak_threshold=above)
+    assert np.asarray(spoken["voiced"]).all() and np.asarray(spoken_state.speaking).all()
+    # Speaking already (nothing else changed, so the chance is the same): it now meets keep_threshold.
+    speaking = state.replace(speaking=jnp.ones(2, bool))
+    _, kept = streaming.step(model, speaking, inputs, jax.random.key(1), temperature=0.0,
+                             speak_threshold=below, keep_threshold=above)
+    assert np.asarray(kept["voiced"]).all()
+    _, dropped = streaming.step(model, speaking, inputs, jax.random.key(1), temperature=0.0,
+                                speak_threshold=above, keep_threshold=below)
+    assert not np.asarray(dropped["voiced"]).any()
+    restarted = streaming.reset(speaking, jnp.array([True, False]))
+    np.testing.assert_array_equal(restarted.speaking, [False, True])
+
+
+def test_the_step_draws_its_frames_at_the_specs_audio_temperature(model, batch):
+    """By default the frames come at the temperature the model's own frames were trained with."""
+    state = streaming.init_state(model, 2, capacity_turns=8)
+    inputs = _turn(batch, 0, INPUTS)
+    run = lambda **kw: np.asarray(streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
+                                                 speak_threshold=0.0, **kw)[1]["mel"])
+    assert model.spec.audio_temperature > 0
+    np.testing.assert_array_equal(run(), run(audio_temperature=model.spec.audio_temperature))
+    assert not np.allclose(run(), run(audio_temperature=0.0))
+
+
 # ---------------------------------------------------------------- deterministic mode
 
 DET_SPEC = dataclasses.replace(SPEC, decoder=dataclasses.replace(
@@ -170,7 +207,8 @@ def test_deterministic_sessions_sample_the_same_alone_and_in_any_slot_of_a_batch
     """Eight sessions of different inputs, each with its own key, sampled at temperature 1: every one gives the
     same text, logits and audio, bit for bit, as the same session run alone."""
     graphdef, params = nnx.split(det_model)
-    run = jax.jit(lambda p, s, i, k: streaming.run_session(nnx.merge(graphdef, p), s, i, k, flow_steps=2))
+    run = jax.jit(lambda p, s, i, k: streaming.run_session(nnx.merge(graphdef, p), s, i, k, flow_steps=2,
+                                                           speak_threshold=0.0, keep_threshold=0.0))  # speaking
     rows = np.arange(8) % 2  # the corpus batch has 2 windows; sessions differ in inputs and keys
     shifts = np.arange(8) // 2  # and in where their window starts
     inputs = {k: jnp.stack([jnp.roll(batch[k][r], int(sh), axis=0) for r, sh in zip(rows, shifts)]) for k in INPUTS}

@@ -59,6 +59,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.switch_weight = 8.0  # the speaking-state slot again where it changes: a start or a stop
     c.flat_audio_share = 0.0  # training: windows whose fed-back voiced frames are flattened to their mean
     c.own_audio_share = 0.5  # training: windows whose fed-back voiced frames are the model's own (teacher-forced)
+    # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
+    # streams. From its mean (0) the flow leaves the region it was trained on and lands far above speech level.
+    c.audio_temperature = 0.8
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,

@@ -64,7 +64,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.sample.conversation = 0  # index in the held-out split
     c.sample.turns = 50  # 10 s
     c.sample.flow_steps = 8
-    c.sample.temperature = 0.0  # 0: greedy text and the flow from its mean; the same sample at every rerun
+    c.sample.temperature = 0.0  # text (0: greedy); frames at model.audio_temperature from a key fixed per step
     c.sample.enabled = arg != "smoke"
 
     c.debug = ml_collections.ConfigDict()

@@ -22,9 +22,10 @@ from interaction.evals import words as wordlib
 from interaction.models import streaming
 
 
-def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float = 0.0, context_s: float = 20.0):
+def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = None, context_s: float = 20.0):
     """Jitted (params, features, seed) -> (T, F, n_mels) log-mel the model plays in micro-turns 1..T when
-    given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`)."""
+    given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`); its frames drawn at
+    `audio_temperature` (default: its spec's)."""
     def run(params, feats, seed):
         model = nnx.merge(graphdef, params)
         state = streaming.init_state(model, 1, int(round(context_s / MICROTURN_SECONDS)))

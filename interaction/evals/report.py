@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -83,6 +84,24 @@ def frontier_points(baseline_by_threshold: dict[float, dict[str, dict]]) -> list
                        "ci_pause_takeover": pause.get("ci_takeover"),
                        "turn_taking_latency": turn.get("latency"), "ci_turn_taking_latency": turn.get("ci_latency")})
     return points
+
+
+def frontier_verdict(points: list[dict], model: dict[str, dict]) -> dict | None:
+    """Where the model's point lies against a baseline's frontier: the frontier's pause take-over at the
+    model's turn-taking latency (linear between its points; a baseline cannot answer faster than its fastest
+    point, so below that latency its fastest point's take-over), and whether the model's take-over is below
+    it (`inside`) and so is the upper end of its 95% interval (`strictly`). None without both points."""
+    pts = sorted((p["turn_taking_latency"], p["pause_takeover"]) for p in points
+                 if p["turn_taking_latency"] is not None and p["pause_takeover"] is not None)
+    pause, turn = model.get("pause_handling", {}), model.get("smooth_turn_taking", {})
+    latency, takeover = turn.get("latency"), pause.get("takeover")
+    if not pts or latency is None or takeover is None:
+        return None
+    xs, ys = [x for x, _ in pts], [y for _, y in pts]
+    bound = ys[0] if latency <= xs[0] else float(np.interp(latency, xs, ys))
+    upper = (pause.get("ci_takeover") or (takeover, takeover))[1]
+    return {"latency": latency, "takeover": takeover, "frontier_takeover": bound,
+            "inside": takeover < bound, "strictly": upper < bound}
 
 
 def _errorbar(ax, x, y, ci_x, ci_y, **kw):
@@ -169,6 +188,7 @@ def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], 
     for b in baselines:
         results[b.key] = {str(t): v for t, v in b.by_threshold.items()}
         results["frontier" if b.key == "baseline" else f"{b.key}_frontier"] = frontier_points(b.by_threshold)
+        results[f"{b.key}_verdict"] = frontier_verdict(frontier_points(b.by_threshold), model_by_task)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     plot_frontier({b.name: (frontier_points(b.by_threshold), b.unit) for b in baselines}, model_by_task,
                   out / "frontier.png")
@@ -188,6 +208,12 @@ def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], 
             turn = {"v": p["turn_taking_latency"], "ci_v": p["ci_turn_taking_latency"]}
             lines.append(f"| {b.label(p['threshold'])} | {_with_ci(pause, 'v')} | {_with_ci(turn, 'v')} |")
         lines.append(model_point)
+        verdict = frontier_verdict(frontier_points(b.by_threshold), model_by_task)
+        if verdict:
+            where = ("strictly inside (its whole interval below)" if verdict["strictly"] else
+                     "inside" if verdict["inside"] else "outside")
+            lines += ["", f"The model is {where} this frontier: pause take-over {verdict['takeover']:.3f} at "
+                      f"{verdict['latency']:.3f} s, where the frontier takes over {verdict['frontier_takeover']:.3f}."]
     lines += ["", "![frontier](frontier.png)", ""]
     if floors:
         lines += ["## The floor, frame by frame", "",

@@ -29,7 +29,7 @@ class _Slot:
 class SlotEngine:
     def __init__(self, model: InteractionModel, *, max_sessions: int = 8, context_turns: int = 150, **sampling):
         """`sampling`: the streaming step's keywords (flow_steps, temperature, audio_temperature,
-        speak_threshold)."""
+        speak_threshold, keep_threshold)."""
         if max_sessions < 1:
             raise ValueError(f"max_sessions={max_sessions} must be at least 1.")
         if context_turns < 1:

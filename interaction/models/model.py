@@ -49,6 +49,7 @@ class ModelSpec:
     hold_weight: float = 1.0  # of the speaking state, again, where it holds through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
+    audio_temperature: float = 0.8  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -73,6 +74,7 @@ class ModelSpec:
                    hold_weight=c.get("hold_weight", cls.hold_weight),
                    flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
                    own_audio_share=c.get("own_audio_share", cls.own_audio_share),
+                   audio_temperature=c.get("audio_temperature", 0.0),  # runs saved before it: from the mean
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -218,12 +220,13 @@ OWN_AUDIO_FLOW_STEPS = 8  # as the streaming step samples by default
 def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share: float,
                   rng: jax.Array) -> jax.Array:
     """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
-    frames replaced by the model's own: the flow at temperature 0 from one teacher-forced pass, quantised
-    as the streaming step quantises what it feeds back. Free-running, the model hears its own frames, not
+    frames replaced by the model's own: the flow at the spec's `audio_temperature` from one teacher-forced
+    pass, quantised as the streaming step quantises what it feeds back. Free-running, the model hears its own frames, not
     the reference's; trained on them it learns to stop from what they carry (parallel scheduled sampling,
     one pass, no gradient through it)."""
     _, cond, _, _ = model(batch)
-    mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS, temperature=0.0)
+    mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS,
+                      temperature=model.spec.audio_temperature)
     own = dmel.quantize(model.spec.log_mel(mel), model.spec.layout.dmel).astype(batch["model_audio"].dtype)
     tokens = batch["model_audio"]
     pick = jax.random.uniform(jax.random.fold_in(rng, 1), tokens.shape[:1]) < share

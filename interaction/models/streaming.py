@@ -38,6 +38,7 @@ class StreamState:
     time: jax.Array  # (B,) int32 micro-turn index of the next step
     last_text: jax.Array  # (B,) int32 last text-out token emitted
     last_audio: jax.Array  # (B, n_mels) int32 last audio frame emitted, as dMel tokens
+    speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
 
 
 def _caches(model: InteractionModel, batch: int, capacity: int, dtype=jnp.float32, *, windowed: bool = False) -> tuple:
@@ -74,7 +75,8 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
     caches = _caches(model, batch, capacity_turns * spec.layout.block_len, dtype, windowed=True)
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
     return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
-                       last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32))
+                       last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32),
+                       speaking=jnp.zeros(batch, bool))
 
 
 def state_shardings(state: StreamState, mesh, rules) -> StreamState:
@@ -86,8 +88,9 @@ def state_shardings(state: StreamState, mesh, rules) -> StreamState:
         return lambda x: NamedSharding(mesh, sharding.mesh_spec(names, x.shape, mesh, rules))
     caches = tuple(KVCache(k=named(lead + ("heads",))(c.k), v=named(lead + ("heads",))(c.v), pos=named(lead)(c.pos))
                    for c in state.caches)
-    return StreamState(caches=caches, time=named(("batch",))(state.time), last_text=named(("batch",))(state.last_text),
-                       last_audio=named(("batch",))(state.last_audio))
+    per_session = named(("batch",))
+    return StreamState(caches=caches, time=per_session(state.time), last_text=per_session(state.last_text),
+                       last_audio=per_session(state.last_audio), speaking=per_session(state.speaking))
 
 
 def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -105,12 +108,30 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
         time=jnp.where(rows, 0, state.time),
         last_text=jnp.where(rows, int(text.Special.PAD), state.last_text),
         last_audio=jnp.where(rows[:, None], 0, state.last_audio),
+        speaking=state.speaking & ~rows,
     )
+
+
+KEEP_THRESHOLD = 0.3  # see `floor_thresholds`
+
+
+def floor_thresholds(spec, speak: float | None = None, keep: float | None = None) -> tuple[float, float]:
+    """(speak, keep): the thresholds on the chance of speaking at which the model starts speaking when silent
+    and goes on when speaking; those given, else the defaults. Training weighs the speaking state
+    `switch_weight` (w) times more where it changes, which multiplies the odds the model gives a change by w:
+    after a silent micro-turn its odds of speaking are w times the data's, so even odds in the data are
+    w / (w + 1) to start. The same argument puts the bar to go on at 1 / (w + 1), but free-running, hearing its
+    own frames, the model then holds on past its turn's end; `KEEP_THRESHOLD`, chosen on a development split
+    of held-out conversations (not the one the results are measured on), ends its turns at the reference's
+    length. Both make taking the floor harder than keeping it."""
+    w = float(spec.switch_weight)
+    return (w / (w + 1.0) if speak is None else speak), (KEEP_THRESHOLD if keep is None else keep)
 
 
 def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Array, *, teacher: dict | None = None,
          flow_steps: int = 8, temperature: float = 1.0, audio_temperature: float | None = None,
-         speak_threshold: float = 0.5, byte_threshold: float = 0.5) -> tuple[StreamState, dict]:
+         speak_threshold: float | None = None, keep_threshold: float | None = None,
+         byte_threshold: float = 0.5) -> tuple[StreamState, dict]:
     """One micro-turn for every session of the batch.
 
     inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
@@ -120,12 +141,14 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     (then a session's samples do not depend on the batch it is in).
 
     The first text slot is the decision: the model speaks in the next micro-turn when its chance of
-    VOICED against PAD there exceeds `speak_threshold`. Silent, the rest of the row is PAD and the audio
-    is exact silence, and that is what is fed back (as in training, where silent micro-turns are silent).
+    VOICED against PAD there exceeds `speak_threshold`, or, when it spoke in the last one, `keep_threshold`
+    (defaults: `floor_thresholds`: a start at even odds under the training's weighting). Silent, the rest
+    of the row is PAD and the audio is exact silence, and that is what is fed back (as in training, where
+    silent micro-turns are silent).
     Speaking, each byte slot first decides whether a byte comes now (its chance of not PAD above
     `byte_threshold`; a row's bytes come first, so after one PAD the row stays PAD), then draws the byte
     at `temperature` (0: the likeliest); the frames come from the flow head at `audio_temperature`
-    (default: `temperature`). Comparing PAD with the likeliest single byte instead would favour PAD,
+    (default: the spec's, the temperature its own frames were trained with). Comparing PAD with the likeliest single byte instead would favour PAD,
     which takes the mass that all bytes share, and leave the model speaking without words.
 
     Returns text_tokens (B, S_out), text_logits (B, S_out, V), speak (B,) the chance of VOICED, voiced (B,)
@@ -133,7 +156,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
     """
     spec, lay = model.spec, model.spec.layout
-    audio_temperature = temperature if audio_temperature is None else audio_temperature
+    audio_temperature = spec.audio_temperature if audio_temperature is None else audio_temperature
     streams = model.streams(jnp.asarray(lay.stream_ids()))  # (block_len, embed)
     base = state.time * lay.block_len
 
@@ -152,7 +175,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     h0, blocks = emit(blocks, model.text(state.last_text), lay.input_len)
     first_logits = model.text_logits(h0).astype(jnp.float32)
     speak = jax.nn.sigmoid(first_logits[:, voiced_id] - first_logits[:, pad])
-    voiced = teacher["text_out"][:, 0] == voiced_id if teacher is not None else speak > speak_threshold
+    speak_threshold, keep_threshold = floor_thresholds(spec, speak_threshold, keep_threshold)
+    threshold = jnp.where(state.speaking, keep_threshold, speak_threshold)
+    voiced = teacher["text_out"][:, 0] == voiced_id if teacher is not None else speak > threshold
     first = jnp.where(voiced, voiced_id, pad).astype(jnp.int32)
     text_rng, audio_rng = invariant.split(rng)
 
@@ -198,7 +223,8 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         audio_frame, (blocks, state.last_audio, audio_rng), jnp.arange(lay.frames))
 
     caches = _each_layer(model, lambda c, b: c.write(b.k, b.v, b.pos), state.caches, blocks)  # the whole turn
-    new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio)
+    new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio,
+                            speaking=voiced)
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     return new_state, {
         "text_tokens": slots_first(text_tokens), "text_logits": slots_first(text_logits), "speak": speak,
@@ -228,7 +254,7 @@ def make_step(graphdef, **sampling):
     one micro-turn, sampling from its own key (its session's seed folded with the session's micro-turn), so
     a session's outputs do not depend on the slot it has or the sessions beside it. State donated.
     `sampling`: `step`'s keywords (flow_steps, temperature, audio_temperature, speak_threshold,
-    byte_threshold)."""
+    keep_threshold, byte_threshold)."""
     def run(params, state, inputs, seeds, microturns, fresh):
         model = nnx.merge(graphdef, params)
         keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
