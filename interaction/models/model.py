@@ -49,7 +49,7 @@ class ModelSpec:
     hold_weight: float = 1.0  # of the speaking state, again, where it holds through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
-    audio_temperature: float = 0.8  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
+    audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -74,7 +74,7 @@ class ModelSpec:
                    hold_weight=c.get("hold_weight", cls.hold_weight),
                    flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
                    own_audio_share=c.get("own_audio_share", cls.own_audio_share),
-                   audio_temperature=c.get("audio_temperature", 0.0),  # runs saved before it: from the mean
+                   audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
     @property
