@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 from experiments import common
 from interaction.evals import asr, intelligibility
+from interaction.models.model import ModelSpec
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir", required=True)
 _PER_KIND = flags.DEFINE_integer("per_kind", 2, "held-out conversations of every kind (0: all)")
@@ -31,7 +32,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
-    _, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
+    c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _PER_KIND.value)
     recognizer = asr.make(_RECOGNIZER.value)
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
@@ -48,7 +49,8 @@ def main(argv):
               f"{fig['n']:.0f} conversations)")
     out = Path(_OUT.value or workdir / "intelligibility.json")
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
-                               "audio_temperature": _AUDIO_TEMPERATURE.value, **result}, indent=1))
+                               "audio_temperature": ModelSpec.from_config(c.model).audio_temperature
+                               if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value, **result}, indent=1))
     print(f"wrote {out}")
 
 

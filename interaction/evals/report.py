@@ -208,7 +208,7 @@ def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], 
             turn = {"v": p["turn_taking_latency"], "ci_v": p["ci_turn_taking_latency"]}
             lines.append(f"| {b.label(p['threshold'])} | {_with_ci(pause, 'v')} | {_with_ci(turn, 'v')} |")
         lines.append(model_point)
-        verdict = frontier_verdict(frontier_points(b.by_threshold), model_by_task)
+        verdict = results[f"{b.key}_verdict"]
         if verdict:
             where = ("strictly inside (its whole interval below)" if verdict["strictly"] else
                      "inside" if verdict["inside"] else "outside")

@@ -221,9 +221,9 @@ def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share
                   rng: jax.Array) -> jax.Array:
     """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
     frames replaced by the model's own: the flow at the spec's `audio_temperature` from one teacher-forced
-    pass, quantised as the streaming step quantises what it feeds back. Free-running, the model hears its own frames, not
-    the reference's; trained on them it learns to stop from what they carry (parallel scheduled sampling,
-    one pass, no gradient through it)."""
+    pass, quantised as the streaming step quantises what it feeds back. Free-running, the model hears its
+    own frames, not the reference's; trained on them it learns to stop from what they carry (parallel
+    scheduled sampling, one pass, no gradient through it)."""
     _, cond, _, _ = model(batch)
     mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS,
                       temperature=model.spec.audio_temperature)
