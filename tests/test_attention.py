@@ -92,6 +92,22 @@ def test_grouped_heads_and_bad_config():
         attention.Attention(E, 4, 2, 7, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.parametrize("window,spread", [(None, 1), (5, 1), (5, 3)])
+@pytest.mark.parametrize("key_chunk", [1, 2, 5])
+def test_the_split_training_pass_equals_one_square_pass(x, window, spread, key_chunk):
+    """The training pass takes its queries in runs, each over the keys it can see; the same as every query
+    over every key, masked (values and gradients), for windows and splits that do not divide the sequence."""
+    split = attention.Attention(E, heads=4, kv_heads=2, head_dim=8, rngs=nnx.Rngs(0), key_chunk=key_chunk)
+    pos = _positions() * spread + 7  # strictly increasing, with gaps when spread > 1
+
+    def square(x):
+        return split.query(x, pos, [KVCache(*split.project_kv(x, pos), pos)], window=window)
+
+    np.testing.assert_allclose(split(x, pos, window=window), square(x), atol=1e-5)
+    grad = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x))))(x)  # noqa: E731
+    np.testing.assert_allclose(grad(lambda x: split(x, pos, window=window)), grad(square), atol=1e-5)
+
+
 def test_local_layers_see_only_their_window_and_global_layers_everything():
     """Two local layers with a window of 4: the output at position 15 reads positions 9..15 (4 back, twice)
     and nothing before, exactly; with the second layer global it reads every earlier position."""

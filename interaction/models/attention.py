@@ -111,6 +111,9 @@ def attend_invariant(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, j
     return out.reshape(b, g, r, sq, d).transpose(0, 3, 1, 2, 4).reshape(b, sq, h, d)
 
 
+QUERY_SPLITS = 10  # runs of queries in a training window's attention (`Attention.__call__`)
+
+
 class Attention(nnx.Module):
     def __init__(self, embed: int, heads: int, kv_heads: int, head_dim: int, *, rope_base: float = 10_000.0,
                  rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False, key_chunk: int = 1):
@@ -151,7 +154,22 @@ class Attention(nnx.Module):
                      self.deterministic)
 
     def __call__(self, x: jax.Array, positions: jax.Array, window: int | None = None) -> jax.Array:
-        """Causal self-attention over x (B, S, embed) at increasing positions (B, S), each query seeing the keys
-        less than `window` positions behind it (all earlier ones when None)."""
-        return self.query(x, positions, [KVCache(*self.project_kv(x, positions), positions.astype(jnp.int32))],
-                          window=window)
+        """Causal self-attention over x (B, S, embed) at strictly increasing positions (B, S), each query seeing
+        the keys less than `window` positions behind it (all earlier ones when None).
+
+        The queries go in `QUERY_SPLITS` runs, each over only the keys it can see (none after its last
+        query, none more than `window` before its first): causal scores are a triangle, and computing the
+        whole square spent most of a training step on masked-out exponentials."""
+        k, v = self.project_kv(x, positions)
+        pos = positions.astype(jnp.int32)
+        if self.deterministic:
+            return self.query(x, positions, [KVCache(k, v, pos)], window=window)
+        s = x.shape[1]
+        step = -(-s // (QUERY_SPLITS * self.key_chunk)) * self.key_chunk
+        outs = []
+        for a in range(0, s, step):
+            b = min(a + step, s)
+            lo = 0 if window is None else max(0, a - window + 1)
+            keys = KVCache(k[..., lo:b], v[:, :, lo:b], pos[:, lo:b])
+            outs.append(self.query(x[:, a:b], positions[:, a:b], [keys], window=window))
+        return jnp.concatenate(outs, axis=1)
