@@ -239,6 +239,7 @@ def random_batch(layout: MicroTurnLayout, batch: int, window: int, rng: np.rando
         "model_mel": mel,
         "model_audio": rng.integers(0, dm.n_bins, mel.shape).astype(np.int32),
         "listen": rng.uniform(size=(batch, window, len(listening.NAMES))).astype(np.float32),
+        "user_text": rng.integers(0, 272, (batch, window, layout.frames)).astype(np.int32),
         "time_index": np.broadcast_to(np.arange(window, dtype=np.int32), (batch, window)).copy(),
         "valid": np.ones((batch, window), bool), "trained": np.ones((batch, window), bool),
     }

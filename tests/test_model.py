@@ -83,6 +83,46 @@ def test_training_steps_reduce_both_losses(batch):
     assert all(np.isfinite(v) for h in history for v in h.values())
 
 
+def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_off(tiny_corpus):
+    """With a transcript weight the user-audio slots learn to read out the user's words (the loss on their
+    bytes falls well below its start); with weight 0 (the default) the loss is not computed and the batch
+    needs no transcript."""
+    import dataclasses
+
+    from interaction.data import pipeline
+
+    ds = pipeline.make_dataset(str(tiny_corpus / "train.array_record"), LAYOUT, window_turns=12, batch_size=2,
+                               seed=0, decision_share=1.0)
+    batch = {k: jax.numpy.asarray(v) for k, v in next(iter(ds)).items()}
+    spec = dataclasses.replace(SPEC, transcript_weight=1.0, own_audio_share=0.0)
+    graphdef, params = nnx.split(model_lib.InteractionModel(spec, rngs=nnx.Rngs(2)))
+    tx = optax.adam(3e-3)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, rng):
+        grad_fn = jax.value_and_grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, rng), has_aux=True)
+        (_, metrics), grads = grad_fn(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics["transcript_loss"]
+
+    def words_loss(params):  # cross-entropy on the slots that hold a byte of the user's words
+        logits = nnx.merge(graphdef, params).transcript_logits(nnx.merge(graphdef, params).hidden(batch)[0])
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["user_text"])
+        return float(ce[batch["user_text"] != 0].mean())
+
+    assert (batch["user_text"] != 0).sum() >= 10
+    before, history = words_loss(params), []
+    for i in range(30):
+        params, opt_state, loss = step(params, opt_state, jax.random.key(i))
+        history.append(float(loss))
+    assert np.mean(history[-5:]) < 0.5 * history[0], history
+    assert words_loss(params) < 0.5 * before, (before, words_loss(params))
+    without = {k: v for k, v in batch.items() if k != "user_text"}
+    _, metrics = model_lib.losses(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(2)), without, jax.random.key(0))
+    assert "transcript_loss" not in metrics
+
+
 def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
     stats = routing.statistics(model, batch)
     assert [s["layer"] for s in stats] == [1]  # every=2: the second of two layers is MoE

@@ -35,7 +35,8 @@ def test_batches_have_constant_shapes(tiny_corpus):
         "video_new": ((BATCH, WINDOW), np.bool_), "text_in": ((BATCH, WINDOW, 8), np.int32),
         "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
         "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),
-        "listen": ((BATCH, WINDOW, len(listening.NAMES)), np.float32), "valid": ((BATCH, WINDOW), np.bool_),
+        "listen": ((BATCH, WINDOW, len(listening.NAMES)), np.float32),
+        "user_text": ((BATCH, WINDOW, f), np.int32), "valid": ((BATCH, WINDOW), np.bool_),
         "trained": ((BATCH, WINDOW), np.bool_),
     }
     for batch in itertools.islice(iter(_dataset(tiny_corpus)), 12):  # more than one epoch of 22 // 2
@@ -79,6 +80,12 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     first = int(np.argmax((feats["text_in"] == text.Special.RESULT).any(axis=1)))
     assert first == round(result.time / 0.2)
     assert text.decode(feats["text_in"].reshape(-1)) == f"<result>{result.text}<result_end>"
+    # The user's words, in order, each first in the micro-turn after the one it ends in.
+    heard = feats["user_text"]
+    assert text.decode(heard.reshape(-1)).split() == [w for _, _, w in conv.user_words]
+    rows = np.flatnonzero((heard != text.Special.PAD).any(axis=1))
+    ends = sorted({round(b // 0.2) + 1 for _, b, _ in conv.user_words if round(b // 0.2) + 1 < n})
+    assert rows[0] == ends[0] and set(ends) <= set(rows)
 
 
 def test_iterator_resumes_exactly(tiny_corpus):

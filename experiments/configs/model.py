@@ -54,6 +54,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001
     c.listen_weight = 0.5  # the listening heads' loss beside the text and flow losses
+    c.transcript_weight = 0.0  # the user's words read out at the user-audio slots (0: not trained)
     c.floor_weight = 4.0  # the text loss's speaking-state slot against one byte slot
     c.silent_byte_weight = 0.1  # the byte slots of a silent row (always PAD)
     c.switch_weight = 8.0  # the speaking-state slot again where it changes: a start or a stop

@@ -10,6 +10,8 @@ Each element is a dict of arrays with a leading window axis of `window` micro-tu
                                  exact silence in a silent micro-turn, as the step plays there)
   model_audio (W, F, 80) int32   the same as dMel tokens (what is fed back)
   listen      (W, K) float32     listening targets after micro-turn m (`listening.NAMES`)
+  user_text   (W, F) int32       the user's words as bytes, each in the micro-turn after the one it ends in
+                                 (PAD elsewhere): the transcript its user-audio slots learn to read out
   time_index  (W,) int32         absolute micro-turn index (positions are absolute time)
   valid       (W,) bool          False on padding past the end of a short conversation
   trained     (W,) bool          valid, and not a voiced micro-turn among the window's first `burn_in`: there
@@ -137,12 +139,15 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
     m = n_turns - 1
     state = np.where(voiced, int(text.Special.VOICED), int(text.Special.PAD)).astype(np.int32)[:, None]
     words = _text_slots(out_items, n_turns, layout.text_out_slots - 1)
+    # A word enters the transcript once every slot of a micro-turn has heard all of it: the one after its end.
+    heard = [(b + MICROTURN_SECONDS, text.encode(w + " ")) for _, b, w in conv.user_words]
     return {
         **inputs,
         "text_out": np.concatenate([state, words], axis=1)[1:],
         "model_mel": model_mel[1:],
         "model_audio": dmel.quantize(model_mel[1:], cfg),
         "listen": listening.targets(conv, n_turns),
+        "user_text": _text_slots(heard, n_turns, f)[:m],
         "time_index": np.arange(m, dtype=np.int32),
         "valid": np.ones(m, bool),
         "decision": listening.decision_turns(conv, n_turns)[:m],

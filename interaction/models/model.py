@@ -43,6 +43,7 @@ class ModelSpec:
     balance_weight: float = 0.01
     z_weight: float = 0.001
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
+    transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
@@ -58,7 +59,7 @@ class ModelSpec:
         d, lay = c.decoder, c.layout
         layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
                                  text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
-        moe = MoESpec(**d.moe) if d.get("moe") else None
+        moe = MoESpec(**d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
         window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
                               head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base,
@@ -68,6 +69,7 @@ class ModelSpec:
                               global_every=d.get("global_every"))
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
                    balance_weight=c.balance_weight, z_weight=c.z_weight, listen_weight=c.get("listen_weight", cls.listen_weight),
+                   transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
@@ -148,16 +150,30 @@ class InteractionModel(nnx.Module):
         positions = batch["time_index"][..., None] * length + jnp.arange(length)
         return x.reshape(b, t * length, d), positions.reshape(b, t * length)
 
+    def hidden(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, dict]:
+        """-> the decoder's output at every slot, (B, T, block_len, embed), and the MoE auxiliaries."""
+        b, t = batch["time_index"].shape
+        h, aux = self.decoder(*self.sequence(batch, fed_audio))
+        return h.reshape(b, t, self.spec.layout.block_len, -1), aux
+
+    def heads(self, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(B, T, block_len, embed) -> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed)
+        and listening logits (B, T, K), all read off the output segment."""
+        lay = self.spec.layout
+        out = h[:, :, lay.input_len :]
+        logits = constrain(self.text_logits(out[:, :, : lay.text_out_slots]), ("batch", "time", None, "vocab"))
+        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], self.listen_logits(out[:, :, 0])
+
+    def transcript_logits(self, h: jax.Array) -> jax.Array:
+        """(B, T, block_len, embed) -> (B, T, F, vocab): the user's words read out at the user-audio slots,
+        through the text head (one vocabulary for what it hears and what it says)."""
+        return self.text_logits(h[:, :, : self.spec.layout.frames]).astype(jnp.float32)
+
     def __call__(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
         """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), listening logits
         (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
-        lay = self.spec.layout
-        b, t = batch["time_index"].shape
-        h, aux = self.decoder(*self.sequence(batch, fed_audio))
-        out = h.reshape(b, t, lay.block_len, -1)[:, :, lay.input_len :]
-        logits = self.text_logits(out[:, :, : lay.text_out_slots])
-        logits = constrain(logits, ("batch", "time", None, "vocab"))
-        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], self.listen_logits(out[:, :, 0]), aux
+        h, aux = self.hidden(batch, fed_audio)
+        return (*self.heads(h), aux)
 
 
 def parameter_counts(model: InteractionModel) -> tuple[int, int]:
@@ -175,6 +191,14 @@ def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.
     """Mean binary cross-entropy of the listening heads (soft targets) over valid blocks."""
     bce = optax.sigmoid_binary_cross_entropy(logits, targets).mean(-1)
     return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+def transcript_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array, pad_weight: float) -> jax.Array:
+    """Cross-entropy of the user's transcript (B, T, F) over valid blocks, its PAD slots weighing `pad_weight`
+    (most slots are empty: without it the read-out learns to say nothing)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    weights = jnp.where(targets == text.Special.PAD, pad_weight, 1.0) * valid[..., None]
+    return jnp.sum(ce * weights) / jnp.maximum(jnp.sum(valid) * targets.shape[-1], 1.0)
 
 
 def holds(listen: jax.Array, state: jax.Array) -> jax.Array:
@@ -235,8 +259,8 @@ def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share
 
 def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
     """Text cross-entropy on the output segment of trained blocks, flow matching on their voiced frames
-    (a silent micro-turn plays exact silence, nothing is sampled there), the listening heads on every valid
-    block, plus the MoE terms."""
+    (a silent micro-turn plays exact silence, nothing is sampled there), the listening heads and the user's
+    transcript on every valid block, plus the MoE terms."""
     spec = model.spec
     state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
     fed_audio = None
@@ -244,7 +268,8 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
         fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
     if spec.own_audio_share > 0:
         fed_audio = own_fed_audio(model, batch, state, spec.own_audio_share, jax.random.fold_in(rng, 2))
-    logits, cond, listen, aux = model(batch, fed_audio)
+    h, aux = model.hidden(batch, fed_audio)
+    logits, cond, listen = model.heads(h)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     voiced = trained * state
@@ -256,6 +281,10 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32))
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
+    if spec.transcript_weight > 0:
+        metrics["transcript_loss"] = transcript_loss(model.transcript_logits(h), batch["user_text"],
+                                                     batch["valid"].astype(jnp.float32), spec.silent_byte_weight)
+        total = total + spec.transcript_weight * metrics["transcript_loss"]
     if aux:
         total = total + spec.balance_weight * aux["balance_loss"] + spec.z_weight * aux["router_z_loss"]
         metrics.update(balance_loss=aux["balance_loss"], router_z_loss=aux["router_z_loss"],

@@ -31,6 +31,7 @@ def abstract_batch(layout: MicroTurnLayout, batch_size: int, window_turns: int) 
         "video_new": (lead, np.bool_), "text_in": (lead + (layout.text_in_slots,), np.int32),
         "text_out": (lead + (layout.text_out_slots,), np.int32), "model_mel": (frames, np.float32),
         "model_audio": (frames, np.int32), "listen": (lead + (len(listening.NAMES),), np.float32),
+        "user_text": (lead + (layout.frames,), np.int32),
         "time_index": (lead, np.int32), "valid": (lead, np.bool_), "trained": (lead, np.bool_),
     }
     return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
