@@ -29,6 +29,15 @@ def test_cpu_sizes_build_with_moe_layers(name):
     assert spec.decoder.moe is not None and any(spec.decoder.is_moe(i) for i in range(spec.decoder.layers))
 
 
+def test_zero_experts_make_every_feed_forward_dense():
+    c = model_config.get_config("tiny")
+    c.decoder.moe.num_experts = 0
+    spec = model_lib.ModelSpec.from_config(c)
+    model = nnx.eval_shape(lambda: model_lib.InteractionModel(spec, rngs=nnx.Rngs(0)))
+    total, active = model_lib.parameter_counts(model)
+    assert spec.decoder.moe is None and total == active
+
+
 def test_unknown_size_is_refused():
     with pytest.raises(ValueError, match="unknown model size"):
         model_config.get_config("huge")

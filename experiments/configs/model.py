@@ -48,6 +48,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     window, every = _LOCAL.get(arg, (None, None))
     c.decoder.local_window_turns = ml_collections.FieldReference(window, field_type=int)
     c.decoder.global_every = ml_collections.FieldReference(every, field_type=int)
+    # num_experts=0: a dense SwiGLU in every layer (`--config.model.decoder.moe.num_experts=0`)
     c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25,
                                                    capacity_groups="batch", dispatch="ragged"))
     c.dtype = "float32"  # activations and matmuls (parameters and optimizer state are always float32)
