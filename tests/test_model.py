@@ -107,7 +107,8 @@ def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_o
         return optax.apply_updates(params, updates), opt_state, metrics["transcript_loss"]
 
     def words_loss(params):  # cross-entropy on the slots that hold a byte of the user's words
-        logits = nnx.merge(graphdef, params).transcript_logits(nnx.merge(graphdef, params).hidden(batch)[0])
+        model = nnx.merge(graphdef, params)
+        logits = model.transcript_logits(model.hidden(batch)[0])
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["user_text"])
         return float(ce[batch["user_text"] != 0].mean())
 

@@ -84,7 +84,7 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     heard = feats["user_text"]
     assert text.decode(heard.reshape(-1)).split() == [w for _, _, w in conv.user_words]
     rows = np.flatnonzero((heard != text.Special.PAD).any(axis=1))
-    ends = sorted({round(b // 0.2) + 1 for _, b, _ in conv.user_words if round(b // 0.2) + 1 < n})
+    ends = sorted({listening.turn_of(b) + 1 for _, b, _ in conv.user_words if listening.turn_of(b) + 1 < n})
     assert rows[0] == ends[0] and set(ends) <= set(rows)
 
 
