@@ -43,15 +43,27 @@ def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0)
 
 
-def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int):
-    """(config, graphdef, params, step, layout, conversations) of a training run and the first `per_kind`
-    held-out conversations of every kind of its corpus (or of `corpus_dir`'s)."""
+def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int, step: int | None = None):
+    """(config, graphdef, params, step, layout, conversations) of a training run (its newest checkpoint, or
+    step `step`'s) and the first `per_kind` held-out conversations of every kind of its corpus (or of
+    `corpus_dir`'s)."""
     workdir = Path(workdir)
-    c, graphdef, params, step = checkpoint.load_trained(workdir)
+    c, graphdef, params, step = checkpoint.load_trained(workdir, step)
     layout = ModelSpec.from_config(c.model).layout
     corpus = Path(corpus_dir or c.corpus_dir or workdir / "corpus")
     convs = records.first_of_each_kind(records.read(corpus / "eval.array_record"), per_kind)
     return c, graphdef, params, step, layout, convs
+
+
+def define_step_flag():
+    """Defines --step, which checkpoint of a run to load, and returns it."""
+    return flags.DEFINE_integer("step", None, "load this step's checkpoint, not the newest (a learning curve's "
+                                "point: the run must have kept it, see the config's keep_every)")
+
+
+def result_path(out: str | None, workdir: Path, name: str, step: int | None) -> Path:
+    """--out, else <workdir>/<name>.json, or <name>-<step>.json for a chosen step."""
+    return Path(out) if out else workdir / (f"{name}.json" if step is None else f"{name}-{step}.json")
 
 
 def define_floor_flags() -> tuple:

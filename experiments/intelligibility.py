@@ -21,8 +21,10 @@ from interaction.models.model import ModelSpec
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir", required=True)
 _PER_KIND = flags.DEFINE_integer("per_kind", 2, "held-out conversations of every kind (0: all)")
 _RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer")
+_STEP = common.define_step_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
-_OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json)")
+_OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json, or "
+                           "intelligibility-<step>.json with --step)")
 _AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "the flow's temperature (default: the run's "
                                         "model.audio_temperature; 0: from its mean)")
 
@@ -33,7 +35,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
-                                                                                     _PER_KIND.value)
+                                                                                     _PER_KIND.value, _STEP.value)
     recognizer = asr.make(_RECOGNIZER.value)
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
           f"({recognizer.description})", flush=True)
@@ -47,7 +49,7 @@ def main(argv):
         band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
         print(f"word error rate, {name:<9} {fig['value']:.3f} {band}  ({fig['words']:.0f} words, "
               f"{fig['n']:.0f} conversations)")
-    out = Path(_OUT.value or workdir / "intelligibility.json")
+    out = common.result_path(_OUT.value, workdir, "intelligibility", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
                                "audio_temperature": ModelSpec.from_config(c.model).audio_temperature
                                if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value, **result}, indent=1))

@@ -36,8 +36,10 @@ _AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "free-running
                                         "run's model.audio_temperature; 0: from its mean)")
 _SLOTS = flags.DEFINE_integer("slots", 8, "free-running sessions at once")
 _CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a free-running session, seconds")
+_STEP = common.define_step_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
-_OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json)")
+_OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json, or "
+                           "probe-<step>.json with --step)")
 
 
 def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
@@ -111,7 +113,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
-                                                                                     _CONVERSATIONS.value)
+                                                                                     _CONVERSATIONS.value, _STEP.value)
     spec = ModelSpec.from_config(c.model)
     speak, keep = streaming.floor_thresholds(spec, _THRESHOLD.value, _KEEP_THRESHOLD.value)
     print(f"probing step {step_count} on {len(convs)} held-out conversations (speak above {speak:.3f}, keep above "
@@ -128,7 +130,7 @@ def main(argv):
     print(f"{'figure':<22} {'value':>8}  {'95% interval':<18}")
     for name, fig in figures.items():
         print(_show(name, fig))
-    out = Path(_OUT.value or workdir / "probe.json")
+    out = common.result_path(_OUT.value, workdir, "probe", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "speak_threshold": speak, "keep_threshold": keep,
                                "temperature": _TEMPERATURE.value, "audio_temperature": spec.audio_temperature
                                if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value,

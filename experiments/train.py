@@ -49,6 +49,9 @@ def check_config(c) -> None:
     for name in ("total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
         if c[name] < 1:
             problems.append(f"{name}={c[name]} must be at least 1")
+    if c.keep_every < 0 or (c.keep_every and c.keep_every % c.checkpoint_every):
+        problems.append(f"keep_every={c.keep_every} must be 0 or a multiple of checkpoint_every="
+                        f"{c.checkpoint_every} (a step kept must be one saved)")
     d = c.data
     if d.window_turns < 1 or d.batch_size < 1 or d.eval_epochs < 1:
         problems.append("data.window_turns, data.batch_size and data.eval_epochs must be at least 1")
@@ -132,7 +135,8 @@ def main(argv):
     graphdef, state, state_shardings = train_state.create(spec, tx, mesh, rules, c.seed)
 
     # ---------------------------------------------------------------- restore
-    ckpts = checkpoint.Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, async_save=c.async_checkpoints)
+    ckpts = checkpoint.Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, keep_every=c.keep_every,
+                                   async_save=c.async_checkpoints)
     restored = ckpts.restore(train_state.abstract_like(state))
     if restored is not None:
         state, data_state = restored

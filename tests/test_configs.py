@@ -1,4 +1,5 @@
-"""Model configs: every size builds; the published scale matches its parameter counts (abstractly)."""
+"""Model and training configs: every size builds; the published scale matches its parameter counts
+(abstractly); training configs pass their checks."""
 import pytest
 from flax import nnx
 
@@ -65,3 +66,18 @@ def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     assert many[0][1] == pytest.approx(2 * (decoder_total + flops.size(model.video)), rel=1e-6)  # every expert
     # The passes' FLOPs add up to the block's.
     assert sum(f for f, _ in one) == pytest.approx(flops.block_forward(model, 0, flow_evals=8))
+
+
+def test_training_configs_pass_their_checks_and_bad_values_are_named():
+    from experiments import train
+    from experiments.configs import train as train_config
+
+    for name in ("tiny", "long", "small", "smoke"):
+        train.check_config(train_config.get_config(name))
+    long = train_config.get_config("long")
+    assert long.model.decoder.moe.num_experts == 0
+    assert long.corpus.num_train == 10 * train_config.get_config("tiny").corpus.num_train
+    assert long.keep_every % long.checkpoint_every == 0 and long.total_steps % long.keep_every == 0
+    long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
+    with pytest.raises(ValueError, match="keep_every=150 must be 0 or a multiple of checkpoint_every=100"):
+        train.check_config(long)

@@ -17,6 +17,8 @@ def test_probe_writes_its_figures_and_compares_runs(smoke_run, tmp_path):
     table = succeeded(run_module("experiments.probe_floor", f"--compare={out}"))
     header, _, row = table.splitlines()
     assert "| stop_tf |" in header and row.startswith(f"| {tmp_path.name} | 2 |")
+    missing = run_module("experiments.probe_floor", f"--workdir={smoke_run}", "--step=1")
+    assert missing.returncode != 0 and "holds no checkpoint of step 1; it holds [2]" in missing.stderr
 
 
 def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path):

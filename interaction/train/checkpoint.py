@@ -65,13 +65,17 @@ class DataStateRestore(ocp.args.CheckpointArgs):
 
 
 class Checkpoints:
-    """Saves every call it is given (the loop decides when), keeps the last `keep`, restores the newest good one."""
+    """Saves every call it is given (the loop decides when), keeps the last `keep` and every step that is a
+    multiple of `keep_every` (0: none; the points of a learning curve), restores the newest good one."""
 
-    def __init__(self, directory, *, keep: int, async_save: bool = True):
+    def __init__(self, directory, *, keep: int, keep_every: int = 0, async_save: bool = True):
         if keep < 1:
             raise ValueError(f"keep={keep}: at least one checkpoint must be kept.")
+        if keep_every < 0:
+            raise ValueError(f"keep_every={keep_every}: give a step interval, or 0 to keep only the last {keep}.")
         self.directory = Path(directory).absolute()
-        self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+        self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_every or None,
+                                                     enable_async_checkpointing=async_save,
                                                      create=True, cleanup_tmp_directories=True)
         self._manager = self._open()
 
@@ -89,9 +93,12 @@ class Checkpoints:
     def wait(self) -> None:
         self._manager.wait_until_finished()
 
-    def restore(self, abstract: TrainState) -> tuple[TrainState, dict] | None:
-        """The newest readable checkpoint as (state, data iterator state), or None when there is none."""
-        for step in reversed(self.steps()):
+    def restore(self, abstract: TrainState, step: int | None = None) -> tuple[TrainState, dict] | None:
+        """The newest readable checkpoint (or step `step`'s) as (state, data iterator state), or None when
+        there is none."""
+        if step is not None and step not in self.steps():
+            raise FileNotFoundError(f"{self.directory} holds no checkpoint of step {step}; it holds {self.steps()}.")
+        for step in [step] if step is not None else reversed(self.steps()):
             try:
                 out = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                           data=DataStateRestore()))
@@ -121,8 +128,9 @@ class Checkpoints:
         self._manager.close()
 
 
-def load_trained(workdir):
-    """(config, graphdef, params, step) of a training run's newest readable checkpoint, on one device.
+def load_trained(workdir, step: int | None = None):
+    """(config, graphdef, params, step) of a training run's newest readable checkpoint (or step `step`'s),
+    on one device.
 
     For evaluation and serving: the run's `config.json` rebuilds the model, and the checkpoint's state is
     restored into it (the optimizer state is read too, then dropped).
@@ -136,7 +144,7 @@ def load_trained(workdir):
     tx = optimizer.make_optimizer(c.optim, c.total_steps)
     graphdef, state, _ = train_state.create(ModelSpec.from_config(c.model), tx, mesh, rules, c.seed)
     restored = Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, async_save=False).restore(
-        train_state.abstract_like(state))
+        train_state.abstract_like(state), step)
     if restored is None:
         raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no readable checkpoint; train first.")
     state, _ = restored
