@@ -11,9 +11,9 @@ measured first.
   time over the 200 ms it covers), the step's FLOPs and the FLOP floor (those FLOPs over the measured
   peak), and the byte floor: the bytes the step must read (`flops.step_bytes`: weights and every layer's
   KV cache, a local layer's window of it, once per sequential decoder pass, the flow head once per Euler
-  step) over the measured read bandwidth. At batch 1 the byte floor is the binding one. FLOPs and bytes are counted analytically
-  (`interaction.models.flops`): XLA's cost analysis counts a loop body once, and the step is mostly
-  loops; its number is kept beside ours. With --reasoner_busy the
+  step) over the measured read bandwidth. At batch 1 the byte floor is the binding one. FLOPs and bytes
+  are counted analytically (`interaction.models.flops`): XLA's cost analysis counts a loop body once,
+  and the step is mostly loops; its number is kept beside ours. With --reasoner_busy the
   step is also timed while the background reasoner answers (the tiny learned reasoner, re-asked as soon
   as it answers), on a thread of this process and in its own idle-priority process that the loop stops
   while it steps (`ReasonerRuntime.quiet`), in alternating blocks of 25 micro-turns idle and busy, paced
@@ -207,12 +207,12 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
 
 def _print_step(configs: dict) -> None:
     w = max(10, *map(len, configs))
-    print(f"{'config':>{w}} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'MB/step':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'RTF p99':>8} {'FLOP floor':>11} {'p50/floor':>10} {'byte floor':>11} {'p50/floor':>10}")
+    print(f"{'config':>{w}} {'params':>10} {'active':>10} {'MFLOP/step':>11} {'MB/step':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'RTF p99':>8} {'FLOP floor':>11} {'p50/floor':>10} {'byte floor':>11} {'p50/floor':>10}")
     for size, r in configs.items():
-        print(f"{size:>{w}} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M {r['step_flops'] / 1e6:>11.1f} "
-              f"{r['step_bytes'] / 1e6:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rtf_p99']:>8.3f} "
-              f"{r['floor_ms']:>11.3f} {r['ratio_to_floor']:>10.1f} {r['bytes_floor_ms']:>11.3f} "
+        print(f"{size:>{w}} {r['params_total'] / 1e6:>9.2f}M {r['params_active'] / 1e6:>9.2f}M "
+              f"{r['step_flops'] / 1e6:>11.1f} {r['step_bytes'] / 1e6:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['rtf_p99']:>8.3f} {r['floor_ms']:>11.3f} {r['ratio_to_floor']:>10.1f} {r['bytes_floor_ms']:>11.3f} "
               f"{r['ratio_to_bytes_floor']:>10.1f}")
     if any("busy_thread" in r for r in configs.values()):
         print(f"{'config':>8} {'reasoner':>9} {'idle p99':>9} {'busy p50':>9} {'busy p99':>9} {'p99 busy/idle':>14} "
@@ -279,9 +279,9 @@ def _print_train(configs: dict) -> None:
     print(f"{'config':>{w}} {'params':>9} {'active':>9} {'tokens/step':>12} {'step s':>8} {'tokens/s':>10} "
           f"{'GFLOP/step':>11} {'MFU':>7}")
     for size, r in configs.items():
-        print(f"{size:>{w}} {r['params_total'] / 1e6:>8.2f}M {r['params_active'] / 1e6:>8.2f}M {r['tokens_per_step']:>12} "
-              f"{r['step_s']:>8.3f} {r['tokens_per_s']:>10.0f} {r['model_flops_per_step'] / 1e9:>11.2f} "
-              f"{100 * r['mfu']:>6.2f}%")
+        print(f"{size:>{w}} {r['params_total'] / 1e6:>8.2f}M {r['params_active'] / 1e6:>8.2f}M "
+              f"{r['tokens_per_step']:>12} {r['step_s']:>8.3f} {r['tokens_per_s']:>10.0f} "
+              f"{r['model_flops_per_step'] / 1e9:>11.2f} {100 * r['mfu']:>6.2f}%")
 
 
 # ---------------------------------------------------------------- an hour-long session
@@ -324,7 +324,8 @@ def time_session(size: str, turns: int, window: int, context_turns: int) -> dict
             windows[-1]["over_fresh"] = windows[-1]["p50_ms"] / windows[-1]["fresh_p50_ms"]
             times = []
     first, last = windows[0], windows[-1]
-    return {"turns": turns, "hours": turns * MICROTURN_SECONDS / 3600, "windows": windows, "compiles": step._cache_size(),
+    return {"turns": turns, "hours": turns * MICROTURN_SECONDS / 3600, "windows": windows,
+            "compiles": step._cache_size(),
             "p50_drift": last["p50_ms"] / first["p50_ms"] - 1, "p99_drift": last["p99_ms"] / first["p99_ms"] - 1,
             "drift_against_fresh": last["over_fresh"] / first["over_fresh"] - 1,
             "p50_trend": trend([w["turn"] for w in windows], [w["p50_ms"] for w in windows]),
@@ -343,8 +344,8 @@ def _print_session(size: str, r: dict) -> None:
     print(f"session ({size}, {r['turns']} micro-turns = {r['hours']:.2f} h), compiled {r['compiles']} time(s)")
     print(f"{'turn':>7} {'p50 ms':>8} {'p99 ms':>8} {'fresh p50':>10} {'p50/fresh':>10} {'RSS MB':>8}")
     for w in r["windows"]:
-        print(f"{w['turn']:>7} {w['p50_ms']:>8.2f} {w['p99_ms']:>8.2f} {w['fresh_p50_ms']:>10.2f} {w['over_fresh']:>10.3f} "
-              f"{w['rss_mb']:>8.1f}")
+        print(f"{w['turn']:>7} {w['p50_ms']:>8.2f} {w['p99_ms']:>8.2f} {w['fresh_p50_ms']:>10.2f} "
+              f"{w['over_fresh']:>10.3f} {w['rss_mb']:>8.1f}")
     growth = "n/a" if r["rss_growth"] is None else f"{100 * r['rss_growth']:+.2f}%"
     print(f"last window over first: p50 {100 * r['p50_drift']:+.2f}%, p99 {100 * r['p99_drift']:+.2f}%, p50 against a "
           f"fresh session timed beside it {100 * r['drift_against_fresh']:+.2f}%; resident memory {growth}")
@@ -364,7 +365,8 @@ def main(argv):
     for size, suffix, overrides in rows:  # a bad variant fails now, not after the first rows have been timed
         cfg = with_overrides(model_config.get_config(size), overrides)
         try:
-            nnx.eval_shape(lambda: model_lib.InteractionModel(model_lib.ModelSpec.from_config(cfg), rngs=nnx.Rngs(0)))
+            nnx.eval_shape(lambda: model_lib.InteractionModel(
+                model_lib.ModelSpec.from_config(cfg), rngs=nnx.Rngs(0)))  # noqa: B023 - traced here, at once
         except (TypeError, ValueError) as err:
             raise app.UsageError(f"{name(size, suffix)}: {err}") from None
     peak, bandwidth = matmul_peak(), memory_bandwidth()

@@ -71,12 +71,14 @@ def main(argv):
             r[f"{tag}_stoi"] = float(np.mean(scores))
             r[f"{tag}_piece_ms_p50"] = float(np.percentile(piece_ms, 50))
             r[f"{tag}_piece_ms_p99"] = float(np.percentile(piece_ms, 99))
-    print(f"{results['utterances']} utterances, {results['seconds']:.0f} s of speech, {len(VOICES)} voices, 4 languages")
-    print(f"{'frames/s':>8} {'reference':>10} {'offline':>8} {'ratio':>6} {'live':>6} {'latency ms':>11} {'piece ms p50/p99':>17} "
-          f"{'live pinv':>10} {'piece ms p50/p99':>17}")
+    print(f"{results['utterances']} utterances, {results['seconds']:.0f} s of speech, {len(VOICES)} voices, "
+          "4 languages")
+    print(f"{'frames/s':>8} {'reference':>10} {'offline':>8} {'ratio':>6} {'live':>6} {'latency ms':>11} "
+          f"{'piece ms p50/p99':>17} {'live pinv':>10} {'piece ms p50/p99':>17}")
     for rate, r in results["rates"].items():
-        print(f"{rate:>8} {r['reference_stoi']:>10.2f} {r['offline_stoi']:>8.3f} {r['offline_stoi'] / r['reference_stoi']:>6.3f} "
-              f"{r['live_stoi']:>6.3f} {r['live_added_latency_ms']:>11.1f} {r['live_piece_ms_p50']:>8.1f}/{r['live_piece_ms_p99']:.1f} "
+        print(f"{rate:>8} {r['reference_stoi']:>10.2f} {r['offline_stoi']:>8.3f} "
+              f"{r['offline_stoi'] / r['reference_stoi']:>6.3f} {r['live_stoi']:>6.3f} "
+              f"{r['live_added_latency_ms']:>11.1f} {r['live_piece_ms_p50']:>8.1f}/{r['live_piece_ms_p99']:.1f} "
               f"{r['live_pinv_stoi']:>10.3f} {r['live_pinv_piece_ms_p50']:>8.1f}/{r['live_pinv_piece_ms_p99']:.1f}")
     write_results(_OUT.value, results)
 

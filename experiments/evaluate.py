@@ -40,7 +40,7 @@ from flax import nnx
 
 from experiments import common
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, dmel
+from interaction.codecs import audio, dmel, text_stream
 from interaction.data import records
 from interaction.data.timeline import render_timeline
 from interaction.evals import asr, baseline, benchmark, report, runner, smart_turn, vad
@@ -50,7 +50,6 @@ from interaction.reasoner import choice as choice_lib
 from interaction.reasoner.base import Reasoner
 from interaction.reasoner.runtime import ReasonerRuntime
 from interaction.train import checkpoint
-from interaction.train.sample_session import spoken_words
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir: run its model on the held-out split")
 _FDB_DIR = flags.DEFINE_string(
@@ -76,7 +75,8 @@ _CONVERSATIONS = flags.DEFINE_integer("conversations", 0, "run only the first N 
 _KINDS = flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many sample sessions as timelines")
 _HEADLINE_THRESHOLD = flags.DEFINE_float("baseline_threshold", 0.6, "the baseline's silence threshold in the table")
-_CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "run the held-out conversations of this corpus, not the run's own")
+_CORPUS_DIR = flags.DEFINE_string("corpus_dir", None,
+                                  "run the held-out conversations of this corpus, not the run's own")
 _REASONER = flags.DEFINE_string(
     "reasoner", "corpus", "who answers the model's delegations: 'corpus' (the corpus' own answers at their labelled "
     "times, whatever the model asks), 'learned' (the reasoner under --reasoner_dir, asked the model's own requests), "
@@ -84,8 +84,8 @@ _REASONER = flags.DEFINE_string(
     "interaction.reasoner.rules:answer)")
 _REASONER_DIR = flags.DEFINE_string("reasoner_dir", "workdir/reasoner", "the trained reasoner of --reasoner=learned")
 _REASONER_LATENCY = flags.DEFINE_float(
-    "reasoner_latency_s", 1.0, "a live reasoner's answer enters text-in this long after the request (whole micro-turns, "
-    "at least one): fixed, so that runs are reproducible on any machine")
+    "reasoner_latency_s", 1.0, "a live reasoner's answer enters text-in this long after the request (whole "
+    "micro-turns, at least one): fixed, so that runs are reproducible on any machine")
 
 
 def make_reasoner(choice: str, reasoner_dir: str) -> Reasoner | None:
@@ -146,7 +146,7 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
         folder = runner.write_outputs(conv, result, samples_dir)
         if len(drawn) < _TIMELINES.value and conv.kind not in {c.kind for c in drawn}:
             shown = dataclasses.replace(conv, id=f"{conv.id}: model output", model_audio=result["wave"],
-                                        model_words=spoken_words(result["tokens"]))
+                                        model_words=text_stream.spoken_words(result["tokens"]))
             render_timeline(shown, samples_dir.parent / f"timeline_{conv.id}.png")
             drawn.append(conv)
         print(f"  {folder.relative_to(samples_dir)}: {len(result['tokens'])} micro-turns", flush=True)

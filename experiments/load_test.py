@@ -9,7 +9,8 @@ clock, and the server records when each tick's events were all sent. Lateness of
 past the tick's deadline (its scheduled start + 200 ms), 0 when on time. N holds when the p99 lateness
 is at most --hold_ms and every session got one audio piece per tick. Work: a tick's start to its events
 all sent (its step, the batched vocoder, every session's encoding and events). The clients share the server's
-process and event loop (a process of their own was worse on two cores: it takes CPU from the server). Writes a table and JSON.
+process and event loop (a process of their own was worse on two cores: it takes CPU from the server).
+Writes a table and JSON.
 """
 import asyncio
 
@@ -66,14 +67,15 @@ def main(argv):
     _, graphdef, params, step = checkpoint.load_trained(_WORKDIR.value)
     model = nnx.merge(graphdef, params)
     rows = []
-    print(f"{'sessions':>8} {'ticks':>6} {'work p50/p99 ms':>16} {'p50 late ms':>12} {'p99 late ms':>12} {'max late ms':>12} "
-          f"{'on time':>8} {'pieces/session':>15} {'holds':>6}")
+    print(f"{'sessions':>8} {'ticks':>6} {'work p50/p99 ms':>16} {'p50 late ms':>12} {'p99 late ms':>12} "
+          f"{'max late ms':>12} {'on time':>8} {'pieces/session':>15} {'holds':>6}")
     for n in map(int, _SESSIONS.value):
         engine = SlotEngine(model, max_sessions=n, context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS))
         r = asyncio.run(_load(engine, n, _SECONDS.value))
         rows.append(r)
-        print(f"{n:>8} {r['ticks']:>6} {r['p50_work_ms']:>7.1f}/{r['p99_work_ms']:<8.1f} {r['p50_late_ms']:>12.1f} {r['p99_late_ms']:>12.1f} {r['max_late_ms']:>12.1f} "
-              f"{100 * r['on_time']:>7.1f}% {r['min_pieces_per_session']:>7}/{r['expected_pieces']:<7} {str(r['holds']):>6}",
+        print(f"{n:>8} {r['ticks']:>6} {r['p50_work_ms']:>7.1f}/{r['p99_work_ms']:<8.1f} {r['p50_late_ms']:>12.1f} "
+              f"{r['p99_late_ms']:>12.1f} {r['max_late_ms']:>12.1f} {100 * r['on_time']:>7.1f}% "
+              f"{r['min_pieces_per_session']:>7}/{r['expected_pieces']:<7} {str(r['holds']):>6}",
               flush=True)
     held = [r["sessions"] for r in rows if r["holds"]]
     result = {"workdir": _WORKDIR.value, "checkpoint_step": step, "seconds": _SECONDS.value, "hold_ms": _HOLD_MS.value,

@@ -49,7 +49,8 @@ def main(argv):
             for conv in records.read(workdir / f"{split}.array_record", indices) if indices else ():
                 timeline.render_timeline(conv, out / f"{conv.id}.png")
         print(f"timelines: {out}")
-    print(f"corpus: {workdir} ({manifest['splits']['train']['count']} train, {manifest['splits']['eval']['count']} eval)")
+    print(f"corpus: {workdir} ({manifest['splits']['train']['count']} train, "
+          f"{manifest['splits']['eval']['count']} eval)")
 
 
 if __name__ == "__main__":

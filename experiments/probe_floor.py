@@ -79,8 +79,9 @@ def _show(name: str, fig: dict) -> str:
     return f"{name:<22} {fig['value']:>8.3f}  {band:<18} n={fig['n']:.0f}"
 
 
-_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc", "end_head_auc", "pause_takeover",
-            "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop", "interrupt_stop_tf", "false_response", "floor_kept")
+_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc",
+            "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop",
+            "interrupt_stop_tf", "false_response", "floor_kept")
 
 
 def compare(workdirs) -> str:

@@ -68,12 +68,13 @@ def main(argv):
     try:
         reasoner = load_reasoner()
     except ValueError as err:
-        raise app.UsageError(f"--reasoner: {err}")
+        raise app.UsageError(f"--reasoner: {err}") from err
     c, graphdef, params, step_count = checkpoint.load_trained(_WORKDIR.value)
     model = nnx.merge(graphdef, params)
     logging.info("model %s at step %d", ModelSpec.from_config(c.model).decoder, step_count)
-    engine = SlotEngine(model, max_sessions=_MAX_SESSIONS.value, context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS),
-                        flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
+    engine = SlotEngine(model, max_sessions=_MAX_SESSIONS.value,
+                        context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS), flow_steps=_FLOW_STEPS.value,
+                        temperature=_TEMPERATURE.value,
                         audio_temperature=_AUDIO_TEMPERATURE.value, speak_threshold=_SPEAK_THRESHOLD.value,
                         keep_threshold=_KEEP_THRESHOLD.value)
     engine.step(engine.idle_inputs())  # compile before the first client

@@ -179,7 +179,7 @@ def main(argv):
         if jax.process_index() == 0:
             conv = records.read(data_dir / "eval.array_record", [c.sample.conversation])[0]
             inputs, real = sample_session.session_inputs(conv, layout, c.sample.turns)
-            outputs = jax.device_get(sampler(host_params, inputs, jax.random.key(at_step)))
+            outputs = jax.device_get(sampler(host_params, inputs, at_step))
             out = sample_session.write(conv, outputs, real, layout, workdir / "samples", f"step_{at_step:06d}")
             report.audio("sample/said", out["said"], at_step, SAMPLE_RATE)
             report.audio("sample/heard", out["heard"], at_step, SAMPLE_RATE)

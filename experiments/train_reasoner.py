@@ -52,8 +52,9 @@ def main(argv):
     workdir.mkdir(parents=True, exist_ok=True)
     spec = DecoderSpec(**c.model)
     t0 = time.perf_counter()
-    graphdef, params, losses = learned.train(spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed,
-                                             log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
+    graphdef, params, losses = learned.train(
+        spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed,
+        log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
     train_s = time.perf_counter() - t0
     learned.save(workdir, spec, params)
     scores = evaluate(learned.LearnedReasoner(graphdef, params), c.eval_episodes, seed=c.seed + 10_000)

@@ -121,12 +121,10 @@ def compile_stream(spec: model_lib.ModelSpec, mesh, rules, *, sessions: int, con
     inputs = streaming.abstract_inputs(spec.layout, sessions)
     inputs = _placed(inputs, sharding.batch_shardings(inputs, mesh, rules))
 
-    def step(params, state, inputs):
-        with sharding.use_rules(mesh, rules):
-            return streaming.step(nnx.merge(graphdef, params), state, inputs, jax.random.key(0), flow_steps=flow_steps)
-
-    out_shardings = (jax.tree.map(lambda x: x.sharding, state), None)
-    compiled = jax.jit(step, out_shardings=out_shardings, donate_argnums=1).lower(params, state, inputs).compile()
+    step = streaming.make_step(graphdef, mesh=mesh, rules=rules, flow_steps=flow_steps,
+                               state_shardings=jax.tree.map(lambda x: x.sharding, state))
+    per_session = [jax.ShapeDtypeStruct((sessions,), dtype) for dtype in (jnp.uint32, jnp.int32, jnp.bool_)]
+    compiled = step.lower(params, state, inputs, *per_session).compile()
     return {
         "planned": {"parameters": per_device_bytes(params), "kv_cache": per_device_bytes(state.caches),
                     "state_other": per_device_bytes(state) - per_device_bytes(state.caches),

@@ -85,7 +85,8 @@ def test_deterministic_attention_is_exact_across_batches_queries_and_key_layouts
 
 
 def test_grouped_heads_and_bad_config():
-    assert attention.Attention(E, 4, 1, 8, rngs=nnx.Rngs(0))(jnp.ones((1, 3, E)), jnp.zeros((1, 3), int)).shape == (1, 3, E)
+    assert attention.Attention(E, 4, 1, 8, rngs=nnx.Rngs(0))(jnp.ones((1, 3, E)),
+                                                             jnp.zeros((1, 3), int)).shape == (1, 3, E)
     with pytest.raises(ValueError, match="multiple of kv_heads"):
         attention.Attention(E, 4, 3, 8, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="even"):

@@ -68,7 +68,8 @@ def test_the_page_talks_with_a_fake_microphone(server_url, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"the browser test must run in CI: {missing}")
         pytest.skip(missing)
-    wave = speech.synthesize("hello there, can you hear me? what is six times seven?", speech.Voice("en-us", "f3")).audio
+    wave = speech.synthesize("hello there, can you hear me? what is six times seven?",
+                             speech.Voice("en-us", "f3")).audio
     wav = tmp_path / "mic.wav"
     audio.write_wav(wav, np.concatenate([wave * 0.5, np.zeros(8000, np.float32)]), 16000)
     shot = tmp_path / "page.png"

@@ -53,9 +53,11 @@ def test_split_merge_jit_equals_eager_and_axes_are_logical():
         return nnx.merge(graphdef, state)(patches)
 
     np.testing.assert_allclose(apply(state, patches), stem(patches), rtol=1e-6, atol=1e-6)
-    for module in (stem, embedders.DMelEmbed(80, 16, 8, rngs=nnx.Rngs(0)), embedders.embedding_table(272, 8, rngs=nnx.Rngs(0))):
+    for module in (stem, embedders.DMelEmbed(80, 16, 8, rngs=nnx.Rngs(0)),
+                   embedders.embedding_table(272, 8, rngs=nnx.Rngs(0))):
         params = nnx.state(module, nnx.Param)
-        specs = jax.tree.leaves(nnx.get_partition_spec(params), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
+        specs = jax.tree.leaves(nnx.get_partition_spec(params),
+                                is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
         values = jax.tree.leaves(params)
         assert len(specs) == len(values) > 0
         for spec, value in zip(specs, values):  # every axis of every parameter is named

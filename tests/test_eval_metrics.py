@@ -127,7 +127,8 @@ def test_delegated_answer_accuracy_and_time_to_answer():
     live = stream("12 times 11 is 132.", at=5.2, delegations=[{"time": 2.2, "request": "what is 12 times 11"}],
                   results=[{"time": 5.0, "text": "12 times 11 is 132.", "ok": True, "trace": []}])
     s = scoring.score_sample("delegation", {"events.json": events, "model_text.json": live},
-                             heard(spoken(5.2, "twelve times eleven is one hundred and thirty two"), [(2.0, 2.6), (5.2, 7.0)]))
+                             heard(spoken(5.2, "twelve times eleven is one hundred and thirty two"),
+                                   [(2.0, 2.6), (5.2, 7.0)]))
     assert s == pytest.approx({"delegated": 1.0, "request_exact": 1.0, "reasoner_correct": 1.0, "answer_correct": 1.0,
                                "time_to_answer": 5.2 - 1.8, "acknowledged": 1.0, "answer_correct_text": 1.0,
                                "wer_reference": s["wer_reference"]})
@@ -142,7 +143,8 @@ def test_reference_answers_heard_is_the_recognizers_ceiling():
               {"kind": "model_turn", "timestamp": [2.0, 2.6], "text": "Let me check."},
               {"kind": "model_turn", "timestamp": [4.2, 6.0], "text": "12 times 11 is 132.", "delegated": True}]
     reply = lambda text, heard: baseline.Reply(start=0.0, text=text, wave=np.zeros(1), words=spoken(0.0, heard))
-    heard = [reply("Let me check.", "let me check"), reply("12 times 11 is 132.", "twelve times eleven is one hundred and thirty two")]
+    heard = [reply("Let me check.", "let me check"),
+             reply("12 times 11 is 132.", "twelve times eleven is one hundred and thirty two")]
     assert scoring.reference_answers_heard(events, heard) == [True]  # the acknowledgement is not an answer
     misheard = [reply("12 times 11 is 132.", "twelve times eleven is one hundred and thirty")]
     assert scoring.reference_answers_heard(events, misheard) == [False]
@@ -210,7 +212,8 @@ def test_aggregate_skips_undefined_and_counts_labels():
 
 def test_baseline_threshold_trades_latency_for_pause_take_overs():
     """User speaks 0-2 s, pauses 0.7 s, speaks 2.7-4 s; the reference reply comes at 4.2 s."""
-    reply = baseline.Reply(start=4.2, text="that is a fine plan", wave=np.full(SAMPLE_RATE, 0.1, np.float32), words=spoken(0.0, "that is a fine plan"))
+    reply = baseline.Reply(start=4.2, text="that is a fine plan", wave=np.full(SAMPLE_RATE, 0.1, np.float32),
+                           words=spoken(0.0, "that is a fine plan"))
     user = [(0.0, 2.0), (2.7, 4.0)]
     n = 8 * SAMPLE_RATE
     fast_wave, fast, _ = baseline.respond_at([reply], baseline.ends_of_turn(user, 0.2), n)

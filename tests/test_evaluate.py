@@ -20,7 +20,8 @@ def test_report_covers_every_task_against_the_baseline(run, tiny_corpus):
     results = json.loads((out / "results.json").read_text())
     eval_tasks = {p.parent.parent.name for p in (tiny_corpus / "full_duplex_bench").rglob("input.wav")}
     assert set(results["model"]) == eval_tasks  # one sample of every kind
-    assert {"pause_handling/takeover", "smooth_turn_taking/latency", "user_interruption/stop_latency"} <= set(results["headline"])
+    assert {"pause_handling/takeover", "smooth_turn_taking/latency",
+            "user_interruption/stop_latency"} <= set(results["headline"])
     assert [p["threshold"] for p in results["frontier"]] == [0.2, 0.4, 0.6, 0.8, 1.0]
     assert all(p["pause_takeover"] is not None for p in results["frontier"])
     assert "baseline_verdict" in results  # where the model lies against that frontier (None without its point)
@@ -40,7 +41,7 @@ def test_same_workdir_and_seed_give_the_same_numbers(run, tmp_path):
     assert len(again) == 3
     for row in again:
         assert row == first[(row["task"], row["id"])]
-        wav = lambda root: (root / "samples" / row["task"] / row["id"] / "output.wav").read_bytes()
+        wav = lambda root: (root / "samples" / row["task"] / row["id"] / "output.wav").read_bytes()  # noqa: B023
         assert wav(tmp_path) == wav(run / "benchmark")
 
 
@@ -69,7 +70,8 @@ def test_a_live_reasoner_answers_the_models_own_requests(run, tmp_path):
                        "--reasoner=interaction.reasoner.rules:answer", "--reasoner_latency_s=0.5"))
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["task"] for r in results["samples"]} == {"delegation"}
-    assert all({"delegated", "request_exact", "reasoner_correct", "answer_correct"} <= set(r) for r in results["samples"])
+    assert all({"delegated", "request_exact", "reasoner_correct", "answer_correct"} <= set(r)
+               for r in results["samples"])
     assert results["about"]["reasoner"].startswith("interaction.reasoner.rules:answer, answers 0.6 s after")
     sample = next((tmp_path / "samples" / "delegation").iterdir())
     assert "results" in json.loads((sample / "model_text.json").read_text())  # what the reasoner said, and when

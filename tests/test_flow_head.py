@@ -164,7 +164,8 @@ def test_learns_a_conditional_multimodal_distribution():
     sampler = _sampler(graphdef, 32)
     n = 2000
     conds = {label: jax.nn.one_hot(jnp.full((n,), label), 2) for label in (0, 1)}
-    untrained = {label: _scores(np.asarray(sampler(state, conds[label], jax.random.key(label))), label) for label in (0, 1)}
+    untrained = {label: _scores(np.asarray(sampler(state, conds[label], jax.random.key(label))), label)
+                 for label in (0, 1)}
     assert not any(_acceptable(untrained[label], label) for label in (0, 1)), untrained
 
     trained_state, losses = train(state, optimizer.init(state), jax.random.key(1))

@@ -66,7 +66,8 @@ def test_bad_audio_formats_and_items_are_refused():
             session.handle(msg)
         assert err.value.code == code
     assert session.rate_in == protocol.DEFAULT_RATE  # nothing half-applied
-    ok = session.handle({"type": "session.update", "session": {"input_audio_format": {"type": "audio/pcm", "rate": 16000}}})
+    ok = session.handle({"type": "session.update",
+                         "session": {"input_audio_format": {"type": "audio/pcm", "rate": 16000}}})
     assert ok[0]["type"] == "session.updated" and session.rate_in == 16000
 
 

@@ -38,7 +38,8 @@ def test_latency_rows_cover_each_accelerator_and_batch(plan):
     for r in rows:
         # Each pass is bound by the slower of compute and traffic, so the turn lies between the two totals.
         slack = 1e-9 * r["micro_turn_s"]  # summation order
-        assert max(r["compute_s"], r["traffic_s"]) - slack <= r["micro_turn_s"] <= r["compute_s"] + r["traffic_s"] + slack
+        assert (max(r["compute_s"], r["traffic_s"]) - slack <= r["micro_turn_s"]
+                <= r["compute_s"] + r["traffic_s"] + slack)
     by = {(r["accelerator"], r["sessions"]): r["micro_turn_s"] for r in rows}
     assert by["H200", 64] < by["H100 SXM", 64]  # same peak, more bandwidth: the step is bound by bytes
 

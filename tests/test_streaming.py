@@ -44,7 +44,8 @@ def test_streaming_equals_the_training_forward(model, batch):
     state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
     inputs = {k: batch[k] for k in INPUTS}
     teacher = {k: batch[k] for k in TEACHER}
-    _, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(state, inputs, teacher)
+    _, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
+        state, inputs, teacher)
     np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
     np.testing.assert_array_equal(out["text_tokens"], batch["text_out"])

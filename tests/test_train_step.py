@@ -173,17 +173,6 @@ def test_reporter_writes_jsonl_and_trims_on_resume(tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_spoken_words_are_timed_by_the_turn_they_play_in():
-    pad = text.Special.PAD
-    rows = np.full((4, 4), pad)
-    rows[0, :3] = text.encode("hi ")
-    rows[2, :2] = text.encode("yo")
-    rows[3, 0] = 14  # a reserved id the model may emit: skipped
-    rows[1] = text.wrap(text.Special.DELEGATE, "q?", text.Special.DELEGATE_END)  # a silent request: not words
-    words = sample_session.spoken_words(rows)
-    assert words == [(0.2, 0.4, "hi"), (0.6, 1.0, "yo")]
-
-
 def test_sample_session_writes_stereo_audio_and_timeline(tmp_path, tiny_corpus, smoke):
     spec = ModelSpec.from_config(smoke.model)
     mesh = sharding.make_mesh({}, jax.devices()[:1])
@@ -193,7 +182,7 @@ def test_sample_session_writes_stereo_audio_and_timeline(tmp_path, tiny_corpus, 
     inputs, real = sample_session.session_inputs(conv, spec.layout, turns)
     assert real == turns and inputs["user_audio"].shape[:2] == (1, turns)
     sampler = sample_session.make_sampler(graphdef, capacity_turns=turns, flow_steps=2, temperature=1.0)
-    outputs = jax.device_get(sampler(jax.device_get(state.params), inputs, jax.random.key(0)))
+    outputs = jax.device_get(sampler(jax.device_get(state.params), inputs, 0))
     out = sample_session.write(conv, outputs, real, spec.layout, tmp_path, "s")
     wave, rate = soundfile.read(out["wav"])
     assert rate == 16000 and wave.shape == ((turns + 1) * 3200, 2)

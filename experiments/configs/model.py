@@ -63,7 +63,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.own_audio_share = 0.5  # training: windows whose fed-back voiced frames are the model's own (teacher-forced)
     # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
     # streams. From its mean (0) its frames land above speech level; 0.8 is near the level but made the floor
-    # worse at 600 steps (README, ablation row v12), so 0 stays the default.
+    # worse at 600 steps (docs/results.md, ablation row v12), so 0 stays the default.
     c.audio_temperature = 0.0
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel

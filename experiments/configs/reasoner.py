@@ -1,6 +1,6 @@
 r"""Background-reasoner configs: `--config=experiments/configs/reasoner.py:tiny` (default) | `:small`.
 
-tiny: a few CPU minutes (600 steps; `--config.steps=1500` for the README's figures).
+tiny: a few CPU minutes (600 steps; `--config.steps=1500` for the figures in docs/results.md).
 small: a wider, deeper model trained longer, for an accelerator (over 1.2 s a step on 2 CPU cores).
 """
 import ml_collections

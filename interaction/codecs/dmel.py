@@ -74,14 +74,14 @@ def _xp(x):
     return jnp if isinstance(x, jax.Array) else np
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mel_filterbank(cfg: DMelConfig) -> np.ndarray:
     """(n_fft // 2 + 1, n_mels) Slaney mel filterbank, the one librosa's inverse expects."""
     fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     return np.ascontiguousarray(fb.T.astype(np.float32))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _window(n_fft: int) -> np.ndarray:
     return np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
 

@@ -78,7 +78,8 @@ class StreamingGriffinLim:
     cfg: dmel.DMelConfig
     n_iter: int = 16
     context_frames: int | None = None  # default: 2 * ceil(n_fft / hop), enough to cover each new hop
-    inversion: str = "nnls"  # mel -> linear magnitude: "nnls" (librosa's), or "pinv" (its cheap start, for many sessions)
+    # mel -> linear magnitude: "nnls" (librosa's), or "pinv" (its cheap start, for many sessions)
+    inversion: str = "nnls"
     sessions: int | None = None  # None: one stream, pieces (frames, n_mels); else pieces (sessions, frames, n_mels)
 
     def __post_init__(self):
@@ -117,8 +118,8 @@ class StreamingGriffinLim:
         lead = self._mag.shape[:-2]
         if piece.shape[:-2] != lead or piece.ndim != len(lead) + 2 or piece.shape[-1] != self.cfg.n_mels \
                 or piece.shape[-2] == 0:
-            raise ValueError(f"expected {'(' + str(lead[0]) + ', ' if lead else '('}frames > 0, {self.cfg.n_mels}) log-mel, "
-                             f"got shape {piece.shape}.")
+            raise ValueError(f"expected {'(' + str(lead[0]) + ', ' if lead else '('}frames > 0, {self.cfg.n_mels}) "
+                             f"log-mel, got shape {piece.shape}.")
         frames = piece.shape[-2]
         new_mag = _INVERSIONS[self.inversion](piece.reshape(-1, self.cfg.n_mels), self.cfg)  # (n_freq, rows * frames)
         new_mag = np.moveaxis(new_mag.reshape(-1, *lead, frames), 0, -2)  # (*lead, n_freq, frames)

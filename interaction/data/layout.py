@@ -1,4 +1,4 @@
-"""The micro-turn block (DESIGN §3): a fixed number of slots per stream, the same in every block.
+"""The micro-turn block (docs/design.md): a fixed number of slots per stream, the same in every block.
 
     [ input: user-audio frames | video patches | text-in slots ][ output: text-out slots | audio-out frames ]
 
@@ -13,6 +13,7 @@ import enum
 import numpy as np
 
 from interaction.codecs import dmel, video
+from interaction.data import listening
 
 
 class Stream(enum.IntEnum):
@@ -63,3 +64,44 @@ class MicroTurnLayout:
         counts = [(Stream.USER_AUDIO, self.frames), (Stream.VIDEO, self.patches), (Stream.TEXT_IN, self.text_in_slots),
                   (Stream.TEXT_OUT, self.text_out_slots), (Stream.MODEL_AUDIO, self.frames)]
         return np.concatenate([np.full(n, int(s), np.int32) for s, n in counts])
+
+    # ------------------------------------------------------------ the input schema: every batch and step input
+
+    def batch_spec(self, batch: int, window: int) -> dict[str, tuple[tuple[int, ...], type]]:
+        """name -> (shape, dtype) of every field of a training batch: `batch` windows of `window` micro-turns
+        (what the pipeline yields; the train step, its compiled plan and the benchmarks' batches derive
+        from this). Per micro-turn m of a window:
+
+          user_audio  (F, 80) int32    dMel tokens of what the model hears in micro-turn m
+          video       (P, 40, 40, 3) uint8, video_new () bool: patches of the latest frame; whether it is new
+          text_in     (S_in,) int32    typed text and reasoner results (PAD in empty slots)
+          text_out    (S_out,) int32   the model's text for micro-turn m + 1: slot 0 its speaking state
+                                       (VOICED, or PAD when silent), then its words' bytes
+          model_mel   (F, 80) float32  log-mel of the model's audio in micro-turn m + 1 (the flow target;
+                                       exact silence in a silent micro-turn, as the step plays there)
+          model_audio (F, 80) int32    the same as dMel tokens (what is fed back)
+          listen      (K,) float32     listening targets after micro-turn m (`listening.NAMES`)
+          user_text   (F,) int32       the user's words as bytes, each in the micro-turn after the one it
+                                       ends in (PAD elsewhere): the transcript the user-audio slots read out
+          time_index  () int32         absolute micro-turn index (positions are absolute time)
+          valid       () bool          False on padding past the end of a short conversation
+          trained     () bool          whether this micro-turn's outputs are trained (`pipeline.window`)
+        """
+        lead = (batch, window)
+        frames = (*lead, self.frames, self.dmel.n_mels)
+        return {"user_audio": (frames, np.int32),
+                "video": ((*lead, self.patches, video.PATCH, video.PATCH, 3), np.uint8),
+                "video_new": (lead, np.bool_), "text_in": ((*lead, self.text_in_slots), np.int32),
+                "text_out": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
+                "model_audio": (frames, np.int32), "listen": ((*lead, len(listening.NAMES)), np.float32),
+                "user_text": ((*lead, self.frames), np.int32), "time_index": (lead, np.int32),
+                "valid": (lead, np.bool_), "trained": (lead, np.bool_)}
+
+    def step_spec(self, sessions: int) -> dict[str, tuple[tuple[int, ...], type]]:
+        """name -> (shape, dtype) of one micro-turn of the streaming step's inputs for `sessions` sessions:
+        the input-segment fields of `batch_spec`, without the window axis."""
+        return {name: ((sessions, *shape[2:]), dtype) for name, (shape, dtype) in self.batch_spec(1, 1).items()
+                if name in STEP_INPUTS}
+
+
+STEP_INPUTS = ("user_audio", "video", "video_new", "text_in")  # what the streaming step reads of a micro-turn

@@ -40,12 +40,14 @@ USER_QUESTIONS = [
      "Book early, pack light, and try the local {food} while you are there."),
     ("How do I stay [focused|productive] when I work from home?",
      "Keep a fixed schedule, take short breaks, and work in one quiet spot."),
-    ("Why is {activity} so [relaxing|calming]?", "It gives your mind one simple thing to follow, and that calms you down."),
+    ("Why is {activity} so [relaxing|calming]?",
+     "It gives your mind one simple thing to follow, and that calms you down."),
     ("What is a [nice|fun|good] thing to do on {day}?",
      "You could go {activity} in the morning and cook {food} in the evening."),
     ("Should I [fix|repair] my old {thing} or [buy|get] a new one?",
      "If the repair costs less than half the price, fixing it is usually worth it."),
-    ("How can I learn a new language [faster|more quickly]?", "Practise a little every day and speak from the very first week."),
+    ("How can I learn a new language [faster|more quickly]?",
+     "Practise a little every day and speak from the very first week."),
 ]
 
 USER_FOLLOWUPS = [
@@ -73,10 +75,12 @@ LONG_TURNS = [  # (the user's request, the model's long answer)
 
 INTERRUPTIONS = [
     ("[Wait|Hang on|Sorry], [sorry, |]what about {food}?", "Oh, {food} works too, it just takes a bit longer."),
-    ("[Hold on|Wait|Stop], can you say that [more simply|in simpler words]?", "Sure. In short, start small and keep going."),
+    ("[Hold on|Wait|Stop], can you say that [more simply|in simpler words]?",
+     "Sure. In short, start small and keep going."),
     ("[Sorry to cut in|Sorry to interrupt|Quick question], but is it expensive?",
      "No, it is actually quite cheap to get started."),
-    ("[Actually|Wait|You know what], let us talk about {city} instead.", "Of course. {city} is a wonderful place to visit."),
+    ("[Actually|Wait|You know what], let us talk about {city} instead.",
+     "Of course. {city} is a wonderful place to visit."),
 ]
 
 USER_BACKCHANNELS = ["mhm", "yeah", "right", "okay", "uh-huh", "I see"]
@@ -111,13 +115,15 @@ PAUSED_TURNS = [  # (before the pause, after it, the model's reply)
      "That could be a loose part, it is worth having your {thing} checked."),
     ("[And then I also|I also|Oh, and I][,|, um,|, uh,]", "[want|need] to ask about {day}.",
      "Sure, what would you like to know about {day}?"),
-    ("[If I go to|Suppose I visit|When I am in] {city}[,|, um,|, uh,]", "[where should I eat|what should I eat|what should I try]?",
+    ("[If I go to|Suppose I visit|When I am in] {city}[,|, um,|, uh,]",
+     "[where should I eat|what should I eat|what should I try]?",
      "In {city} you should try the {food}, it is a local favourite."),
 ]
 # A hesitation that opens an ordinary turn, before a pause and the question itself.
 HESITATIONS = ["[Um|Uh|So|Well|Okay so|Hmm], [|let me think,]", "[So|And|Okay], [um,|uh,|like,]"]
 
-SIDE_TALK = ["[Hey|Oh] {name}, can you close the [window|door] please?", "{name}, dinner is ready in [five|ten] minutes!",
+SIDE_TALK = ["[Hey|Oh] {name}, can you close the [window|door] please?",
+             "{name}, dinner is ready in [five|ten] minutes!",
              "[Hang on|One second|Just a moment] {name}, I am on a call.",
              "{name}, have you seen my [keys|phone] anywhere?", "[Hey|Oh] {name}, [are you coming?|is that you?]"]
 SIDE_REPLIES = ["Yes, just a second.", "Okay, coming!", "They are on the table."]
@@ -140,7 +146,8 @@ IDLE_CHAT = [("Let us just [watch|look] for a moment.", "Sure, I am watching."),
              ("[Can you|Please] watch the screen for me.", "Of course, I am watching.")]
 
 NUMBER_WORDS = {5: "five", 6: "six", 7: "seven", 8: "eight", 10: "ten", 12: "twelve", 15: "fifteen", 20: "twenty"}
-TIMER_REQUESTS = ["[Tell me|Let me know] when {n} seconds have passed.", "[Let me know|Tell me] when {n} seconds are up.",
+TIMER_REQUESTS = ["[Tell me|Let me know] when {n} seconds have passed.",
+                  "[Let me know|Tell me] when {n} seconds are up.",
                   "[Can|Could] you tell me when {n} seconds have gone by?", "Set a timer for {n} seconds[, please|]."]
 TIMER_ACKS = ["Sure, I will tell you.", "Okay, I am counting.", "Got it."]
 TIMER_DONE = ["{N} seconds have passed.", "Time is up, that was {n} seconds.", "Okay, {n} seconds."]

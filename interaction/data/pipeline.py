@@ -1,25 +1,11 @@
 """Grain pipeline: conversations -> fixed-shape windows of micro-turn blocks, shuffled and batched.
 
-Each element is a dict of arrays with a leading window axis of `window` micro-turns:
-  user_audio  (W, F, 80) int32   dMel tokens of what the model hears in micro-turn m
-  video       (W, P, 40, 40, 3) uint8, video_new (W,) bool   patches of the latest frame; whether it is new
-  text_in     (W, S_in) int32    typed text and reasoner results (PAD in empty slots)
-  text_out    (W, S_out) int32   the model's text for micro-turn m + 1: slot 0 its speaking state (VOICED, or
-                                 PAD when silent), then its words' bytes (its inner monologue)
-  model_mel   (W, F, 80) float32 log-mel of the model's audio in micro-turn m + 1 (flow-matching target;
-                                 exact silence in a silent micro-turn, as the step plays there)
-  model_audio (W, F, 80) int32   the same as dMel tokens (what is fed back)
-  listen      (W, K) float32     listening targets after micro-turn m (`listening.NAMES`)
-  user_text   (W, F) int32       the user's words as bytes, each in the micro-turn after the one it ends in
-                                 (PAD elsewhere): the transcript its user-audio slots learn to read out
-  time_index  (W,) int32         absolute micro-turn index (positions are absolute time)
-  valid       (W,) bool          False on padding past the end of a short conversation
-  trained     (W,) bool          valid, and not a voiced micro-turn among the window's first `burn_in`: there
-                                 the window does not yet show why the model speaks (an utterance begun
-                                 before it, a question it did not hear), so those outputs are not trained
-                                 (their listening targets are), while silence is: with little heard, the
-                                 model learns to wait. Later in the window every output is trained, the
-                                 ends of utterances longer than a window among them
+Each element is a dict of arrays with a leading window axis of `window` micro-turns: the fields of
+`MicroTurnLayout.batch_spec`, the one schema of a batch. Outputs are trained (`trained`) where valid, except
+a voiced micro-turn among the window's first `burn_in`: there the window does not yet show why the model
+speaks (an utterance begun before it, a question it did not hear), so those outputs are not trained (their
+listening targets are), while silence is: with little heard, the model learns to wait. Later in the window
+every output is trained, the ends of utterances longer than a window among them.
 Text enters a stream at the micro-turn its time falls in; when more tokens arrive than a micro-turn has
 slots, the rest waits for the next micro-turn (nothing is dropped, order is kept).
 """
@@ -109,7 +95,8 @@ def stream_inputs(wave: np.ndarray, layout: MicroTurnLayout, *, video_frames: np
             "text_in": _text_slots(list(text_in), m, layout.text_in_slots)}
 
 
-def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, results: bool = True) -> dict[str, np.ndarray]:
+def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
+                          results: bool = True) -> dict[str, np.ndarray]:
     """Per-micro-turn arrays for the whole conversation (M = micro-turns - 1 blocks): `stream_inputs` of the
     user channel and the targets of the model's. With `results=False` the reasoner results of the corpus
     are left out of text-in (a live reasoner supplies its own)."""
@@ -130,7 +117,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *, result
         if item.channel == "result" and not results:
             continue
         opener, closer = _TEXT_CHANNELS[item.channel]
-        (out_items if item.channel == "delegate" else in_items).append((item.time, text.wrap(opener, item.text, closer)))
+        (out_items if item.channel == "delegate" else in_items).append(
+            (item.time, text.wrap(opener, item.text, closer)))
     try:
         inputs = stream_inputs(conv.user_audio[:whole], layout, video_frames=conv.video, video_fps=conv.video_fps,
                                text_in=in_items)
@@ -224,7 +212,8 @@ def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_siz
     """
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index={shard_index} must lie in [0, shard_count={shard_count}).")
-    source = grain.sources.ArrayRecordDataSource([str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)])
+    source = grain.sources.ArrayRecordDataSource(
+        [str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)])
     if len(source) < shard_count:
         raise ValueError(f"{len(source)} conversations cannot be split over {shard_count} hosts.")
     # Equal shards (the last len % shard_count conversations are left out): every host then has the same
@@ -233,7 +222,8 @@ def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_siz
     ds = ds.seed(seed)
     if shuffle:
         ds = ds.shuffle()
-    ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(_RandomWindow(window_turns, layout.dmel.log_min, decision_share))
+    ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(
+        _RandomWindow(window_turns, layout.dmel.log_min, decision_share))
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if workers > 0:
         return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))

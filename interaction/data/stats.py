@@ -36,8 +36,9 @@ def summary(conv: Conversation) -> dict:
 
 def _describe(xs: list[float]) -> dict:
     a = np.asarray(xs, np.float64)
-    return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()), "p10": float(np.percentile(a, 10)),
-            "p90": float(np.percentile(a, 90)), "min": float(a.min()), "max": float(a.max())}
+    return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()),
+            "p10": float(np.percentile(a, 10)), "p90": float(np.percentile(a, 90)),
+            "min": float(a.min()), "max": float(a.max())}
 
 
 def configured(timing) -> dict:

@@ -73,7 +73,8 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, see
             continue
         feats = pipeline.conversation_features(conv, layout)
         m = len(feats["valid"])
-        mel = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in pipeline.whole(feats, layout.dmel.log_min).items()}, seed + i))[:m]
+        mel = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in
+                                          pipeline.whole(feats, layout.dmel.log_min).items()}, seed + i))[:m]
         model_rows.append(errors(conv, wave_of(mel, layout), recognizer))
         reference_rows.append(errors(conv, wave_of(feats["model_mel"], layout), recognizer))
     return {"model": summarize(model_rows), "reference": summarize(reference_rows)}

@@ -144,7 +144,8 @@ def plot_frontier(frontiers: dict[str, tuple[list[dict], str]], model: dict[str,
 def plot_latencies(rows: Sequence[dict], path: Path) -> None:
     series = {"turn-taking latency": [r["latency"] for r in rows if r["task"] == "smooth_turn_taking"],
               "interruption latency": [r["latency"] for r in rows if r["task"] == "user_interruption"],
-              "stop latency": [r.get("stop_latency") for r in rows], "response latency": [r.get("response_latency") for r in rows]}
+              "stop latency": [r.get("stop_latency") for r in rows],
+              "response latency": [r.get("response_latency") for r in rows]}
     fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3))
     for ax, (name, values) in zip(axes, series.items()):
         values = [v for v in values if v is not None]

@@ -27,54 +27,19 @@ import jax
 import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, text, vocoder
+from interaction.codecs import audio, text, text_stream, vocoder
 from interaction.data import fdb_export, pipeline
 from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import streaming
 from interaction.reasoner.runtime import ReasonerRuntime
-from interaction.train.sample_session import spoken_words
 
 
-class DelegationReader:
-    """Reads delegation requests out of the emitted text stream as it comes, micro-turn by micro-turn."""
-
-    def __init__(self):
-        self._current: list[int] | None = None
-        self._start = 0.0
-
-    def feed(self, row, microturn: int) -> list[dict]:
-        """Requests completed in this micro-turn's (S_out,) tokens: [{time (when it opened), request}]."""
-        done = []
-        for tok in np.asarray(row):
-            if tok == text.Special.DELEGATE:
-                self._current, self._start = [], round((microturn + 1) * MICROTURN_SECONDS, 6)
-            elif tok == text.Special.DELEGATE_END and self._current is not None:
-                done.append({"time": self._start, "request": text.decode(self._current)})
-                self._current = None
-            elif self._current is not None and tok >= text.NUM_SPECIAL:
-                self._current.append(int(tok))
-        return done
-
-
-def delegations(tokens: np.ndarray) -> list[dict]:
-    """Delegation requests in a whole emitted text stream: (T, S_out) tokens -> [{time, request}]."""
-    reader = DelegationReader()
-    return [d for m, row in enumerate(np.asarray(tokens)) for d in reader.feed(row, m)]
-
-
-def conversation_so_far(conv: Conversation | None, said: list[np.ndarray], now: float) -> str:
-    """What both sides have said by `now`, as "user: ..." / "model: ..." lines in time order: the
-    context a delegation hands the reasoner. The user's side is the conversation's transcript."""
-    words = [(a, "user", w) for a, b, w in (conv.user_words if conv is not None else ()) if b <= now]
-    if said:
-        words += [(a, "model", w) for a, _, w in spoken_words(np.stack(said))]
-    lines: list[list[str]] = []
-    for _, who, w in sorted(words):
-        if not lines or lines[-1][0] != who:
-            lines.append([who])
-        lines[-1].append(w)
-    return "\n".join(f"{who}: {' '.join(ws)}" for who, *ws in lines)
+def conversation_so_far(conv: Conversation | None, model_words, now: float) -> str:
+    """What both sides have said by `now`: the context a delegation hands the reasoner. The user's side is
+    the conversation's transcript, the model's its `model_words` (start, end, text)."""
+    user = [(a, "user", w) for a, b, w in (conv.user_words if conv is not None else ()) if b <= now]
+    return text_stream.transcript(user + [(a, "model", w) for a, _, w in model_words])
 
 
 @dataclasses.dataclass
@@ -104,7 +69,7 @@ def wave_session(name: str, wave: np.ndarray, layout: MicroTurnLayout, *, seed: 
 @dataclasses.dataclass
 class _Running:
     session: Session
-    reader: DelegationReader
+    reader: text_stream.TextStreamReader
     pieces: list
     tokens: list
     listen: list = dataclasses.field(default_factory=list)
@@ -136,7 +101,7 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
                     break
                 if len(session.inputs["user_audio"]) < 1:
                     raise ValueError(f"{session.name}: no micro-turn to run.")
-                running[i] = _Running(session, DelegationReader(), [silence], [])
+                running[i] = _Running(session, text_stream.TextStreamReader(), [silence], [])
                 fresh[i] = True
                 voc.reset(i)
         if not any(running):
@@ -171,11 +136,11 @@ def run_sessions(step, params, state: streaming.StreamState, sessions: Iterable[
             r.tokens.append(np.asarray(toks[i]))
             r.listen.append(np.asarray(heard[i]))
             runtime = r.session.runtime
-            if runtime is not None:
-                for d in r.reader.feed(toks[i], m):
+            for d in r.reader.feed(toks[i])[1]:
+                if runtime is not None:
                     now = (m + 1) * MICROTURN_SECONDS
-                    runtime.delegate(d["request"], conversation_so_far(r.session.conv, r.tokens, now), microturn=m,
-                                     now=_wall_clock(r.session.conv, now))
+                    context = conversation_so_far(r.session.conv, r.reader.spoken_words(), now)
+                    runtime.delegate(d["request"], context, microturn=m, now=_wall_clock(r.session.conv, now))
             r.microturn += 1
             if r.microturn == len(r.session.inputs["user_audio"]):
                 running[i] = None
@@ -209,9 +174,9 @@ def write_output(folder: Path, result: dict, samples: int, *, rate: int = SAMPLE
     seconds = samples / rate
     wave = result["wave"] * audio.fit_gain(result["wave"])
     audio.write_wav(folder / f"{name}.wav", audio.fit_length(audio.resample_to(wave, SAMPLE_RATE, rate), samples), rate)
-    said = [w for w in spoken_words(result["tokens"]) if w[0] < seconds]
-    written = {"words": [{"text": w, "timestamp": [a, b]} for a, b, w in said],
-               "delegations": delegations(result["tokens"])}
+    reading = text_stream.read(result["tokens"])
+    said = [w for w in reading.words if w[0] < seconds]
+    written = {"words": [{"text": w, "timestamp": [a, b]} for a, b, w in said], "delegations": reading.requests}
     if "results" in result:
         written["results"] = result["results"]
     text_name = "model_text.json" if name == "output" else f"{name}_text.json"

@@ -190,7 +190,8 @@ def _translation(events: list[dict], heard: Heard) -> dict:
 def _timer(events: list[dict], heard: Heard) -> dict:
     (due,) = _events(events, "timer_due")
     (request,) = _events(events, "timer_request")
-    ack_end = next((e["timestamp"][1] for e in _events(events, "model_turn") if not e.get("timer")), request["timestamp"][1])
+    ack_end = next((e["timestamp"][1] for e in _events(events, "model_turn") if not e.get("timer")),
+                   request["timestamp"][1])
     candidates = [o for o in onsets(heard.output_segments) if o > ack_end + 0.5]
     if not candidates:
         return {"timer_error": None, "timer_said": 0.0}

@@ -91,7 +91,8 @@ async def _main(args) -> None:
     reply = conv.reply_audio
     if args.out:
         audio.write_wav(args.out, reply, rate)
-    print(f"{len(reply) / rate:.1f} s of reply audio{f' in {args.out}' if args.out else ''}; transcript: {conv.transcript!r}")
+    print(f"{len(reply) / rate:.1f} s of reply audio{f' in {args.out}' if args.out else ''}; "
+          f"transcript: {conv.transcript!r}")
     for e in conv.of("response.function_call_arguments.done"):
         print("delegated:", json.loads(e["arguments"])["request"])
     for e in conv.of("error"):
@@ -103,7 +104,8 @@ def main() -> None:
     parser.add_argument("--wav", required=True, help="mono WAV at 16 or 24 kHz")
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--type", default="", help="text to type at the start")
-    parser.add_argument("--seconds", type=float, default=None, help="keep the session this long (silence after the wav)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="keep the session this long (silence after the wav)")
     parser.add_argument("--out", default="", help="where to write the reply audio")
     args = parser.parse_args()
     if args.wav and soundfile.info(args.wav).samplerate not in (16000, 24000):

@@ -2,10 +2,10 @@
 
 The batch has a fixed number of slots (`max_sessions`), so the step compiles once: an idle slot is
 computed on silence and its outputs dropped. The model's audio frames become 200 ms of waveform per
-slot in the same call, through one live vocoder that renders every slot's stream at once. A session attached to a slot starts from an empty state
-(the slot is reset inside the next step), with its own random key, so nothing of an earlier session in
-that slot, or of the sessions beside it, reaches it: a row's arithmetic never reads other rows, and its
-samples come from its own key.
+slot in the same call, through one live vocoder that renders every slot's stream at once. A session
+attached to a slot starts from an empty state (the slot is reset inside the next step), with its own
+random key, so nothing of an earlier session in that slot, or of the sessions beside it, reaches it: a
+row's arithmetic never reads other rows, and its samples come from its own key.
 """
 from __future__ import annotations
 

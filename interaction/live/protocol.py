@@ -74,7 +74,8 @@ def parse(raw: str | bytes) -> dict:
     try:
         msg = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise ProtocolError("invalid_json", f"the event is not valid JSON ({err.msg} at character {err.pos}).") from None
+        raise ProtocolError("invalid_json",
+                            f"the event is not valid JSON ({err.msg} at character {err.pos}).") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("invalid_event", 'an event is a JSON object with a string "type".')
     kind, event_id = msg["type"], msg.get("event_id")
@@ -95,14 +96,16 @@ def audio_format(spec, event_id=None) -> int:
         raise ProtocolError("unsupported_audio_format", f"PCM at {rate} Hz is not supported: use one of {RATES}.",
                             event_id)
     raise ProtocolError("unsupported_audio_format", f"audio format {spec!r} is not supported: use \"pcm16\" "
-                                                    f"(24 kHz) or {{\"type\": \"audio/pcm\", \"rate\": 16000}}.", event_id)
+                                                    f"(24 kHz) or {{\"type\": \"audio/pcm\", \"rate\": 16000}}.",
+                        event_id)
 
 
 def decode_audio(msg: dict) -> np.ndarray:
     """input_audio_buffer.append -> int16 samples, or ProtocolError."""
     data = msg.get("audio")
     if not isinstance(data, str):
-        raise ProtocolError("invalid_audio", 'input_audio_buffer.append needs "audio": base64 PCM16.', msg.get("event_id"))
+        raise ProtocolError("invalid_audio", 'input_audio_buffer.append needs "audio": base64 PCM16.',
+                            msg.get("event_id"))
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):

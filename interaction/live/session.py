@@ -9,17 +9,15 @@ rate), the spoken text, and a delegation when one completes, which goes to the b
 """
 from __future__ import annotations
 
-import codecs
 import itertools
 import json
 
 import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, dmel, text
+from interaction.codecs import audio, dmel, text, text_stream
 from interaction.data.layout import MicroTurnLayout
 from interaction.data.pipeline import SlotQueue
-from interaction.evals.runner import DelegationReader
 from interaction.live import protocol
 from interaction.live.resample import StreamingResampler
 from interaction.reasoner.runtime import ReasonerRuntime
@@ -39,11 +37,8 @@ class LiveSession:
         self._pending = np.zeros(0, np.int16)  # client audio not yet heard, at rate_in
         self._history = np.zeros(layout.dmel.history, np.float32)  # the codec's look-back, at 16 kHz
         self._typed = runtime.queue if runtime is not None else SlotQueue(layout.text_in_slots)
-        self._reader = DelegationReader()
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._in_request = False
-        self._said: list[str] = []  # the model's spoken text so far
-        self._heard_typed: list[str] = []
+        self._reader = text_stream.TextStreamReader()
+        self._heard_typed: list[tuple[float, str, str]] = []  # (time, "user", text) of what the user typed
         self._calls = itertools.count()
         self._call_ids: dict[int, str] = {}  # reasoner request id -> the call id the client was told
         self._delivered = 0
@@ -92,7 +87,7 @@ class LiveSession:
         if kind == "conversation.item.create":
             typed = protocol.typed_text(msg)
             self._typed.push(text.wrap(text.Special.TYPED, typed, text.Special.TYPED_END))
-            self._heard_typed.append(typed)
+            self._heard_typed.append((round(self.microturn * MICROTURN_SECONDS, 6), "user", typed))
             item = {"id": f"item_{self.id}_{self.microturn}", "type": "message", "role": "user",
                     "content": [{"type": "input_text", "text": typed}]}
             return [protocol.event("conversation.item.created", item=item)]
@@ -118,14 +113,14 @@ class LiveSession:
         """The model's micro-turn (its 16 kHz audio, text tokens (S_out,)) as events."""
         events = []
         wave = self._resample_out.push(wave)
-        events.append(protocol.event("response.output_audio.delta", response_id=self.id, item_id=f"item_{self.id}_out",
-                                     output_index=0, content_index=0, delta=protocol.encode_audio(audio.to_pcm16(wave))))
-        spoken = self._spoken(tokens)
+        events.append(protocol.event("response.output_audio.delta", response_id=self.id,
+                                     item_id=f"item_{self.id}_out", output_index=0, content_index=0,
+                                     delta=protocol.encode_audio(audio.to_pcm16(wave))))
+        spoken, requests = self._reader.feed(tokens)
         if spoken:
-            self._said.append(spoken)
             events.append(protocol.event("response.output_audio_transcript.delta", response_id=self.id,
                                          item_id=f"item_{self.id}_out", output_index=0, content_index=0, delta=spoken))
-        for request in self._reader.feed(tokens, self.microturn):
+        for request in requests:
             call_id = f"call_{self.id}_{next(self._calls)}"
             events.append(protocol.event("response.function_call_arguments.done", response_id=self.id, call_id=call_id,
                                          name="reasoner", arguments=json.dumps({"request": request["request"]})))
@@ -141,24 +136,10 @@ class LiveSession:
         self.microturn += 1
         return events
 
-    def _spoken(self, tokens: np.ndarray) -> str:
-        """The spoken text among a micro-turn's tokens: bytes outside delegation requests, decoded as UTF-8
-        across micro-turns."""
-        data = bytearray()
-        for tok in np.asarray(tokens).tolist():
-            if tok == text.Special.DELEGATE:
-                self._in_request = True
-            elif tok == text.Special.DELEGATE_END:
-                self._in_request = False
-            elif tok >= text.NUM_SPECIAL and not self._in_request:
-                data.append(tok - text.NUM_SPECIAL)
-        return self._utf8.decode(bytes(data))
-
     def context(self) -> str:
         """What the reasoner is handed with a request: the user's typed text and the model's speech so far."""
-        lines = [f"user: {t}" for t in self._heard_typed]
-        said = "".join(self._said).strip()
-        return "\n".join(lines + ([f"model: {said}"] if said else []))
+        model = [(a, "model", w) for a, _, w in self._reader.spoken_words()]
+        return text_stream.transcript(self._heard_typed + model)
 
     def close(self) -> None:
         if self.runtime is not None:

@@ -8,7 +8,7 @@ session's cache and the micro-turn's block of new keys, with one softmax across 
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -139,7 +139,8 @@ class Attention(nnx.Module):
         k = rope(self._project(x, self.k), positions, self.rope_base)
         return k.transpose(0, 2, 3, 1), self._project(x, self.v).swapaxes(1, 2)
 
-    def query(self, x: jax.Array, positions: jax.Array, parts: Sequence[KVCache], window: int | None = None) -> jax.Array:
+    def query(self, x: jax.Array, positions: jax.Array, parts: Sequence[KVCache],
+              window: int | None = None) -> jax.Array:
         """Attention output for queries from x (B, S, embed) at `positions` over the keys of `parts`, one
         softmax across all: each query sees stored keys at or before its position, less than `window`
         behind it."""

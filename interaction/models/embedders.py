@@ -1,4 +1,4 @@
-"""Encoder-free input embedders (DESIGN §2): every stream becomes one `embed`-wide token per slot.
+"""Encoder-free input embedders (docs/design.md): every stream becomes one `embed`-wide token per slot.
 
 - dMel audio: a frame's 80 channel bins each pick a row of a per-channel table; the frame's token is
   their sum ("bag of embeddings"). User audio and the model's fed-back audio share the table; which

@@ -7,8 +7,8 @@ inside a 256-row product can differ in the last bits. Here every product is comp
 through the same kernel with the same summation order whatever its batch, its position, or its neighbours.
 Row sums (norms) go through the same product, with a column of ones.
 
-The price is a loop over tiles instead of one large product: see the deterministic mode's cost in the
-README. Used by the model when its spec says `deterministic`.
+The price is a loop over tiles instead of one large product (its cost is in docs/results.md). Used by the
+model when its spec says `deterministic`.
 
 Randomness is batch-invariant when every session has its own key: the helpers below take either one
 key (shape ()) for the whole batch or a (B,) array of keys, one per session, and then draw row by row.

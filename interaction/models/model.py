@@ -1,7 +1,7 @@
 """The interaction model: micro-turn blocks in, text logits and audio-frame conditioning out.
 
-Training sees a window of T micro-turn blocks as one causal sequence of T x block_len tokens (DESIGN
-§3). Input-segment slots embed what arrived; output-segment slots embed the model's *previous* output
+Training sees a window of T micro-turn blocks as one causal sequence of T x block_len tokens
+(docs/design.md). Input-segment slots embed what arrived; output-segment slots embed the model's *previous* output
 token (teacher forcing: text slot j sees text token j-1, audio frame j sees frame j-1, across block
 boundaries), so the hidden state at an output slot predicts that slot's own token. Positions are
 absolute (micro-turn index x block_len + slot), and every slot adds its stream's embedding.
@@ -68,7 +68,8 @@ class ModelSpec:
                               local_window=None if window_turns is None else window_turns * layout.block_len,
                               global_every=d.get("global_every"))
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
-                   balance_weight=c.balance_weight, z_weight=c.z_weight, listen_weight=c.get("listen_weight", cls.listen_weight),
+                   balance_weight=c.balance_weight, z_weight=c.z_weight,
+                   listen_weight=c.get("listen_weight", cls.listen_weight),
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),

@@ -4,12 +4,12 @@
 is multiplied by its own weights with `jax.lax.ragged_dot`. Two exceptions give the same result faster:
 a handful of tokens (a streaming step's one token per session) run each assignment through its own
 expert, picked by `jax.lax.switch`; and on CPU, where JAX emulates ragged_dot by running every group
-over every row under a mask, the dense path (every expert on every token, unmasked) is cheaper. "capacity" gives every expert a fixed
-number of slots (static shapes, GShard/Switch style) and drops assignments that do not fit. "dense" runs
-every expert on every token and weights the outputs (zero for experts not chosen): num_experts / top_k
-times the FLOPs, but a token's result does not depend on the other tokens, which the deterministic mode
-needs. The router always runs in float32. `moe_reference` is the plain-loop spec the paths are tested
-against.
+over every row under a mask, the dense path (every expert on every token, unmasked) is cheaper.
+"capacity" gives every expert a fixed number of slots (static shapes, GShard/Switch style) and drops
+assignments that do not fit. "dense" runs every expert on every token and weights the outputs (zero for
+experts not chosen): num_experts / top_k times the FLOPs, but a token's result does not depend on the
+other tokens, which the deterministic mode needs. The router always runs in float32. `moe_reference` is
+the plain-loop spec the paths are tested against.
 """
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None, group:
     `group` consecutive tokens has its own `capacity` slots per expert.
     """
     xs = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
-    router, gate, up, down = (np.asarray(w[...], np.float32) for w in (module.router, module.gate, module.up, module.down))
+    router, gate, up, down = (np.asarray(w[...], np.float32)
+                              for w in (module.router, module.gate, module.up, module.down))
     routes = []  # per token: [(expert, weight), ...] in rank order
     for token in xs:
         logits = token @ router
@@ -202,7 +203,8 @@ def moe_reference(module: MoE, x: jax.Array, capacity: int | None = None, group:
             if (t, r) in kept:
                 out[t] += weight * _swiglu_np(token, gate[e], up[e], down[e])
         if module.shared_expert:
-            out[t] += _swiglu_np(token, *(np.asarray(w[...], np.float32) for w in (module.shared.gate, module.shared.up, module.shared.down)))
+            out[t] += _swiglu_np(token, *(np.asarray(w[...], np.float32)
+                                          for w in (module.shared.gate, module.shared.up, module.shared.down)))
     return jnp.asarray(out).reshape(x.shape)
 
 

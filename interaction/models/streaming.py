@@ -1,4 +1,4 @@
-"""The micro-turn streaming step (DESIGN §4): step(model, state, inputs, rng) -> (state, outputs).
+"""The micro-turn streaming step (docs/design.md): step(model, state, inputs, rng) -> (state, outputs).
 
 One call consumes one micro-turn's input segment (user audio frames, video patches, text-in slots) in
 a single pass through the cached decoder, then emits the output segment token by token: the speaking
@@ -15,6 +15,8 @@ audio conditioning then equal the full-sequence training forward (tested).
 """
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,14 +24,15 @@ from flax import nnx, struct
 from jax.sharding import NamedSharding
 
 from interaction import sharding
-from interaction.codecs import dmel, text, video
+from interaction.codecs import dmel, text
+from interaction.data.layout import STEP_INPUTS
 from interaction.models import invariant
 from interaction.models.cache import KVCache
 from interaction.models.flow_head import sample as flow_sample
 from interaction.models.model import InteractionModel
 
 
-INPUTS = ("user_audio", "video", "video_new", "text_in")  # what `step` reads of a micro-turn
+INPUTS = STEP_INPUTS  # what `step` reads of a micro-turn
 
 
 @struct.dataclass
@@ -94,11 +97,8 @@ def state_shardings(state: StreamState, mesh, rules) -> StreamState:
 
 
 def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
-    """Shapes and dtypes of one micro-turn's `INPUTS` for `sessions` sessions."""
-    shapes = {"user_audio": ((sessions, layout.frames, layout.dmel.n_mels), jnp.int32),
-              "video": ((sessions, layout.patches, video.PATCH, video.PATCH, 3), jnp.uint8),
-              "video_new": ((sessions,), jnp.bool_), "text_in": ((sessions, layout.text_in_slots), jnp.int32)}
-    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
+    """Shapes and dtypes of one micro-turn's `INPUTS` for `sessions` sessions (`MicroTurnLayout.step_spec`)."""
+    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in layout.step_spec(sessions).items()}
 
 
 def reset(state: StreamState, rows: jax.Array) -> StreamState:
@@ -137,8 +137,8 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
     text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
     to feed back instead of the model's own; with text_out alone the model voices the given text (its
-    own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for the batch, or (B,) keys, one per session
-    (then a session's samples do not depend on the batch it is in).
+    own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for
+    the batch, or (B,) keys, one per session (then a session's samples do not depend on the batch it is in).
 
     The first text slot is the decision: the model speaks in the next micro-turn when its chance of
     VOICED against PAD there exceeds `speak_threshold`, or, when it spoke in the last one, `keep_threshold`
@@ -148,8 +148,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     Speaking, each byte slot first decides whether a byte comes now (its chance of not PAD above
     `byte_threshold`; a row's bytes come first, so after one PAD the row stays PAD), then draws the byte
     at `temperature` (0: the likeliest); the frames come from the flow head at `audio_temperature`
-    (default: the spec's, the temperature its own frames were trained with). Comparing PAD with the likeliest single byte instead would favour PAD,
-    which takes the mass that all bytes share, and leave the model speaking without words.
+    (default: the spec's, the temperature its own frames were trained with). Comparing PAD with the
+    likeliest single byte instead would favour PAD, which takes the mass that all bytes share, and leave
+    the model speaking without words.
 
     Returns text_tokens (B, S_out), text_logits (B, S_out, V), speak (B,) the chance of VOICED, voiced (B,)
     bool, listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, F, embed),
@@ -248,19 +249,23 @@ def run_session(model: InteractionModel, state: StreamState, inputs: dict, rng: 
     return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
 
 
-def make_step(graphdef, **sampling):
+def make_step(graphdef, *, mesh=None, rules=None, state_shardings=None, **sampling):
     """Jitted (params, state, inputs, seeds (B,), microturns (B,), fresh (B,) bool) -> (state, outputs), the
     step of sessions held as slots of one batch: the flagged slots start new sessions, then every slot takes
     one micro-turn, sampling from its own key (its session's seed folded with the session's micro-turn), so
     a session's outputs do not depend on the slot it has or the sessions beside it. State donated.
     `sampling`: `step`'s keywords (flow_steps, temperature, audio_temperature, speak_threshold,
-    keep_threshold, byte_threshold)."""
+    keep_threshold, byte_threshold). On a `mesh`, activations are laid out by `rules` and the new state
+    keeps `state_shardings`. Every caller that streams (evaluation, live sessions, training samples,
+    benchmarks, the scale plan) gets its step here."""
     def run(params, state, inputs, seeds, microturns, fresh):
         model = nnx.merge(graphdef, params)
         keys = jax.vmap(lambda s, m: jax.random.fold_in(jax.random.key(s), m))(seeds, microturns)
-        return step(model, reset(state, fresh), inputs, keys, **sampling)
+        with sharding.use_rules(mesh, rules) if mesh is not None else contextlib.nullcontext():
+            return step(model, reset(state, fresh), inputs, keys, **sampling)
 
-    return jax.jit(run, donate_argnums=1)
+    placed = {} if state_shardings is None else {"out_shardings": (state_shardings, None)}
+    return jax.jit(run, donate_argnums=1, **placed)
 
 
 def idle_inputs(layout, sessions: int) -> dict:

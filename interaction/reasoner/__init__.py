@@ -1,1 +1,1 @@
-"""The background reasoner (DESIGN §5): an interface, its implementations, and the runtime beside the loop."""
+"""The background reasoner (docs/design.md): an interface, its implementations, and the runtime beside the loop."""

@@ -39,7 +39,8 @@ class DataStateHandler(ocp.CheckpointHandler):
     def restore(self, directory, args: "DataStateRestore | None" = None) -> dict:
         path = self._file(directory)
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing (was the checkpoint written by {jax.process_count()} processes?)")
+            raise FileNotFoundError(f"{path} is missing (was the checkpoint written by {jax.process_count()} "
+                                    "processes?)")
         return json.loads(path.read_text())
 
     def metadata(self, directory):
@@ -98,7 +99,8 @@ class Checkpoints:
         there is none."""
         if step is not None and step not in self.steps():
             raise FileNotFoundError(f"{self.directory} holds no checkpoint of step {step}; it holds {self.steps()}.")
-        for step in [step] if step is not None else reversed(self.steps()):
+        steps = [step] if step is not None else reversed(self.steps())
+        for step in steps:
             try:
                 out = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                           data=DataStateRestore()))

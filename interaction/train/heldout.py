@@ -6,10 +6,11 @@ and the baselines they are judged against:
 - text: the best *constant* predictor, the label distribution of the held-out windows themselves (its
   cross-entropy is that distribution's entropy), and the accuracy of always predicting PAD.
 - listening heads: the best constant predictor, each head's mean held-out target.
-- audio (voiced frames only; a silent micro-turn plays exact silence): the mean frame. For the flow loss the baseline is the exact optimal velocity when frames are
-  drawn from a per-channel Gaussian around the held-out mean frame (the best a predictor that knows only
-  the mean frame and the spread can do, in closed form). In frame space it is the squared error of the
-  mean frame itself, against the model's deterministic (temperature 0) sample.
+- audio (voiced frames only; a silent micro-turn plays exact silence): the mean frame. For the flow loss
+  the baseline is the exact optimal velocity when frames are drawn from a per-channel Gaussian around the
+  held-out mean frame (the best a predictor that knows only the mean frame and the spread can do, in
+  closed form). In frame space it is the squared error of the mean frame itself, against the model's
+  deterministic (temperature 0) sample.
 Both baselines are fit on the held-out data, which favours them.
 """
 from __future__ import annotations

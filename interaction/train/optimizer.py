@@ -9,7 +9,8 @@ def schedule(c, total_steps: int) -> optax.Schedule:
     """Learning rate: linear warm-up from 0 over `c.warmup_steps`, then cosine decay to `c.final_lr_fraction`."""
     if not 0 <= c.warmup_steps < total_steps:
         raise ValueError(f"optim.warmup_steps={c.warmup_steps} must lie in [0, total_steps={total_steps}).")
-    return optax.warmup_cosine_decay_schedule(0.0, c.lr, c.warmup_steps, total_steps, end_value=c.lr * c.final_lr_fraction)
+    return optax.warmup_cosine_decay_schedule(0.0, c.lr, c.warmup_steps, total_steps,
+                                              end_value=c.lr * c.final_lr_fraction)
 
 
 def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:

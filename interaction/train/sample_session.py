@@ -3,8 +3,8 @@
 The model hears the conversation's user channel (and sees its video and typed text) one micro-turn at a
 time through the streaming step and answers with its own text and audio; nothing of the reference model
 channel is fed in. The result is written as a stereo WAV (left: what the model heard, right: what it
-said, scaled down if it would clip) and a timeline PNG whose model row is the model's output, with the conversation's labelled events
-beside it for reference.
+said, scaled down if it would clip) and a timeline PNG whose model row is the model's output, with the
+conversation's labelled events beside it for reference.
 """
 from __future__ import annotations
 
@@ -17,25 +17,29 @@ import numpy as np
 from flax import nnx
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, text, vocoder
+from interaction.codecs import audio, text_stream, vocoder
 from interaction.data import pipeline
 from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
 from interaction.data.timeline import render_timeline
 from interaction.models import streaming
 
-_SPACE = text.encode(" ")[0]
-
-
 def make_sampler(graphdef: nnx.GraphDef, *, capacity_turns: int, flow_steps: int, temperature: float):
-    """Jitted (params, inputs (1, T, ...), rng) -> outputs of `streaming.run_session` from an empty state."""
+    """(params, inputs (1, T, ...), seed) -> outputs (1, T, ...) of a session from an empty state, run
+    micro-turn by micro-turn through the streaming step the live server and the evaluation use."""
+    step = streaming.make_step(graphdef, flow_steps=flow_steps, temperature=temperature)
 
-    def run(params, inputs, rng):
-        model = nnx.merge(graphdef, params)
-        state = streaming.init_state(model, 1, capacity_turns)
-        return streaming.run_session(model, state, inputs, rng, flow_steps=flow_steps, temperature=temperature)[1]
+    def run(params, inputs: dict, seed: int) -> dict:
+        state = streaming.init_state(nnx.merge(graphdef, params), 1, capacity_turns)
+        seeds = np.full(1, seed, np.uint32)
+        outputs = []
+        for m in range(inputs["user_audio"].shape[1]):
+            turn = {k: v[:, m] for k, v in inputs.items()}
+            state, out = step(params, state, turn, seeds, np.full(1, m, np.int32), np.full(1, m == 0))
+            outputs.append(jax.device_get(out))
+        return jax.tree.map(lambda *rows: np.stack(rows, axis=1), *outputs)
 
-    return jax.jit(run)
+    return run
 
 
 def session_inputs(conv: Conversation, layout: MicroTurnLayout, turns: int) -> tuple[dict, int]:
@@ -44,30 +48,6 @@ def session_inputs(conv: Conversation, layout: MicroTurnLayout, turns: int) -> t
     real = min(turns, len(features["valid"]))
     win = pipeline.window(features, 0, turns, layout.dmel.log_min)
     return {k: win[k][None] for k in streaming.INPUTS}, real
-
-
-def spoken_words(tokens: np.ndarray) -> list[tuple[float, float, str]]:
-    """(T, S_out) emitted text tokens -> the words it says, timed by the micro-turn they are played in (block
-    m -> m + 1). Special tokens and delegation requests (silent text for the reasoner) are not words."""
-    words, current, start, requesting = [], [], 0.0, False
-    for m, row in enumerate(np.asarray(tokens)):
-        t = round((m + 1) * MICROTURN_SECONDS, 6)  # 0.6, not 0.6000000000000001
-        for tok in row:
-            if tok in (text.Special.DELEGATE, text.Special.DELEGATE_END):
-                requesting = tok == text.Special.DELEGATE
-            if tok < text.NUM_SPECIAL or requesting:  # silence, markers, a request being written
-                continue
-            if tok == _SPACE:
-                if current:
-                    words.append((start, round(t + MICROTURN_SECONDS, 6), text.decode(current)))
-                current = []
-                continue
-            if not current:
-                start = t
-            current.append(int(tok))
-    if current:
-        words.append((start, round((len(tokens) + 1) * MICROTURN_SECONDS, 6), text.decode(current)))
-    return words
 
 
 def write(conv: Conversation, outputs: dict, real_turns: int, layout: MicroTurnLayout, out_dir, name: str) -> dict:
@@ -84,7 +64,8 @@ def write(conv: Conversation, outputs: dict, real_turns: int, layout: MicroTurnL
     wav, png = out_dir / f"{name}.wav", out_dir / f"{name}.png"
     audio.write_wav(wav, np.stack([heard, said], axis=1), SAMPLE_RATE)
     shown = dataclasses.replace(conv, id=f"{conv.id}: model output ({name})", user_audio=heard, model_audio=said,
-                                model_words=spoken_words(np.asarray(outputs["text_tokens"][0, :real_turns])))
+                                model_words=text_stream.spoken_words(
+                                    np.asarray(outputs["text_tokens"][0, :real_turns])))
     render_timeline(shown, png)
     return {"heard": heard, "said": said, "gain_db": 20 * np.log10(gain), "wav": wav, "png": png,
             "image": matplotlib.image.imread(png)}

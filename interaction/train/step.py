@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
 from interaction import sharding
-from interaction.codecs import video
-from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import model as model_lib
 from interaction.train import heldout
@@ -23,18 +20,10 @@ from interaction.train.state import TrainState
 
 
 def abstract_batch(layout: MicroTurnLayout, batch_size: int, window_turns: int) -> dict[str, jax.ShapeDtypeStruct]:
-    """Shapes and dtypes of a batch the data pipeline yields, for compiling a step without data."""
-    lead = (batch_size, window_turns)
-    frames = lead + (layout.frames, layout.dmel.n_mels)
-    shapes = {
-        "user_audio": (frames, np.int32), "video": (lead + (layout.patches, video.PATCH, video.PATCH, 3), np.uint8),
-        "video_new": (lead, np.bool_), "text_in": (lead + (layout.text_in_slots,), np.int32),
-        "text_out": (lead + (layout.text_out_slots,), np.int32), "model_mel": (frames, np.float32),
-        "model_audio": (frames, np.int32), "listen": (lead + (len(listening.NAMES),), np.float32),
-        "user_text": (lead + (layout.frames,), np.int32),
-        "time_index": (lead, np.int32), "valid": (lead, np.bool_), "trained": (lead, np.bool_),
-    }
-    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in shapes.items()}
+    """Shapes and dtypes of a batch the data pipeline yields (`MicroTurnLayout.batch_spec`), for compiling a
+    step without data."""
+    spec = layout.batch_spec(batch_size, window_turns)
+    return {name: jax.ShapeDtypeStruct(shape, dtype) for name, (shape, dtype) in spec.items()}
 
 
 def train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lr_schedule: optax.Schedule,
