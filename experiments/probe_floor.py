@@ -25,10 +25,13 @@ from interaction.data import pipeline
 from interaction.evals import floor_probe, runner
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
+from interaction.plots import curves
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir")
 _COMPARE = flags.DEFINE_list("compare", [], "workdirs (their probe.json) or probe JSON files to print as one table "
                              "(runs nothing)")
+_CURVES = flags.DEFINE_string("curves", None, "with --compare: also plot every figure against the training step "
+                              "(learning curves) into this PNG")
 _CONVERSATIONS = flags.DEFINE_integer("per_kind", 20, "held-out conversations of every kind (0: all)")
 _THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "free-running text temperature (0: greedy)")
@@ -82,23 +85,45 @@ def _show(name: str, fig: dict) -> str:
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc",
             "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop",
             "interrupt_stop_tf", "false_response", "floor_kept")
+_CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "end_head_auc", "stop_tf", "pause_takeover",
+                  "interrupt_stop", "false_response")
+
+
+def probes_of(workdirs) -> list[tuple[str, str, dict]]:
+    """(run, row name, probe) of every probe named: a JSON file, or a workdir's probes, one per step
+    (`probe-<step>.json` of its kept checkpoints and `probe.json`), in step order."""
+    out = []
+    for w in workdirs:
+        path = Path(w)
+        if w.endswith(".json"):
+            name = path.parent.name if path.name == "probe.json" else f"{path.parent.name}/{path.stem}"
+            out.append((path.parent.name, name, json.loads(path.read_text())))
+            continue
+        by_step = {}
+        for f in [*path.glob("probe-*.json"), path / "probe.json"]:
+            if f.exists():
+                probe = json.loads(f.read_text())
+                by_step.setdefault(probe["step"], (f, probe))
+        if not by_step:
+            raise app.UsageError(f"{path} holds no probe.json or probe-<step>.json; probe it first.")
+        for step in sorted(by_step):
+            f, probe = by_step[step]
+            out.append((path.name, path.name if f.name == "probe.json" else f"{path.name}/{f.stem}", probe))
+    return out
 
 
 def compare(workdirs) -> str:
-    """A markdown table of the runs' probes: a row per run, each figure with its interval."""
+    """A markdown table of the runs' probes: a row per probe, each figure with its interval."""
     lines = ["| run | step | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 2) + "|"]
-    for w in workdirs:
-        path = Path(w) if w.endswith(".json") else Path(w) / "probe.json"
-        probe = json.loads(path.read_text())
+    for _, name, probe in probes_of(workdirs):
         cells = []
-        for name in _COLUMNS:
-            fig = probe["figures"].get(name)
+        for column in _COLUMNS:
+            fig = probe["figures"].get(column)
             if fig is None:  # a probe from before the figure existed
                 cells.append("—")
                 continue
             ci = fig.get("ci")
             cells.append(f"{fig['value']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
-        name = path.parent.name if path.name == "probe.json" else f"{path.parent.name}/{path.stem}"
         lines.append(f"| {name} | {probe['step']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -107,6 +132,12 @@ def main(argv):
     del argv
     if _COMPARE.value:
         print(compare(_COMPARE.value))
+        if _CURVES.value:
+            runs = {}
+            for run, _, probe in probes_of(_COMPARE.value):
+                runs.setdefault(run, []).append(probe)
+            curves.plot_learning_curves(runs, _CURVE_FIGURES, Path(_CURVES.value))
+            print(f"wrote {_CURVES.value}")
         return
     if not _WORKDIR.value:
         raise app.UsageError("give --workdir (a run to probe) or --compare (runs already probed).")

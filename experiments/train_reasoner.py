@@ -19,19 +19,19 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from interaction.models.transformer import DecoderSpec
-from interaction.reasoner import learned
+from interaction.reasoner import episodes, learned, training
 from interaction.reasoner.base import Request
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/reasoner.py:tiny", "reasoner config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "where the parameters and scores go", required=True)
 
 
-def evaluate(reasoner: learned.LearnedReasoner, episodes: int, seed: int) -> dict:
+def evaluate(reasoner: learned.LearnedReasoner, count: int, seed: int) -> dict:
     """Per tool: tool-call exact match and answer accuracy (the spoken answer exactly as the reference)."""
     rng, rows = np.random.default_rng(seed), []
-    for _ in range(episodes):
-        e = learned.make_episode(rng)
-        now = learned.episode_time(e)
+    for _ in range(count):
+        e = episodes.make_episode(rng)
+        now = episodes.episode_time(e)
         got = reasoner.answer(Request(e.question, "", now), threading.Event())
         call = got.trace[0]["call"] if got.trace else None
         rows.append({"tool": e.tool, "call": call == e.call, "answer": got.text == e.answer})
@@ -52,7 +52,7 @@ def main(argv):
     workdir.mkdir(parents=True, exist_ok=True)
     spec = DecoderSpec(**c.model)
     t0 = time.perf_counter()
-    graphdef, params, losses = learned.train(
+    graphdef, params, losses = training.train(
         spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed,
         log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
     train_s = time.perf_counter() - t0

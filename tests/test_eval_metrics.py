@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from interaction import SAMPLE_RATE
-from interaction.evals import baseline, benchmark, fdb_rules, scoring
+from interaction.evals import baseline, fdb_rules, score_dir, scoring
 from interaction.evals import words as wordlib
 
 
@@ -226,10 +226,10 @@ def test_baseline_threshold_trades_latency_for_pause_take_overs():
 
 
 def test_task_is_read_from_the_folder_or_the_annotation(tmp_path):
-    assert benchmark.task_of(tmp_path / "pause_handling" / "7", {}) == "pause_handling"
-    assert benchmark.task_of(tmp_path / "candor" / "7", {"turn_taking.json": []}) == "smooth_turn_taking"
-    assert benchmark.task_of(tmp_path / "x" / "7", {"metadata.json": {"background_text": "hi"}}) == "background_speech"
-    assert benchmark.task_of(tmp_path / "x" / "7", {}) is None
+    assert score_dir.task_of(tmp_path / "pause_handling" / "7", {}) == "pause_handling"
+    assert score_dir.task_of(tmp_path / "candor" / "7", {"turn_taking.json": []}) == "smooth_turn_taking"
+    assert score_dir.task_of(tmp_path / "x" / "7", {"metadata.json": {"background_text": "hi"}}) == "background_speech"
+    assert score_dir.task_of(tmp_path / "x" / "7", {}) is None
 
 
 def test_floor_of_an_output_equal_to_the_reference_is_perfect():

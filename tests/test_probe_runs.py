@@ -14,9 +14,11 @@ def test_probe_writes_its_figures_and_compares_runs(smoke_run, tmp_path):
         fig = probe["figures"][name]
         assert set(fig) >= {"value", "ci", "n"}, name
     assert 0 <= probe["figures"]["talk_over"]["value"] <= 1
-    table = succeeded(run_module("experiments.probe_floor", f"--compare={out}"))
-    header, _, row = table.splitlines()
+    png = tmp_path / "curves.png"
+    table = succeeded(run_module("experiments.probe_floor", f"--compare={out}", f"--curves={png}"))
+    header, _, row, *_ = table.splitlines()
     assert "| stop_tf |" in header and row.startswith(f"| {tmp_path.name} | 2 |")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = run_module("experiments.probe_floor", f"--workdir={smoke_run}", "--step=1")
     assert missing.returncode != 0 and "holds no checkpoint of step 1; it holds [2]" in missing.stderr
 

@@ -1,19 +1,13 @@
-"""A learned tool-calling reasoner: a small byte-level transformer (the interaction model's decoder blocks).
+"""A learned tool-calling reasoner: a small byte-level transformer (the interaction model's decoder blocks)
+over the episodes of `episodes`, behind the `Reasoner` interface.
 
-One episode is one token sequence in the text codec's vocabulary:
-
-    <delegate> question </delegate> <call> tool(argument) </call> <tool_result> result </tool_result>
-    <answer> spoken answer <eos>
-
-The model writes the call and the answer; the tool result is written by the sandboxed tool, so it is
-never a training target. Answering runs the model greedily until `</call>`, runs the tool (any failure
-is an error result the model reads), then runs it again until `<eos>`. Sequences have a fixed length, so
-one jitted forward serves every decoding step.
+Answering runs the model greedily until `</call>`, runs the tool (any failure is an error result the
+model reads), then runs it again until `<eos>`. Sequences have a fixed length, so one jitted forward
+serves every decoding step. Training is in `training`.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import threading
 from pathlib import Path
@@ -21,71 +15,18 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from interaction.codecs import text
-from interaction.data.scenarios import spoken_result, tool_question
 from interaction.models.embedders import embedding_table
 from interaction.models.layers import param
 from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
 from interaction.reasoner.base import Answer, Request
+from interaction.reasoner.episodes import LENGTH, S, prompt_tokens
 from interaction.tools import registry
 
-S = text.Special
-LENGTH = 160  # tokens per episode; longer questions are refused
-_EPOCH = datetime.datetime(2026, 1, 1)
 _LECUN = nnx.initializers.lecun_normal()
-
-
-@dataclasses.dataclass(frozen=True)
-class Episode:
-    question: str
-    call: str  # tool(argument)
-    result: str
-    answer: str
-    tool: str
-    day: int  # days after _EPOCH: the clock's "now"
-
-
-def make_episode(rng: np.random.Generator) -> Episode:
-    """A question of the corpus' delegation kind, its tool call, the tool's real result and the answer."""
-    question, tool, argument, template = tool_question(rng)
-    day = int(rng.integers(0, 3650))
-    result = registry.run_tool(tool, argument, now=_EPOCH + datetime.timedelta(days=day)).text
-    return Episode(question, registry.format_call(tool, argument), result,
-                   template.format(result=spoken_result(result)), tool, day)
-
-
-def episode_time(e: Episode) -> datetime.datetime:
-    """The wall clock the episode's tool result was computed at."""
-    return _EPOCH + datetime.timedelta(days=e.day)
-
-
-def prompt_tokens(question: str) -> list[int]:
-    return text.wrap(S.DELEGATE, question, S.DELEGATE_END) + [int(S.CALL)]
-
-
-def encode(e: Episode) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens, target mask) of one episode, padded to LENGTH: the mask marks what the model must write."""
-    parts = [(prompt_tokens(e.question), False), (text.encode(e.call) + [int(S.CALL_END)], True),
-             (text.wrap(S.TOOL_RESULT, e.result, S.TOOL_RESULT_END) + [int(S.ANSWER)], False),
-             (text.encode(e.answer) + [int(S.EOS)], True)]
-    tokens = [t for p, _ in parts for t in p]
-    mask = [m for p, m in parts for _ in p]
-    if len(tokens) > LENGTH:
-        raise ValueError(f"episode of {len(tokens)} tokens is longer than {LENGTH}: {e.question!r}")
-    out = np.full(LENGTH, S.PAD, np.int32)
-    out[: len(tokens)] = tokens
-    target = np.zeros(LENGTH, bool)
-    target[: len(mask)] = mask
-    return out, target
-
-
-def batch(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    tokens, masks = zip(*(encode(make_episode(rng)) for _ in range(n)))
-    return {"tokens": np.stack(tokens), "target": np.stack(masks)}
 
 
 class ReasonerModel(nnx.Module):
@@ -98,36 +39,6 @@ class ReasonerModel(nnx.Module):
         positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
         h, _ = self.decoder(self.embed(tokens), positions)
         return h @ self.head[...]
-
-
-def loss_fn(model: ReasonerModel, b: dict) -> jax.Array:
-    """Next-token cross-entropy on the tokens the model writes (call and answer)."""
-    logits = model(b["tokens"][:, :-1])
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, b["tokens"][:, 1:])
-    w = b["target"][:, 1:].astype(jnp.float32)
-    return jnp.sum(ce * w) / jnp.maximum(w.sum(), 1.0)
-
-
-def train(spec: DecoderSpec, *, steps: int, batch_size: int, lr: float, seed: int = 0, log=None):
-    """Trains from scratch on freshly drawn episodes; returns (graphdef, params, losses)."""
-    graphdef, params = nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed)))
-    tx = optax.chain(optax.clip_by_global_norm(1.0),
-                     optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(200, steps // 10), steps, lr * 0.1)))
-    opt = tx.init(params)
-
-    @jax.jit
-    def step(params, opt, b):
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(nnx.merge(graphdef, p), b))(params)
-        updates, opt = tx.update(grads, opt, params)
-        return optax.apply_updates(params, updates), opt, loss
-
-    rng, losses = np.random.default_rng(seed), []
-    for i in range(steps):
-        params, opt, loss = step(params, opt, batch(rng, batch_size))
-        losses.append(float(loss))
-        if log is not None and (i + 1) % 100 == 0:
-            log(i + 1, float(np.mean(losses[-100:])))
-    return graphdef, params, losses
 
 
 class LearnedReasoner:

@@ -21,7 +21,7 @@ from interaction.codecs import audio, text_stream, vocoder
 from interaction.data import pipeline
 from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
-from interaction.data.timeline import render_timeline
+from interaction.plots.timeline import render_timeline
 from interaction.models import streaming
 
 def make_sampler(graphdef: nnx.GraphDef, *, capacity_turns: int, flow_steps: int, temperature: float):

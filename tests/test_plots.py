@@ -6,7 +6,7 @@ import numpy as np
 
 from interaction import SAMPLE_RATE
 from interaction.data.conversation import EVENT_KINDS, Conversation, Event, TextItem
-from interaction.data.timeline import kind_colour, render_timeline
+from interaction.plots.timeline import kind_colour, render_timeline
 
 
 def make_conversation(duration: float = 2.0, seed: int = 0) -> Conversation:
