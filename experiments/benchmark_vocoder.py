@@ -12,9 +12,10 @@ iterations), plus the time one piece takes. Reference measured on this machine w
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from pystoi import stoi
 
+from experiments import common
 from experiments.common import write_results
 from interaction.codecs import dmel, vocoder
 from interaction.data import lexicon, speech
@@ -84,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

@@ -1,15 +1,37 @@
 """Small helpers shared by the experiment entry points."""
 import json
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from absl import flags
+from absl import app, flags, logging
 
-from interaction.data import records
+from interaction.data import records, speech
+from interaction.evals import asr
 from interaction.models.model import ModelSpec
 from interaction.train import checkpoint
+
+
+# What a user can fix: a bad config or flag value (ValueError), a missing workdir, corpus or checkpoint
+# (FileNotFoundError), a missing system tool or model file (espeak-ng, the Whisper weights).
+EXPECTED = (ValueError, FileNotFoundError, NotADirectoryError, speech.EspeakMissingError, asr.WhisperMissingError)
+
+
+def run(main) -> None:
+    """`app.run(main)`, with an expected error said in one line (its traceback with `-v 1`) and exit code 1."""
+    def guarded(argv):
+        try:
+            return main(argv)
+        except EXPECTED as err:
+            if logging.get_verbosity() >= logging.DEBUG:
+                traceback.print_exc()
+            sys.exit(f"error: {err}" + ("" if logging.get_verbosity() >= logging.DEBUG else
+                                        "  (-v 1 shows where it was raised)"))
+
+    app.run(guarded)
 
 
 def write_results(path: str, results: dict) -> None:

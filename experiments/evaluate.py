@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from absl import app, flags, logging
+from absl import flags, logging
 from flax import nnx
 
 from experiments import common
@@ -278,4 +278,4 @@ def _by_threshold(rows: dict[float, list[dict]]) -> dict[float, dict]:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

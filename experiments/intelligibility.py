@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import common
 from interaction.evals import asr, intelligibility
@@ -57,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

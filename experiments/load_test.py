@@ -15,9 +15,10 @@ Writes a table and JSON.
 import asyncio
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from flax import nnx
 
+from experiments import common
 from experiments.common import write_results
 from interaction import MICROTURN_SECONDS
 from interaction.data import lexicon, speech
@@ -85,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

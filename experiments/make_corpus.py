@@ -10,9 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import common
 from interaction.data import corpus, records, speech, stats
 from interaction.plots import timeline
 
@@ -55,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

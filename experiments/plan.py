@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 
 import jax
-from absl import app, flags
+from absl import flags
 from flax import nnx
 from jax.sharding import NamedSharding
 from ml_collections import config_flags
 
+from experiments import common
 from experiments.common import write_results
 from interaction import plan, sharding
 from interaction.models.model import InteractionModel, ModelSpec, parameter_counts
@@ -139,4 +140,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

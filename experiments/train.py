@@ -23,10 +23,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
+from experiments import common
 from interaction import SAMPLE_RATE, sharding
 from interaction.data import corpus, pipeline, records, speech
 from interaction.evals import floor, vad
@@ -267,4 +268,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
+from experiments import common
 from interaction.models.transformer import DecoderSpec
 from interaction.reasoner import episodes, learned, training
 from interaction.reasoner.base import Request
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)
