@@ -7,8 +7,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from absl import app, flags, logging
+from ml_collections import config_flags
 
+from experiments.configs import train as train_config
+from interaction import MICROTURN_SECONDS
 from interaction.data import records, speech
 from interaction.evals import asr
 from interaction.models.model import ModelSpec
@@ -88,12 +92,30 @@ def result_path(out: str | None, workdir: Path, name: str, step: int | None) -> 
     return Path(out) if out else workdir / (f"{name}.json" if step is None else f"{name}-{step}.json")
 
 
-def define_floor_flags() -> tuple:
-    """Defines --speak_threshold and --keep_threshold, the streaming step's floor decision, and returns them;
-    for the entry points that run a trained model."""
-    speak = flags.DEFINE_float("speak_threshold", None, "silent, the model starts speaking when its chance of "
-                               "speaking (its first text slot) is above this (default: even odds under its "
-                               "training's weighting, `streaming.floor_thresholds`)")
-    keep = flags.DEFINE_float("keep_threshold", None, "speaking, the model goes on while its chance of speaking "
-                              "is above this (default: `streaming.KEEP_THRESHOLD`)")
-    return speak, keep
+def define_serve_flag():
+    """Defines --serve.FIELD=VALUE, overrides of a trained run's serve block, and returns the flag."""
+    return config_flags.DEFINE_config_dict(
+        "serve", train_config.serve_config(), "how the run is served: its config.json's serve block, a field given "
+        "here overriding it, e.g. --serve.context_s=30 --serve.sessions=4 --serve.audio_temperature=0.8")
+
+
+def serve_settings(c: ml_collections.ConfigDict, flag) -> ml_collections.ConfigDict:
+    """The run `c`'s serve block (the defaults where it has none, or lacks a field) with every field given as
+    --serve.FIELD on the command line put over it; refuses values that cannot work."""
+    s = train_config.serve_config()
+    s.update({k: v for k, v in (c.get("serve") or {}).items() if k in s})
+    s.update(config_flags.get_override_values(flags.FLAGS[flag.name]))
+    if s.sessions < 1 or s.flow_steps < 1 or s.context_s < MICROTURN_SECONDS:
+        raise ValueError(f"--serve: sessions={s.sessions} and flow_steps={s.flow_steps} must be at least 1, "
+                         f"context_s={s.context_s} at least one micro-turn ({MICROTURN_SECONDS} s).")
+    return s
+
+
+def sampling(s: ml_collections.ConfigDict) -> dict:
+    """The streaming step's keywords (`streaming.make_step`, `SlotEngine`) of a serve block."""
+    return dict(flow_steps=s.flow_steps, temperature=s.temperature, audio_temperature=s.audio_temperature,
+                speak_threshold=s.speak_threshold, keep_threshold=s.keep_threshold)
+
+
+def context_turns(s: ml_collections.ConfigDict) -> int:
+    return round(s.context_s / MICROTURN_SECONDS)

@@ -5,7 +5,8 @@ r"""The duplex benchmark: runs a trained model on held-out inputs and scores wha
   python -m experiments.evaluate --score_dir=path/to/full_duplex_bench_data
 
 With --workdir, every held-out conversation of the run's corpus is streamed through the model one
-micro-turn at a time (live vocoder included), --slots of them at once as slots of one batched step, its
+micro-turn at a time (live vocoder included), several at once as slots of one batched step (the run's serve
+block: sessions, context, sampling and floor thresholds; --serve.FIELD=VALUE overrides a field), its
 output written in Full-Duplex-Bench's layout under `<workdir>/benchmark/samples/<task>/<id>/`
 (`output.wav` beside `input.wav` and the labels), and then scored. The model's delegations are answered
 by the corpus' own answers (default) or live, by a reasoner that reads the model's own requests
@@ -56,8 +57,6 @@ _FDB_DIR = flags.DEFINE_string(
     "fdb_dir", None, "with --workdir: run the model on every input.wav (and clean_input.wav) of this Full-Duplex-Bench "
     "download instead of the held-out split, then score the outputs")
 _SCORE_DIR = flags.DEFINE_string("score_dir", None, "score this Full-Duplex-Bench layout directory as it is")
-_SLOTS = flags.DEFINE_integer("slots", 8, "sessions streamed at once, as slots of one batched step (on CPU, 4-8 "
-                              "cost the least per session)")
 _RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer that scores words")
 _CALIBRATE = flags.DEFINE_list("calibrate", list(asr.NAMES), "recognizers whose word error rate on the vocoded "
                                "reference replies the report gives (the scoring one always)")
@@ -65,12 +64,7 @@ _CALIBRATION_REPLIES = flags.DEFINE_integer("calibration_replies", 150, "the cal
                                             "in sample order, the same for every recognizer (0: all)")
 _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdir>/benchmark or <score_dir>/report)")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "text sampling temperature (0: greedy); the audio frames are "
-                                  "drawn at the run's model.audio_temperature")
-_SPEAK_THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
-_FLOW_STEPS = flags.DEFINE_integer("flow_steps", 8, "Euler steps of the flow head per audio frame")
-_CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a session (the KV cache), seconds; a "
-                                "longer session attends to its last context_s (the longest held-out one is 19.6 s)")
+_SERVE = common.define_serve_flag()  # sessions at once, context, sampling, floor thresholds: the run's serve block
 _CONVERSATIONS = flags.DEFINE_integer("conversations", 0, "run only the first N held-out conversations (0: all)")
 _KINDS = flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many sample sessions as timelines")
@@ -100,15 +94,15 @@ def _load(workdir: Path):
     c, graphdef, params, step_count = checkpoint.load_trained(workdir)
     spec = ModelSpec.from_config(c.model)
     model = nnx.merge(graphdef, params)
-    step = streaming.make_step(graphdef, flow_steps=_FLOW_STEPS.value, temperature=_TEMPERATURE.value,
-                               speak_threshold=_SPEAK_THRESHOLD.value, keep_threshold=_KEEP_THRESHOLD.value)
-    state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
+    s = common.serve_settings(c, _SERVE)
+    step = streaming.make_step(graphdef, **common.sampling(s))
+    state = streaming.init_state(model, s.sessions, common.context_turns(s))
     return c, spec, params, step, state, step_count
 
 
-def _timing(times: list[float]) -> dict:
+def _timing(times: list[float], slots: int) -> dict:
     steps = np.asarray(times[1:] or times)  # the first step compiles
-    return {"slots": _SLOTS.value, "step_ms_p50": float(np.percentile(steps, 50) * 1e3),
+    return {"slots": slots, "step_ms_p50": float(np.percentile(steps, 50) * 1e3),
             "step_ms_p99": float(np.percentile(steps, 99) * 1e3),
             "deadline_misses": float(np.mean(steps > MICROTURN_SECONDS))}
 
@@ -138,7 +132,7 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
 
     times, drawn = [], []
     print(f"running the model (step {step_count}) on {len(convs)} held-out conversations, "
-          f"{_SLOTS.value} at a time", flush=True)
+          f"{len(state.time)} at a time", flush=True)
     for session, result in runner.run_sessions(step, params, state, sessions(), spec.layout, step_times=times):
         conv = session.conv
         if session.runtime is not None:
@@ -153,7 +147,7 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
     return {"checkpoint_step": step_count, "conversations": len(convs), "dmel": spec.layout.dmel,
             "reasoner": _REASONER.value if reasoner is None else
             f"{_REASONER.value}, answers {latency_turns * MICROTURN_SECONDS:.1f} s after the request",
-            **_timing(times)}
+            **_timing(times, len(state.time))}
 
 
 _INPUTS = {"input.wav": "output", "clean_input.wav": "clean_output"}  # v1.5 samples carry both
@@ -192,7 +186,7 @@ def run_fdb(workdir: Path, fdb_dir: Path, samples_dir: Path) -> dict:
             yield runner.wave_session(str(rel), wave, spec.layout, seed=_SEED.value * 100_003 + i)
 
     times = []
-    print(f"running the model (step {step_count}) on {len(inputs)} inputs under {fdb_dir}, {_SLOTS.value} at a time",
+    print(f"running the model (step {step_count}) on {len(inputs)} inputs under {fdb_dir}, {len(state.time)} at a time",
           flush=True)
     for session, result in runner.run_sessions(step, params, state, sessions(), spec.layout, step_times=times):
         folder, frames, rate, name = targets[session.name]
@@ -202,7 +196,7 @@ def run_fdb(workdir: Path, fdb_dir: Path, samples_dir: Path) -> dict:
         (samples_dir / "errors.json").write_text(json.dumps(failed, indent=1))
     about = {"checkpoint_step": step_count, "inputs": len(inputs) - len(failed), "dmel": spec.layout.dmel,
              "inputs that could not be run": len(failed)}
-    return {**about, **_timing(times)} if times else about
+    return {**about, **_timing(times, len(state.time))} if times else about
 
 
 def main(argv):
@@ -213,8 +207,6 @@ def main(argv):
         sys.exit("give exactly one of --workdir (run and score a trained model) or --score_dir (score a directory).")
     about: dict = {}
     cfg = dmel.DMelConfig()  # the baseline's vocoder when scoring a directory as it is
-    if _SLOTS.value < 1:
-        sys.exit(f"--slots={_SLOTS.value}: at least one session must run at a time.")
     if _FDB_DIR.value and not _WORKDIR.value:
         sys.exit("--fdb_dir needs --workdir: the trained model to run on its inputs.")
     if _WORKDIR.value:

@@ -25,8 +25,7 @@ _STEP = common.define_step_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json, or "
                            "intelligibility-<step>.json with --step)")
-_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "the flow's temperature (default: the run's "
-                                        "model.audio_temperature; 0: from its mean)")
+_SERVE = common.define_serve_flag()  # its audio_temperature: the flow's temperature (None: the model's)
 
 
 def main(argv):
@@ -36,12 +35,13 @@ def main(argv):
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _PER_KIND.value, _STEP.value)
+    serve = common.serve_settings(c, _SERVE)
     recognizer = asr.make(_RECOGNIZER.value)
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
           f"({recognizer.description})", flush=True)
     try:
         result = intelligibility.measure(graphdef, params, convs, layout, recognizer,
-                                         audio_temperature=_AUDIO_TEMPERATURE.value)
+                                         audio_temperature=serve.audio_temperature)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
         sys.exit(str(err))
     for name, fig in result.items():
@@ -52,7 +52,7 @@ def main(argv):
     out = common.result_path(_OUT.value, workdir, "intelligibility", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
                                "audio_temperature": ModelSpec.from_config(c.model).audio_temperature
-                               if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value, **result}, indent=1))
+                               if serve.audio_temperature is None else serve.audio_temperature, **result}, indent=1))
     print(f"wrote {out}")
 
 

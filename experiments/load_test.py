@@ -31,7 +31,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "a trained run (experi
 _SESSIONS = flags.DEFINE_list("sessions", ["1", "2", "4", "8", "12", "16"], "concurrent sessions to try")
 _SECONDS = flags.DEFINE_float("seconds", 20.0, "how long every session streams")
 _HOLD_MS = flags.DEFINE_float("hold_ms", 20.0, "N holds when the p99 tick lateness is at most this")
-_CONTEXT_S = flags.DEFINE_float("context_s", 10.0, "attention context of a session, seconds (as experiments.serve)")
+_SERVE = common.define_serve_flag()  # the run's serve block, as experiments.serve runs it (its sessions: --sessions)
 _OUT = flags.DEFINE_string("out", "experiments/results/load_test.json", "where to write the JSON results")
 
 
@@ -65,13 +65,14 @@ async def _load(engine: SlotEngine, n: int, seconds: float) -> dict:
 
 def main(argv):
     del argv
-    _, graphdef, params, step = checkpoint.load_trained(_WORKDIR.value)
+    c, graphdef, params, step = checkpoint.load_trained(_WORKDIR.value)
+    s = common.serve_settings(c, _SERVE)
     model = nnx.merge(graphdef, params)
     rows = []
     print(f"{'sessions':>8} {'ticks':>6} {'work p50/p99 ms':>16} {'p50 late ms':>12} {'p99 late ms':>12} "
           f"{'max late ms':>12} {'on time':>8} {'pieces/session':>15} {'holds':>6}")
     for n in map(int, _SESSIONS.value):
-        engine = SlotEngine(model, max_sessions=n, context_turns=round(_CONTEXT_S.value / MICROTURN_SECONDS))
+        engine = SlotEngine(model, max_sessions=n, context_turns=common.context_turns(s), **common.sampling(s))
         r = asyncio.run(_load(engine, n, _SECONDS.value))
         rows.append(r)
         print(f"{n:>8} {r['ticks']:>6} {r['p50_work_ms']:>7.1f}/{r['p99_work_ms']:<8.1f} {r['p50_late_ms']:>12.1f} "
@@ -80,6 +81,7 @@ def main(argv):
               flush=True)
     held = [r["sessions"] for r in rows if r["holds"]]
     result = {"workdir": _WORKDIR.value, "checkpoint_step": step, "seconds": _SECONDS.value, "hold_ms": _HOLD_MS.value,
+              "context_s": s.context_s,
               "rows": rows, "largest_n_that_holds": max(held) if held else 0}
     print(f"largest N that holds: {result['largest_n_that_holds']}")
     write_results(_OUT.value, result)

@@ -21,7 +21,7 @@ from ml_collections import config_flags
 
 from experiments import common
 from experiments.common import write_results
-from interaction import plan, sharding
+from interaction import MICROTURN_SECONDS, plan, sharding
 from interaction.models.model import InteractionModel, ModelSpec, parameter_counts
 from interaction.train import optimizer
 
@@ -82,11 +82,11 @@ def main(argv):
 
     if "train" in _SECTIONS.value:
         tx = optimizer.make_optimizer(c.optim, total_steps=1000)
-        r = plan.compile_train(spec, tx, mesh, rules, batch_size=c.train.batch, window_turns=c.train.window_turns)
+        r = plan.compile_train(spec, tx, mesh, rules, batch_size=c.data.batch_size, window_turns=c.data.window_turns)
         p, step, grads = r["planned"], r["step"], r["gradient_program"]
-        print(f"  train step: {c.train.batch} windows x {c.train.window_turns} micro-turns "
+        print(f"  train step: {c.data.batch_size} windows x {c.data.window_turns} micro-turns "
               f"({r['tokens_per_step']:,} tokens), {spec.dtype} activations, remat={spec.decoder.remat}")
-        _warn_if_batch_is_not_split(c.train.batch, "--config.train.batch", mesh, rules)
+        _warn_if_batch_is_not_split(c.data.batch_size, "--config.data.batch_size", mesh, rules)
         print(_row("parameters (float32)", p["parameters"]))
         print(_row("optimizer state", p["optimizer"]))
         print(_row("batch", p["batch"]))
@@ -101,11 +101,11 @@ def main(argv):
     if "stream" in _SECTIONS.value:
         s = c.serve
         r = plan.compile_stream(plan.serving_spec(spec), mesh, rules, sessions=s.sessions,
-                                context_turns=s.context_turns, flow_steps=s.flow_steps)
+                                context_turns=round(s.context_s / MICROTURN_SECONDS), flow_steps=s.flow_steps)
         p, step = r["planned"], r["step"]
         _warn_if_batch_is_not_split(s.sessions, "--config.serve.sessions", mesh, rules)
-        print(f"  streaming step: {s.sessions} sessions, {s.context_turns * 0.2:.0f} s of context "
-              f"({s.context_turns * lay.block_len:,} keys), bfloat16 weights and cache")
+        print(f"  streaming step: {s.sessions} sessions, {s.context_s:.0f} s of context "
+              f"({round(s.context_s / MICROTURN_SECONDS) * lay.block_len:,} keys), bfloat16 weights and cache")
         print(_row("parameters (bfloat16)", p["parameters"]))
         print(_row("KV cache", p["kv_cache"]))
         print(_row("rest of the state, inputs", p["state_other"] + p["inputs"]))
@@ -116,7 +116,7 @@ def main(argv):
 
     if "latency" in _SECTIONS.value:
         s = c.serve
-        context = s.context_turns * lay.block_len
+        context = round(s.context_s / MICROTURN_SECONDS) * lay.block_len
         print(f"  micro-turn on {devices} chips ({1 + lay.text_out_slots + lay.frames} passes, {context:,} keys of "
               f"context, bfloat16; roofline, collectives not counted), budget 200 ms:")
         print(f"    {'accelerator':<12}{'sessions':>9}{'TFLOP':>9}{'GB read':>9}{'compute ms':>12}{'traffic ms':>12}"

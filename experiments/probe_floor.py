@@ -19,7 +19,6 @@ from absl import app, flags, logging
 from flax import nnx
 
 from experiments import common
-from interaction import MICROTURN_SECONDS
 from interaction.codecs import text
 from interaction.data import pipeline
 from interaction.evals import floor_probe, runner
@@ -33,12 +32,7 @@ _COMPARE = flags.DEFINE_list("compare", [], "workdirs (their probe.json) or prob
 _CURVES = flags.DEFINE_string("curves", None, "with --compare: also plot every figure against the training step "
                               "(learning curves) into this PNG")
 _CONVERSATIONS = flags.DEFINE_integer("per_kind", 20, "held-out conversations of every kind (0: all)")
-_THRESHOLD, _KEEP_THRESHOLD = common.define_floor_flags()
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "free-running text temperature (0: greedy)")
-_AUDIO_TEMPERATURE = flags.DEFINE_float("audio_temperature", None, "free-running flow temperature (default: the "
-                                        "run's model.audio_temperature; 0: from its mean)")
-_SLOTS = flags.DEFINE_integer("slots", 8, "free-running sessions at once")
-_CONTEXT_S = flags.DEFINE_float("context_s", 20.0, "attention context of a free-running session, seconds")
+_SERVE = common.define_serve_flag()  # free-running sessions as the run is served (sessions, context, sampling)
 _STEP = common.define_step_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json, or "
@@ -61,14 +55,12 @@ def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
     return out
 
 
-def free_running(graphdef, params, convs, layout) -> list[dict]:
+def free_running(graphdef, params, convs, layout, serve) -> list[dict]:
     """`runner.run_sessions`' result of every conversation, its own output fed back: text `tokens`
     (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them."""
-    step = streaming.make_step(graphdef, flow_steps=8, temperature=_TEMPERATURE.value,
-                               audio_temperature=_AUDIO_TEMPERATURE.value,
-                               speak_threshold=_THRESHOLD.value, keep_threshold=_KEEP_THRESHOLD.value)
+    step = streaming.make_step(graphdef, **common.sampling(serve))
     model = nnx.merge(graphdef, params)
-    state = streaming.init_state(model, _SLOTS.value, int(round(_CONTEXT_S.value / MICROTURN_SECONDS)))
+    state = streaming.init_state(model, serve.sessions, common.context_turns(serve))
     sessions = (runner.conversation_session(conv, layout, seed=i) for i, conv in enumerate(convs))
     results = {}
     for session, result in runner.run_sessions(step, params, state, sessions, layout):
@@ -147,11 +139,12 @@ def main(argv):
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _CONVERSATIONS.value, _STEP.value)
     spec = ModelSpec.from_config(c.model)
-    speak, keep = streaming.floor_thresholds(spec, _THRESHOLD.value, _KEEP_THRESHOLD.value)
+    serve = common.serve_settings(c, _SERVE)
+    speak, keep = streaming.floor_thresholds(spec, serve.speak_threshold, serve.keep_threshold)
     print(f"probing step {step_count} on {len(convs)} held-out conversations (speak above {speak:.3f}, keep above "
           f"{keep:.3f})", flush=True)
     tf = teacher_forced(graphdef, params, convs, layout)
-    fr = free_running(graphdef, params, convs, layout)
+    fr = free_running(graphdef, params, convs, layout, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"])
             for conv, chance, r in zip(convs, tf, fr)]
     figures = floor_probe.summarize(rows)
@@ -164,8 +157,8 @@ def main(argv):
         print(_show(name, fig))
     out = common.result_path(_OUT.value, workdir, "probe", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "speak_threshold": speak, "keep_threshold": keep,
-                               "temperature": _TEMPERATURE.value, "audio_temperature": spec.audio_temperature
-                               if _AUDIO_TEMPERATURE.value is None else _AUDIO_TEMPERATURE.value,
+                               "temperature": serve.temperature, "audio_temperature": spec.audio_temperature
+                               if serve.audio_temperature is None else serve.audio_temperature,
                                "conversations": len(convs), "figures": figures, "by_kind": by_kind}, indent=1))
     print(f"wrote {out}")
 

@@ -68,12 +68,21 @@ def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     assert sum(f for f, _ in one) == pytest.approx(flops.block_forward(model, 0, flow_evals=8))
 
 
-def test_training_configs_pass_their_checks_and_bad_values_are_named():
+def _fields(c, prefix=""):
+    return {name for key, value in c.items()
+            for name in [prefix + key, *(_fields(value, f"{prefix}{key}.") if hasattr(value, "items") else ())]}
+
+
+def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_named():
     from experiments import train
+    from experiments.configs import tml_small_paper
     from experiments.configs import train as train_config
 
-    for name in ("tiny", "long", "small", "smoke"):
-        train.check_config(train_config.get_config(name))
+    configs = [train_config.get_config(name) for name in ("tiny", "long", "small", "smoke")]
+    configs.append(tml_small_paper.get_config())
+    for c in configs:
+        assert _fields(c) == _fields(configs[0]), c.name  # the same fields, serve block included
+        train.check_config(c)
     long = train_config.get_config("long")
     assert long.model.decoder.moe.num_experts == 0
     assert long.corpus.num_train == 10 * train_config.get_config("tiny").corpus.num_train

@@ -133,7 +133,7 @@ def test_runs_the_model_on_any_full_duplex_bench_input(smoke_run, tmp_path):
 
     made = _fdb_download(tmp_path / "download")
     proc = evaluate(f"--workdir={smoke_run}", f"--fdb_dir={tmp_path / 'download'}", f"--out={tmp_path / 'out'}",
-                    "--slots=2")
+                    "--serve.sessions=2")
     out = succeeded(proc)
     samples = tmp_path / "out" / "samples"
     for rel, (frames, rate) in made.items():

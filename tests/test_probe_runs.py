@@ -6,8 +6,8 @@ from programs import run_module, succeeded
 
 def test_probe_writes_its_figures_and_compares_runs(smoke_run, tmp_path):
     out = tmp_path / "probe.json"
-    log = succeeded(run_module("experiments.probe_floor", f"--workdir={smoke_run}", "--per_kind=1", "--slots=4",
-                               f"--out={out}"))
+    log = succeeded(run_module("experiments.probe_floor", f"--workdir={smoke_run}", "--per_kind=1",
+                               "--serve.sessions=4", f"--out={out}"))
     probe = json.loads(out.read_text())
     assert probe["conversations"] == 11 and "probing step 2" in log
     for name in ("talk_over", "floor_f1", "stop_tf", "start_tf", "utterance_s_reference", "interrupt_stop_tf"):

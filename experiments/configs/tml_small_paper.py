@@ -17,15 +17,15 @@ from experiments.configs import train as train_config
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     del arg
-    c = ml_collections.ConfigDict()
+    c = train_config.get_config("small")  # every training field, the small recipe's where not set here
+    c.name = "tml_small_paper"
     m = c.model = model_config.get_config("tml_small_paper")
     m.dtype = "bfloat16"
     m.decoder.update(scan_layers=True, remat=True)
-    c.train = ml_collections.ConfigDict(dict(batch=64, window_turns=25))  # 64 windows of 5 s: 83,200 tokens
+    c.data.update(batch_size=64, window_turns=25)  # 64 windows of 5 s: 83,200 tokens
     m.decoder.moe.update(dispatch="capacity", capacity_factor=1.25, capacity_groups="row")  # a group per window
     m.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=2, expert=32, tensor=1))
     m.rules = ml_collections.ConfigDict(dict(m.rules.to_dict(), embed=("fsdp", "expert")))
-    c.optim = train_config.get_config("small").optim
     # Serving: sessions as slots of one batched step, 30 s of context, weights and cache in bfloat16.
-    c.serve = ml_collections.ConfigDict(dict(sessions=64, context_turns=150, flow_steps=8))
+    c.serve = train_config.serve_config(sessions=64, context_s=30.0)
     return c

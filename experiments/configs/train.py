@@ -32,6 +32,23 @@ def _smoke_model() -> ml_collections.ConfigDict:
     return m
 
 
+def serve_config(**fields) -> ml_collections.ConfigDict:
+    """How a trained run is served, evaluated and probed (`experiments.serve`, `evaluate`, `probe_floor`,
+    `intelligibility`, `load_test` read it from the run's config.json; `--serve.FIELD=VALUE` overrides)."""
+    placeholder = ml_collections.config_dict.placeholder
+    s = ml_collections.ConfigDict()
+    s.context_s = 20.0  # attention context of a session (its KV cache), seconds
+    s.sessions = 8  # sessions at once, as slots of one batched step
+    s.flow_steps = 8  # Euler steps of the flow head per audio frame
+    s.temperature = 0.0  # text sampling temperature (0: greedy)
+    s.audio_temperature = placeholder(float)  # the flow's temperature (None: the model's audio_temperature)
+    s.speak_threshold = placeholder(float)  # silent, start when P(speak) is above this (None: the step's default)
+    s.keep_threshold = placeholder(float)  # speaking, go on while P(speak) is above this (None: the default)
+    s.reasoner = "interaction.reasoner.rules:answer"  # who answers live delegations: 'none', 'learned', module:fn
+    s.update(fields)
+    return s
+
+
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     if arg not in _RUNS:
         raise ValueError(f"unknown training config {arg!r}; choose one of {sorted(_RUNS)}")
@@ -72,6 +89,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.sample.flow_steps = 8
     c.sample.temperature = 0.0  # text (0: greedy); frames at model.audio_temperature from a key fixed per step
     c.sample.enabled = arg != "smoke"
+
+    c.serve = serve_config()
 
     c.debug = ml_collections.ConfigDict()
     c.debug.nan_at_step = -1  # feed a NaN batch at this step (fault injection for tests)

@@ -70,7 +70,7 @@ class LiveServer:
         if slot is None:
             await ws.send(json.dumps(protocol.error(protocol.ProtocolError(
                 "server_full", f"all {self.engine.max_sessions} session slots are taken; try again later "
-                               "or start the server with a larger --max_sessions."))))
+                               "or start the server with a larger --serve.sessions."))))
             await ws.close(1013, "server full")
             return
         runtime = None if self.reasoner is None else ReasonerRuntime(self.reasoner, self.engine.layout.text_in_slots)

@@ -2,7 +2,7 @@
 
 A reasoner on a thread of the loop's process shares its interpreter lock and its XLA thread pool: while it
 decodes, the step's dispatch waits for the lock and the step's kernels share cores with the reasoner's
-(on two CPU cores the step's p99 rose 1.3-1.7x: `python -m experiments.benchmark --sections=step
+(on two CPU cores the step's p99 rose 1.3-1.7x: `python -m experiments.benchmark_step
 --reasoner_busy`). In a child process scheduled `SCHED_IDLE` (Linux; `nice 19` elsewhere) with a
 one-thread XLA, the reasoner only gets cycles the loop leaves idle, and the loop's side of a request is
 a thread blocked on a pipe.

@@ -1,0 +1,165 @@
+r"""Speed of the micro-turn streaming step for one session, against its FLOP and byte floors. A table and JSON.
+
+  python -m experiments.benchmark_step [--sizes=tiny,small] [--turns=500] [--out=experiments/results/step.json]
+  python -m experiments.benchmark_step --sizes=tiny --reasoner_busy --turns=1000
+  python -m experiments.benchmark_step --deterministic --variant=experiments/configs/model.py:small \
+      --variant.decoder.kv_heads=4 --variant_name=kv4
+
+Every ratio is taken within one run (this machine is noisy); the matmul peak and read bandwidth are
+measured first.
+
+Per config: p50 and p99 wall time of the jitted streaming step (`streaming.make_step`, as the evaluation
+runner calls it) for one session (free-running: the model samples its own text and audio, 8 flow steps per
+frame, 30 s of context), the real-time factor (step time over the 200 ms it covers), the step's FLOPs and
+the FLOP floor (those FLOPs over the measured peak), and the byte floor: the bytes the step must read
+(`flops.step_bytes`: weights and every layer's KV cache, a local layer's window of it, once per sequential
+decoder pass, the flow head once per Euler step) over the measured read bandwidth. At batch 1 the byte
+floor is the binding one. FLOPs and bytes are counted analytically (`interaction.models.flops`): XLA's
+cost analysis counts a loop body once, and the step is mostly loops; its number is kept beside ours.
+
+With --reasoner_busy the step is also timed while the background reasoner answers (the tiny learned
+reasoner, re-asked as soon as it answers), on a thread of this process and in its own idle-priority
+process that the loop stops while it steps (`ReasonerRuntime.quiet`), in alternating blocks of 25
+micro-turns idle and busy, paced at one micro-turn per 200 ms as a live loop runs; the busy p99 is
+compared with that of its own idle blocks, and the answers count what the reasoner got done meanwhile.
+
+--deterministic also times the deterministic mode (`invariant.py`: fixed-tile products, split attention;
+MoE on the dense dispatch) beside the default, as `<size>/det` rows, with its cost as a ratio to the
+default measured in the same run. --variant does the same for any model config file with its fields
+overridden (`<its name>/<--variant_name>` rows), e.g. `--variant=experiments/configs/model.py:small
+--variant.decoder.local_window_turns=None --variant.decoder.global_every=None` for every layer global.
+"""
+import contextlib
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from experiments import benchmark_common as bench
+from experiments.common import write_results
+from experiments.configs import model as model_config
+from experiments.configs import reasoner as reasoner_config
+from interaction import MICROTURN_SECONDS
+from interaction.models import flops as model_flops
+from interaction.models import model as model_lib
+from interaction.models.transformer import DecoderSpec
+from interaction.reasoner import learned
+from interaction.reasoner.process import ProcessReasoner
+from interaction.reasoner.runtime import ReasonerRuntime
+
+_SIZES, _DETERMINISTIC, _VARIANT, _VARIANT_NAME = bench.define_config_flags()
+_TURNS = flags.DEFINE_integer("turns", 500, "timed micro-turns per config (after warm-up)")
+_CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
+_BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works (the "
+                          "sizes' own rows)")
+_OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
+
+_BLOCK = 25  # micro-turns per idle / busy block of the --reasoner_busy comparison
+
+
+def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> dict:
+    session = bench.make_session(model_cfg, context_turns)
+    model, state = session.model, session.fresh_state()
+    lay = model.spec.layout
+    xla = session.step.lower(*session.args(state, 0)).compile().cost_analysis()
+    xla = (xla[0] if isinstance(xla, list) else xla).get("flops", float("nan"))
+    for t in range(5):  # warm-up, compile
+        state, out = session(state, t)
+    jax.block_until_ready(out)
+
+    def timed(runtime: ReasonerRuntime | None, n: int = turns, paced: bool = False) -> list[float]:
+        """Step wall times of n micro-turns; `paced` runs them as a live loop does, one per 200 ms."""
+        nonlocal state
+        times = []
+        for t in range(n):
+            t0 = time.perf_counter()
+            if runtime is not None:
+                session.inputs["text_in"] = jnp.asarray(runtime.arrived(t))[None]
+                if not runtime.pending:  # answered: ask again, so that it is always busy
+                    runtime.delegate("What is 12 times 13?", "user: What is 12 times 13?")
+            with runtime.quiet() if runtime is not None else contextlib.nullcontext():
+                state, out = session(state, t)
+                jax.block_until_ready(out)
+            times.append(time.perf_counter() - t0)
+            if paced:
+                time.sleep(max(0.0, MICROTURN_SECONDS - (time.perf_counter() - t0)))
+        return times
+
+    times = timed(None)
+    total, active = model_lib.parameter_counts(model)
+    flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
+    moved = model_flops.step_bytes(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
+    out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
+           "step_bytes": moved,
+           "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
+    out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
+    if busy:
+        rspec = DecoderSpec(**reasoner_config.get_config("tiny").model)
+        for isolation, reasoner in (("thread", learned.untrained(rspec)),
+                                    ("process", ProcessReasoner(functools.partial(learned.untrained, rspec)))):
+            runtime = ReasonerRuntime(reasoner, lay.text_in_slots)
+            runtime.delegate("What is 12 times 13?", "")
+            while not runtime.delivered:  # warm: compiled (and, in a process, started)
+                runtime.arrived(0)
+                time.sleep(0.05)
+            idle, busy = [], []
+            for _ in range(max(1, turns // _BLOCK)):  # alternate blocks, so that the machine's noise hits both
+                idle += timed(None, _BLOCK, paced=True)
+                busy += timed(runtime, _BLOCK, paced=True)
+                runtime.cancel()
+            answered = len(runtime.delivered) - 1
+            runtime.close()
+            if isolation == "process":
+                reasoner.close()
+            b = out[f"busy_{isolation}"] = {"idle_p99_ms": 1000 * float(np.percentile(idle, 99)),
+                                            "p50_ms": 1000 * float(np.percentile(busy, 50)),
+                                            "p99_ms": 1000 * float(np.percentile(busy, 99)), "answers": answered}
+            b["p99_over_idle"] = b["p99_ms"] / b["idle_p99_ms"]
+    return out
+
+
+_COLUMNS = [bench.column("params", 10, "params_total", ".2f", 1e6, "M"),
+            bench.column("active", 10, "params_active", ".2f", 1e6, "M"),
+            bench.column("MFLOP/step", 11, "step_flops", ".1f", 1e6),
+            bench.column("MB/step", 8, "step_bytes", ".1f", 1e6),
+            bench.column("p50 ms", 8, "p50_ms", ".2f"), bench.column("p99 ms", 8, "p99_ms", ".2f"),
+            bench.column("RTF p99", 8, "rtf_p99", ".3f"), bench.column("FLOP floor", 11, "floor_ms", ".3f"),
+            bench.column("p50/floor", 10, "ratio_to_floor", ".1f"),
+            bench.column("byte floor", 11, "bytes_floor_ms", ".3f"),
+            bench.column("p50/floor", 10, "ratio_to_bytes_floor", ".1f")]
+_BUSY_COLUMNS = [bench.column("reasoner", 9, "reasoner"), bench.column("idle p99", 9, "idle_p99_ms", ".2f"),
+                 bench.column("busy p50", 9, "p50_ms", ".2f"), bench.column("busy p99", 9, "p99_ms", ".2f"),
+                 bench.column("p99 busy/idle", 14, "p99_over_idle", ".2f"), bench.column("answers", 8, "answers")]
+
+
+def print_step(configs: dict) -> None:
+    bench.print_configs(_COLUMNS, configs, least=10)
+    busy = {name: r for name, r in configs.items() if "busy_thread" in r}
+    if busy:
+        bench.print_table([bench.config_column(busy, 8), *_BUSY_COLUMNS],
+                          ({"config": name, "reasoner": isolation, **r[f"busy_{isolation}"]}
+                           for name, r in busy.items() for isolation in ("thread", "process")))
+
+
+def main(argv):
+    del argv
+    rows = bench.config_rows(_SIZES.value, model_config.get_config, _DETERMINISTIC.value, _VARIANT,
+                             _VARIANT_NAME.value)
+    results = bench.measure_machine()
+    step = results["step"] = {}
+    for row in rows:
+        r = step[row.name] = time_step(row.model, _TURNS.value, _CONTEXT.value, busy=_BUSY.value and not row.varied)
+        r["floor_ms"] = 1000 * r["step_flops"] / results["matmul_peak_flops"]
+        r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
+        r["bytes_floor_ms"] = 1000 * r["step_bytes"] / results["memory_bandwidth_bytes_per_s"]
+        r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
+        bench.against_default(step, row, {"p50_over_default": "p50_ms", "p99_over_default": "p99_ms"})
+    print_step(step)
+    write_results(_OUT.value, results)
+
+
+if __name__ == "__main__":
+    app.run(main)
