@@ -112,14 +112,14 @@ def test_the_split_training_pass_equals_one_square_pass(x, window, spread, key_c
 def test_local_layers_see_only_their_window_and_global_layers_everything():
     """Two local layers with a window of 4: the output at position 15 reads positions 9..15 (4 back, twice)
     and nothing before, exactly; with the second layer global it reads every earlier position."""
-    from interaction.models.transformer import Decoder, DecoderSpec
+    from interaction.models.transformer import DecoderSpec, make_decoder
 
     x = jax.random.normal(jax.random.key(2), (1, 16, E))
     pos = jnp.arange(16)[None]
     early, edge = x.at[:, :9].set(5.0), x.at[:, 9].set(5.0)
 
     def last(spec, inputs):
-        return np.asarray(Decoder(spec, rngs=nnx.Rngs(0))(inputs, pos)[0][:, 15])
+        return np.asarray(make_decoder(spec, rngs=nnx.Rngs(0))(inputs, pos)[0][:, 15])
 
     local = DecoderSpec(embed=E, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64, local_window=4)
     np.testing.assert_array_equal(last(local, early), last(local, x))

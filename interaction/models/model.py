@@ -30,7 +30,7 @@ from interaction.models.flow_head import sample as flow_sample
 from interaction.models.layers import LECUN, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
-from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
+from interaction.models.transformer import DecoderSpec, MoESpec, make_decoder
 from interaction.sharding import constrain
 
 
@@ -117,7 +117,7 @@ class InteractionModel(nnx.Module):
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
-        self.decoder = Decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
+        self.decoder = make_decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,

@@ -7,13 +7,14 @@ import numpy as np
 from interaction.data.layout import Stream
 from interaction.models.model import InteractionModel
 from interaction.models.moe import MoE
+from interaction.models.transformer import ScannedDecoder
 
 
 def statistics(model: InteractionModel, batch: dict) -> list[dict]:
     """Per MoE layer of an unscanned model, over the valid micro-turns of `batch`: `load` (E,), the share of
     assignments each expert took (uniform is 1/E); `by_stream` (streams, E), the same per input/output stream;
     `top1_weight`, the mean router weight of a token's first choice (1/k when undecided, 1 when sure)."""
-    if not hasattr(model.decoder, "blocks"):
+    if isinstance(model.decoder, ScannedDecoder):
         raise ValueError("routing statistics read each layer's MoE; build the model with scan_layers=False.")
     valid = np.asarray(batch["valid"], bool)  # (B, T)
     lay = model.spec.layout

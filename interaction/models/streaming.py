@@ -44,28 +44,6 @@ class StreamState:
     speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
 
 
-def _caches(model: InteractionModel, batch: int, capacity: int, dtype=jnp.float32, *, windowed: bool = False) -> tuple:
-    """Empty per-layer caches of `capacity` slots: one per block, or one stacked over layers when the layers
-    are scanned. `windowed`: a local layer's holds only its window (a session's caches, not a turn's block)."""
-    d = model.spec.decoder
-
-    def one(layer: int) -> KVCache:
-        window = d.window(layer) if windowed else None
-        return KVCache.create(batch, capacity if window is None else min(capacity, window), d.kv_heads, d.head_dim,
-                              dtype)
-
-    if d.scan_layers:  # every layer alike
-        return (jax.tree.map(lambda a: jnp.broadcast_to(a, (d.layers,) + a.shape), one(0)),)
-    return tuple(one(layer) for layer in range(d.layers))
-
-
-def _each_layer(model: InteractionModel, fn, *caches: tuple) -> tuple:
-    """fn applied to every layer's caches (vmapped over the layers axis of stacked ones)."""
-    if model.spec.decoder.scan_layers:
-        return (jax.vmap(fn)(*(c[0] for c in caches)),)
-    return tuple(fn(*layer) for layer in zip(*caches))
-
-
 def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
                dtype=jnp.float32) -> StreamState:
     """Empty state for `batch` sessions with room for `capacity_turns` micro-turns of attention context
@@ -75,7 +53,7 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
     if window is not None and window % spec.layout.block_len:
         raise ValueError(f"local_window={window} positions is not a whole number of {spec.layout.block_len}-slot "
                          "micro-turns: a local layer's cache is a ring of whole micro-turns.")
-    caches = _caches(model, batch, capacity_turns * spec.layout.block_len, dtype, windowed=True)
+    caches = model.decoder.init_cache(batch, capacity_turns * spec.layout.block_len, dtype, windowed=True)
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
     return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
                        last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32),
@@ -164,7 +142,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
     x = jnp.concatenate([model.audio(inputs["user_audio"]), video, model.text(inputs["text_in"])], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len)
-    blocks = _caches(model, state.time.shape[0], lay.block_len, state.caches[0].v.dtype)
+    blocks = model.decoder.init_cache(state.time.shape[0], lay.block_len, state.caches[0].v.dtype)
     _, blocks = model.decoder.step(x + streams[: lay.input_len], positions, state.caches, blocks)
 
     def emit(blocks, token_embedding, slot):
@@ -223,7 +201,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     (blocks, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
         audio_frame, (blocks, state.last_audio, audio_rng), jnp.arange(lay.frames))
 
-    caches = _each_layer(model, lambda c, b: c.write(b.k, b.v, b.pos), state.caches, blocks)  # the whole turn
+    caches = model.decoder.write_cache(state.caches, blocks)  # the whole turn's keys, once
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio,
                             speaking=voiced)
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first

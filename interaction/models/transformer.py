@@ -117,46 +117,99 @@ class Block(nnx.Module):
         return x + y, block
 
 
-class Decoder(nnx.Module):
-    """The block stack; MoE auxiliaries (losses, expert load) are averaged over the MoE layers.
+class _Stack(nnx.Module):
+    """What both decoders share: the final norm, the streaming caches' interface, auxiliaries averaged over
+    the MoE layers. A decoder owns its caches: `init_cache` makes them, `step` reads them, `write_cache`
+    writes a micro-turn's keys into them."""
 
-    With `scan_layers` the layers are one `Block` whose parameters carry a leading `layers` axis, run by a
-    `lax.scan` (one layer's program, whatever the depth); the streaming state then holds one KV cache
-    with a leading layers axis instead of one per layer."""
+    def _setup(self, spec: DecoderSpec, rngs: nnx.Rngs, dtype):
+        self.final_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
+        self.spec, self.remat, self.layers = spec, spec.remat, spec.layers
+
+    def _cache(self, layer: int, batch: int, capacity: int, dtype, windowed: bool) -> KVCache:
+        window = self.spec.window(layer) if windowed else None
+        return KVCache.create(batch, capacity if window is None else min(capacity, window), self.spec.kv_heads,
+                              self.spec.head_dim, dtype)
+
+
+class Decoder(_Stack):
+    """The block stack as a loop over its layers: one cache per layer, each sized by the layer's window."""
 
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
         """key_chunk: keys per split of the deterministic attention (`attend_invariant`): the model's
         micro-turn length, so that splits align with absolute positions in caches and windows alike."""
-        if spec.scan_layers:
-            @nnx.split_rngs(splits=spec.layers)
-            @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
-            def stacked(rngs):
-                return Block(spec, 0, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
-            self.stack = stacked(rngs)
-        else:
-            self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
-                                    for i in range(spec.layers)])
-        self.final_norm = RMSNorm(spec.embed, rngs, dtype, deterministic=spec.deterministic)
-        self.remat, self.layers = spec.remat, spec.layers
+        self.blocks = nnx.List([Block(spec, i, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
+                                for i in range(spec.layers)])
+        self._setup(spec, rngs, dtype)
 
     def counted_blocks(self) -> list[tuple[Block, int]]:
-        """(block, layers it stands for): each block once, or the stacked block (whose parameters hold every
-        layer) standing for all of them. For counting parameters and FLOPs; works on abstract models."""
-        return [(self.stack, self.layers)] if hasattr(self, "stack") else [(b, 1) for b in self.blocks]
+        """(block, layers it stands for): every block once. For counting parameters and FLOPs."""
+        return [(b, 1) for b in self.blocks]
+
+    def init_cache(self, batch: int, capacity: int, dtype=jnp.float32, *, windowed: bool = False) -> tuple:
+        """Empty caches of `capacity` slots, one per layer; `windowed`: a local layer's holds only its window
+        (a session's caches, not a micro-turn's block of keys)."""
+        return tuple(self._cache(layer, batch, capacity, dtype, windowed) for layer in range(self.layers))
+
+    def write_cache(self, caches: tuple, blocks: tuple) -> tuple:
+        """Each layer's cache with its micro-turn block of keys written in."""
+        return tuple(c.write(b.k, b.v, b.pos) for c, b in zip(caches, blocks))
 
     def step(self, x, positions, caches: tuple[KVCache, ...], blocks: tuple[KVCache, ...]
              ) -> tuple[jax.Array, tuple[KVCache, ...]]:
-        """Streaming pass over new tokens: per block, the session's cache (read only) and the micro-turn's
+        """Streaming pass over new tokens: per layer, the session's cache (read only) and the micro-turn's
         block of keys (returned with the new tokens' keys added)."""
-        if hasattr(self, "stack"):  # one cache and one block with a leading layers axis
-            x, block = self._scan(lambda layer, x, cache, block: layer.step(x, positions, cache, block),
-                                  x, caches[0], blocks[0])
-            return self.final_norm(x), (block,)
         new = []
         for layer, cache, block in zip(self.blocks, caches, blocks):
             x, block = layer.step(x, positions, cache, block)
             new.append(block)
         return self.final_norm(x), tuple(new)
+
+    def __call__(self, x, positions) -> tuple[jax.Array, dict]:
+        def run(block, x):
+            return block(constrain(x, ("batch", "time", "embed")), positions)
+
+        if self.remat:
+            run = nnx.remat(run)
+        auxes = []
+        for block in self.blocks:
+            x, aux = run(block, x)
+            if aux:
+                auxes.append(aux)
+        merged = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs), axis=0), *auxes) if auxes else {}
+        return self.final_norm(x), merged
+
+
+class ScannedDecoder(_Stack):
+    """The block stack as one `Block` whose parameters carry a leading `layers` axis, run by a `lax.scan`
+    (one layer's program, whatever the depth); its streaming cache is one KV cache with a leading layers
+    axis. Every layer must be alike (`DecoderSpec` checks it)."""
+
+    def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1):
+        @nnx.split_rngs(splits=spec.layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+        def stacked(rngs):
+            return Block(spec, 0, rngs=rngs, dtype=dtype, key_chunk=key_chunk)
+
+        self.stack = stacked(rngs)
+        self._setup(spec, rngs, dtype)
+
+    def counted_blocks(self) -> list[tuple[Block, int]]:
+        """The stacked block (whose parameters hold every layer) standing for all of them."""
+        return [(self.stack, self.layers)]
+
+    def init_cache(self, batch: int, capacity: int, dtype=jnp.float32, *, windowed: bool = False) -> tuple:
+        """One cache stacked over the layers (a 1-tuple, as `Decoder.init_cache` is a tuple per layer)."""
+        one = self._cache(0, batch, capacity, dtype, windowed)
+        return (jax.tree.map(lambda a: jnp.broadcast_to(a, (self.layers, *a.shape)), one),)
+
+    def write_cache(self, caches: tuple, blocks: tuple) -> tuple:
+        return (jax.vmap(lambda c, b: c.write(b.k, b.v, b.pos))(caches[0], blocks[0]),)
+
+    def step(self, x, positions, caches: tuple[KVCache], blocks: tuple[KVCache]) -> tuple[jax.Array, tuple[KVCache]]:
+        x, block = self._scan(lambda layer, x, cache, block: layer.step(x, positions, cache, block),
+                              x, caches[0], blocks[0])
+        return self.final_norm(x), (block,)
 
     def _scan(self, body, x, *per_layer, remat: bool = False):
         """body(layer, x, *its slices of per_layer) -> (x, out) over the stacked layers, as a plain `lax.scan`
@@ -172,15 +225,12 @@ class Decoder(nnx.Module):
         def run(block, x):
             return block(constrain(x, ("batch", "time", "embed")), positions)
 
-        if hasattr(self, "stack"):
-            x, auxes = self._scan(run, x, remat=self.remat)
-            return self.final_norm(x), jax.tree.map(lambda a: a.mean(axis=0), auxes)
-        if self.remat:
-            run = nnx.remat(run)
-        auxes = []
-        for block in self.blocks:
-            x, aux = run(block, x)
-            if aux:
-                auxes.append(aux)
-        merged = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs), axis=0), *auxes) if auxes else {}
-        return self.final_norm(x), merged
+        x, auxes = self._scan(run, x, remat=self.remat)
+        return self.final_norm(x), jax.tree.map(lambda a: a.mean(axis=0), auxes)
+
+
+def make_decoder(spec: DecoderSpec, *, rngs: nnx.Rngs, dtype=jnp.float32, key_chunk: int = 1
+                 ) -> Decoder | ScannedDecoder:
+    """The decoder `spec.scan_layers` asks for; both have the same interface."""
+    cls = ScannedDecoder if spec.scan_layers else Decoder
+    return cls(spec, rngs=rngs, dtype=dtype, key_chunk=key_chunk)

@@ -21,7 +21,7 @@ from flax import nnx
 from interaction.codecs import text
 from interaction.models.embedders import embedding_table
 from interaction.models.layers import param
-from interaction.models.transformer import Decoder, DecoderSpec, MoESpec
+from interaction.models.transformer import DecoderSpec, MoESpec, make_decoder
 from interaction.reasoner.base import Answer, Request
 from interaction.reasoner.episodes import LENGTH, S, prompt_tokens
 from interaction.tools import registry
@@ -32,7 +32,7 @@ _LECUN = nnx.initializers.lecun_normal()
 class ReasonerModel(nnx.Module):
     def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs):
         self.embed = embedding_table(text.VOCAB_SIZE, spec.embed, rngs=rngs)
-        self.decoder = Decoder(spec, rngs=rngs)
+        self.decoder = make_decoder(spec, rngs=rngs)
         self.head = param(rngs, _LECUN, ("embed", "vocab"), (spec.embed, text.VOCAB_SIZE))
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
