@@ -24,7 +24,7 @@ from interaction.models import model as model_lib
 from interaction.models import streaming
 
 FLOW_STEPS = 8  # Euler steps of the flow head per audio frame, as the live loop runs it
-DETERMINISTIC = {"decoder.deterministic": True, "decoder.moe.dispatch": "dense"}  # MoE must be dense there
+DETERMINISTIC = {"decoder.deterministic": True, "decoder.moe.impl": "dense"}  # MoE must be dense there
 
 
 # ---------------------------------------------------------------- the machine

@@ -90,3 +90,12 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
     with pytest.raises(ValueError, match="keep_every=150 must be 0 or a multiple of checkpoint_every=100"):
         train.check_config(long)
+
+
+def test_runs_saved_with_the_old_dispatch_names_still_load():
+    from interaction.models.transformer import moe_spec
+
+    assert (moe_spec(dict(num_experts=4, top_k=2, dispatch="ragged")).dispatch,
+            moe_spec(dict(num_experts=4, top_k=2, dispatch="ragged")).impl) == ("dropless", "auto")
+    assert moe_spec(dict(num_experts=4, top_k=2, dispatch="dense")).impl == "dense"
+    assert moe_spec(dict(num_experts=4, top_k=2, dispatch="capacity")).dispatch == "capacity"

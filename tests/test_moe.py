@@ -51,7 +51,7 @@ def test_ragged_on_a_handful_of_tokens_runs_each_assignment_through_its_own_expe
 
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_dense_dispatch_matches_the_reference_and_is_batch_invariant(deterministic):
-    layer = moe.MoE(E, M, X, K, shared_expert=True, dispatch="dense", deterministic=deterministic, rngs=nnx.Rngs(0))
+    layer = moe.MoE(E, M, X, K, shared_expert=True, impl="dense", deterministic=deterministic, rngs=nnx.Rngs(0))
     x = _x()
     y, aux = layer(x)
     np.testing.assert_allclose(y, moe.moe_reference(layer, x), atol=1e-5, rtol=1e-5)
@@ -116,9 +116,9 @@ def test_balance_and_z_loss():
     assert 1.0 <= float(random["balance_loss"]) < 1.5
 
 
-@pytest.mark.parametrize("dispatch", moe.DISPATCHES)
-def test_split_merge_jit_equals_eager_with_finite_grads(dispatch):
-    layer = moe.MoE(E, M, X, K, shared_expert=True, dispatch=dispatch, rngs=nnx.Rngs(0))
+@pytest.mark.parametrize("dispatch, impl", [*(("dropless", impl) for impl in moe.IMPLS), ("capacity", "auto")])
+def test_split_merge_jit_equals_eager_with_finite_grads(dispatch, impl):
+    layer = moe.MoE(E, M, X, K, shared_expert=True, dispatch=dispatch, impl=impl, rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(layer)
     x = _x()
 
@@ -163,6 +163,7 @@ def test_param_count():
     (dict(top_k=5), "top_k=5 must not exceed num_experts=4"),
     (dict(top_k=0), "top_k=0 must be at least 1"),
     (dict(dispatch="sparse"), "dispatch='sparse' must be one of"),
+    (dict(impl="ragged"), "impl='ragged' must be one of"),
     (dict(capacity_factor=0.0), "capacity_factor=0.0 must be positive"),
     (dict(mlp=0), "mlp=0 must be at least 1"),
 ])

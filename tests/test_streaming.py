@@ -181,7 +181,7 @@ def test_the_step_draws_its_frames_at_the_specs_audio_temperature(model, batch):
 # ---------------------------------------------------------------- deterministic mode
 
 DET_SPEC = dataclasses.replace(SPEC, decoder=dataclasses.replace(
-    SPEC.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, dispatch="dense")))
+    SPEC.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, impl="dense")))
 
 
 @pytest.fixture(scope="module")

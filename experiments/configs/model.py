@@ -39,7 +39,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     moe = d.pop("moe")
     c.decoder = ml_collections.ConfigDict(d)
     c.decoder.rope_base = 10_000.0
-    # Batch-invariant arithmetic (bitwise equal alone / in a batch / in training); needs moe.dispatch="dense".
+    # Batch-invariant arithmetic (bitwise equal alone / in a batch / in training); needs moe.impl="dense".
     c.decoder.deterministic = False
     c.decoder.remat = False  # recompute each block in the backward pass (activation memory of one block, not all)
     c.decoder.scan_layers = False  # one stacked block under a scan (needs moe.every=1)
@@ -50,7 +50,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.decoder.global_every = ml_collections.FieldReference(every, field_type=int)
     # num_experts=0: a dense SwiGLU in every layer (`--config.model.decoder.moe.num_experts=0`)
     c.decoder.moe = ml_collections.ConfigDict(dict(moe, shared_expert=False, capacity_factor=1.25,
-                                                   capacity_groups="batch", dispatch="ragged"))
+                                                   capacity_groups="batch", dispatch="dropless",
+                                                   impl="auto"))
     c.dtype = "float32"  # activations and matmuls (parameters and optimizer state are always float32)
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001

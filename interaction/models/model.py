@@ -30,7 +30,7 @@ from interaction.models.flow_head import sample as flow_sample
 from interaction.models.layers import LECUN, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
-from interaction.models.transformer import DecoderSpec, MoESpec, make_decoder
+from interaction.models.transformer import DecoderSpec, make_decoder, moe_spec
 from interaction.sharding import constrain
 
 
@@ -59,7 +59,7 @@ class ModelSpec:
         d, lay = c.decoder, c.layout
         layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
                                  text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
-        moe = MoESpec(**d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
+        moe = moe_spec(d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
         window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
                               head_dim=d.head_dim, mlp=d.mlp, moe=moe, rope_base=d.rope_base,

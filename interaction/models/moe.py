@@ -1,15 +1,18 @@
-"""Top-k mixture of SwiGLU experts with three dispatch paths and the usual router losses.
+"""Top-k mixture of SwiGLU experts with two dispatches and the usual router losses.
 
-"ragged" never drops: token-expert assignments are sorted by expert and each expert's contiguous group
-is multiplied by its own weights with `jax.lax.ragged_dot`. Two exceptions give the same result faster:
-a handful of tokens (a streaming step's one token per session) run each assignment through its own
-expert, picked by `jax.lax.switch`; and on CPU, where JAX emulates ragged_dot by running every group
-over every row under a mask, the dense path (every expert on every token, unmasked) is cheaper.
-"capacity" gives every expert a fixed number of slots (static shapes, GShard/Switch style) and drops
-assignments that do not fit. "dense" runs every expert on every token and weights the outputs (zero for
-experts not chosen): num_experts / top_k times the FLOPs, but a token's result does not depend on the
-other tokens, which the deterministic mode needs. The router always runs in float32. `moe_reference` is
-the plain-loop spec the paths are tested against.
+`dispatch="dropless"` never drops an assignment. Its `impl` says how it computes:
+- "grouped": assignments sorted by expert, each expert's contiguous group multiplied by its own weights
+  with `jax.lax.ragged_dot`;
+- "switched": each (token, choice) through its own expert, picked by `jax.lax.switch` (reads only the
+  chosen experts' weights: for a handful of tokens, a streaming step's one token per session);
+- "dense": every expert on every token, weighted by the router (zero for experts not chosen):
+  num_experts / top_k times the FLOPs, but a token's result does not depend on the other tokens, which
+  the deterministic mode needs;
+- "auto" (the default): "switched" for a handful of tokens, else "dense" on CPU (where JAX emulates
+  ragged_dot by running every group over every row under a mask) and "grouped" elsewhere.
+`dispatch="capacity"` gives every expert a fixed number of slots (static shapes, GShard/Switch style)
+and drops assignments that do not fit. The router always runs in float32. `moe_reference` is the
+plain-loop spec every path is tested against.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from flax import nnx
 from interaction.models.layers import LECUN, SwiGLU, dense, param, swiglu
 from interaction.sharding import constrain
 
-DISPATCHES = ("ragged", "capacity", "dense")
+DISPATCHES = ("dropless", "capacity")
+IMPLS = ("auto", "grouped", "switched", "dense")  # how the dropless dispatch computes
 CAPACITY_GROUPS = ("batch", "row")  # the capacity path's groups: all of a call's tokens, or each batch row's
 
 # Stacked expert weights: fan-in is the embed/mlp axis alone, not multiplied by the expert axis.
@@ -38,7 +42,8 @@ def _swiglu_np(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray
 
 class MoE(nnx.Module):
     def __init__(self, embed: int, mlp: int, num_experts: int, top_k: int, *, shared_expert: bool = False,
-                 capacity_factor: float = 1.25, capacity_groups: str = "batch", dispatch: str = "ragged",
+                 capacity_factor: float = 1.25, capacity_groups: str = "batch", dispatch: str = "dropless",
+                 impl: str = "auto",
                  dtype=jnp.float32, rngs: nnx.Rngs, deterministic: bool = False):
         for name, value in (("embed", embed), ("mlp", mlp), ("num_experts", num_experts), ("top_k", top_k)):
             if value < 1:
@@ -47,6 +52,8 @@ class MoE(nnx.Module):
             raise ValueError(f"top_k={top_k} must not exceed num_experts={num_experts}.")
         if dispatch not in DISPATCHES:
             raise ValueError(f"dispatch={dispatch!r} must be one of {DISPATCHES}.")
+        if impl not in IMPLS:
+            raise ValueError(f"impl={impl!r} must be one of {IMPLS}.")
         if not capacity_factor > 0:
             raise ValueError(f"capacity_factor={capacity_factor} must be positive.")
         if capacity_groups not in CAPACITY_GROUPS:
@@ -58,7 +65,7 @@ class MoE(nnx.Module):
         self.shared = SwiGLU(embed, mlp, rngs=rngs, dtype=dtype, deterministic=deterministic) if shared_expert else None
         self.num_experts, self.top_k, self.shared_expert = num_experts, top_k, shared_expert
         self.capacity_factor, self.capacity_groups = capacity_factor, capacity_groups
-        self.dispatch, self.dtype = dispatch, dtype
+        self.dispatch, self.impl, self.dtype = dispatch, impl, dtype
         self.deterministic = deterministic
 
     def capacity(self, tokens: int) -> int:
@@ -71,13 +78,13 @@ class MoE(nnx.Module):
         weights, experts = jax.lax.top_k(jax.nn.softmax(logits, axis=-1), self.top_k)
         return logits, weights / weights.sum(-1, keepdims=True), experts
 
-    def _ragged(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
-        tokens, k = experts.shape
-        if tokens * k <= self.num_experts:
-            return self._switched(x, weights, experts)
-        if jax.default_backend() == "cpu":
-            return self._dense(x, weights, experts)
-        return self._grouped(x, weights, experts)
+    def _dropless(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
+        impl = self.impl
+        if impl == "auto":
+            tokens, k = experts.shape
+            impl = ("switched" if tokens * k <= self.num_experts else
+                    "dense" if jax.default_backend() == "cpu" else "grouped")
+        return {"grouped": self._grouped, "switched": self._switched, "dense": self._dense}[impl](x, weights, experts)
 
     def _grouped(self, x: jax.Array, weights: jax.Array, experts: jax.Array) -> jax.Array:
         """Assignments sorted by expert, each expert's group through `ragged_dot`."""
@@ -149,9 +156,8 @@ class MoE(nnx.Module):
         lead = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1]).astype(self.dtype)
         logits, weights, experts = self.route(x)
-        if self.dispatch in ("ragged", "dense"):
-            route = self._ragged if self.dispatch == "ragged" else self._dense
-            y, dropped = route(x, weights, experts), jnp.zeros((), jnp.float32)
+        if self.dispatch == "dropless":
+            y, dropped = self._dropless(x, weights, experts), jnp.zeros((), jnp.float32)
         else:
             group = math.prod(lead[1:]) if self.capacity_groups == "row" else x.shape[0]
             y, dropped = self._capacity(x, weights, experts, group)

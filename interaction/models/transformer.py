@@ -28,8 +28,19 @@ class MoESpec:
     shared_expert: bool = False
     capacity_factor: float = 1.25
     capacity_groups: str = "batch"  # the capacity path's groups: a whole batch, or each "row" (window, session)
-    dispatch: str = "ragged"  # "ragged" (no drop, grouped matmul), "capacity", or "dense" (every expert on every
-    #                           token, weighted: no drop, batch-invariant, num_experts/top_k times the FLOPs)
+    dispatch: str = "dropless"  # "dropless" or "capacity" (fixed slots per expert, drops the rest)
+    impl: str = "auto"  # how "dropless" computes: "auto", "grouped", "switched" or "dense" (`moe.py`)
+
+# Dispatch names of runs saved before `dispatch` and `impl` were separate, as (dispatch, impl).
+_OLD_DISPATCH = {"ragged": ("dropless", "auto"), "dense": ("dropless", "dense")}
+
+
+def moe_spec(fields: dict) -> MoESpec:
+    """A MoESpec from a config's or a saved run's fields (older runs' dispatch names read as today's)."""
+    fields = dict(fields)
+    if fields.get("dispatch") in _OLD_DISPATCH and "impl" not in fields:
+        fields["dispatch"], fields["impl"] = _OLD_DISPATCH[fields["dispatch"]]
+    return MoESpec(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +53,7 @@ class DecoderSpec:
     mlp: int
     moe: MoESpec | None = None
     rope_base: float = 10_000.0
-    deterministic: bool = False  # batch-invariant arithmetic (`invariant.py`); MoE layers need dispatch "dense"
+    deterministic: bool = False  # batch-invariant arithmetic (`invariant.py`); MoE layers need impl "dense"
     remat: bool = False  # training keeps only each block's input and recomputes the block in the backward pass
     scan_layers: bool = False  # one stacked block (parameters with a leading `layers` axis) run by a scan: compile
     #                           time and, with remat, activation memory independent of depth; all layers alike
@@ -59,8 +70,9 @@ class DecoderSpec:
         if self.scan_layers and len({self.window(i) for i in range(self.layers)}) > 1:
             raise ValueError("scan_layers=True needs every layer alike: global_every mixes local and global layers "
                              "(unset it to make every layer local, or unset scan_layers).")
-        if self.deterministic and self.moe is not None and self.moe.dispatch != "dense":
-            raise ValueError(f"deterministic=True needs moe.dispatch='dense' (got {self.moe.dispatch!r}): the other "
+        if self.deterministic and self.moe is not None and (self.moe.dispatch, self.moe.impl) != ("dropless", "dense"):
+            raise ValueError(f"deterministic=True needs moe.dispatch='dropless', moe.impl='dense' (got "
+                             f"{self.moe.dispatch!r}, {self.moe.impl!r}): the other "
                              "dispatches group a token with whichever tokens share its experts.")
 
         if self.scan_layers and self.moe is not None and self.moe.every != 1:
@@ -89,6 +101,7 @@ class Block(nnx.Module):
             m = spec.moe
             self.ffn = MoE(spec.embed, spec.mlp, m.num_experts, m.top_k, shared_expert=m.shared_expert,
                            capacity_factor=m.capacity_factor, capacity_groups=m.capacity_groups, dispatch=m.dispatch,
+                           impl=m.impl,
                            dtype=dtype, rngs=rngs, deterministic=det)
         else:
             self.ffn = SwiGLU(spec.embed, spec.mlp, rngs=rngs, dtype=dtype, deterministic=det)

@@ -21,7 +21,7 @@ from flax import nnx
 from interaction.codecs import text
 from interaction.models.embedders import embedding_table
 from interaction.models.layers import param
-from interaction.models.transformer import DecoderSpec, MoESpec, make_decoder
+from interaction.models.transformer import DecoderSpec, make_decoder, moe_spec
 from interaction.reasoner.base import Answer, Request
 from interaction.reasoner.episodes import LENGTH, S, prompt_tokens
 from interaction.tools import registry
@@ -104,7 +104,7 @@ def load(workdir) -> LearnedReasoner:
         raise FileNotFoundError(f"no trained reasoner under {workdir} (spec.json and params/): train one with "
                                 f"`python -m experiments.train_reasoner --workdir={workdir}`.")
     fields = json.loads((workdir / "spec.json").read_text())
-    spec = DecoderSpec(**{**fields, "moe": MoESpec(**fields["moe"]) if fields.get("moe") else None})
+    spec = DecoderSpec(**{**fields, "moe": moe_spec(fields["moe"]) if fields.get("moe") else None})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ReasonerModel(spec, rngs=nnx.Rngs(0))))
     with ocp.StandardCheckpointer() as loader:
         params = loader.restore((workdir / "params").absolute(), abstract)
