@@ -19,7 +19,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from interaction import sharding
-from interaction.models import flops, streaming
+from interaction.models import flops, streaming, transformer
 from interaction.models import model as model_lib
 from interaction.train import state as train_state
 from interaction.train import step as train_step
@@ -93,7 +93,7 @@ def saved_activations(spec: model_lib.ModelSpec, batch_size: int, window_turns: 
     (batch, time, embed) in the compute dtype. Without remat every block's internals stay too (not modelled)."""
     d = spec.decoder
     shape = (batch_size, window_turns * spec.layout.block_len, d.embed)
-    local = NamedSharding(mesh, sharding.mesh_spec(("batch", "time", "embed"), shape, mesh, rules)).shard_shape(shape)
+    local = NamedSharding(mesh, sharding.mesh_spec(transformer.ACTIVATIONS, shape, mesh, rules)).shard_shape(shape)
     return d.layers * math.prod(local) * jnp.dtype(spec.dtype).itemsize
 
 

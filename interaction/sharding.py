@@ -1,7 +1,10 @@
 """Meshes and the mapping from layers' logical axis names to mesh axes.
 
 Layers name logical axes only (batch, time, embed, mlp, heads, kv, vocab, expert, layers); a rule set
-(a dict in the config) says which mesh axes (data, fsdp, expert, tensor) each one is split over. A mesh
+(a dict in the config) says which mesh axes (data, fsdp, expert, tensor) each one is split over.
+Activations have names of their own (activation_batch, activation_time, activation_embed,
+activation_vocab, activation_expert, as in MaxText), so that how a parameter's `embed` axis is split
+(over fsdp, for instance) says nothing about how the residual stream is. A mesh
 axis is used at most once per array. Where a dimension is not divisible by all of its rule's mesh axes, the
 longest leading run of them that divides it is used (and none at all if none does).
 """
@@ -28,6 +31,11 @@ DEFAULT_RULES = {
     "vocab": "tensor",
     "expert": "expert",
     "layers": None,
+    "activation_batch": ("data", "fsdp", "expert"),
+    "activation_time": None,
+    "activation_embed": None,
+    "activation_vocab": "tensor",
+    "activation_expert": "expert",
 }
 
 

@@ -141,7 +141,7 @@ class InteractionModel(nnx.Module):
         parts = [self.audio(batch["user_audio"]), video, self.text(batch["text_in"]), self.text(prev_text),
                  self.audio(prev_audio)]
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
-        return constrain(blocks, ("batch", "time", None, "embed"))
+        return constrain(blocks, ("activation_batch", "activation_time", None, "activation_embed"))
 
     def sequence(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """A window of blocks as the decoder's one causal sequence: tokens (B, T*block_len, embed) and their
@@ -162,7 +162,8 @@ class InteractionModel(nnx.Module):
         and listening logits (B, T, K), all read off the output segment."""
         lay = self.spec.layout
         out = h[:, :, lay.input_len :]
-        logits = constrain(self.text_logits(out[:, :, : lay.text_out_slots]), ("batch", "time", None, "vocab"))
+        logits = constrain(self.text_logits(out[:, :, : lay.text_out_slots]),
+                           ("activation_batch", "activation_time", None, "activation_vocab"))
         return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], self.listen_logits(out[:, :, 0])
 
     def transcript_logits(self, h: jax.Array) -> jax.Array:

@@ -145,9 +145,10 @@ class MoE(nnx.Module):
                              weights.reshape(g, group, k).astype(self.dtype))
         gate, up, down = (w[...].astype(self.dtype) for w in (self.gate, self.up, self.down))
         expert_in = jnp.einsum("gtec,gtd->egcd", dispatch, x.reshape(g, group, -1))
-        expert_in = constrain(expert_in, ("expert", "batch", None, "embed"))
+        expert_in = constrain(expert_in, ("activation_expert", "activation_batch", None, "activation_embed"))
         h = jax.nn.silu(jnp.einsum("egcd,edm->egcm", expert_in, gate)) * jnp.einsum("egcd,edm->egcm", expert_in, up)
-        expert_out = constrain(jnp.einsum("egcm,emd->egcd", h, down), ("expert", "batch", None, "embed"))
+        expert_out = constrain(jnp.einsum("egcm,emd->egcd", h, down), ("activation_expert", "activation_batch", None,
+                                                                                   "activation_embed"))
         y = jnp.einsum("gtec,egcd->gtd", combine, expert_out)
         return y.reshape(tokens, -1), jnp.mean(~kept, dtype=jnp.float32)
 

@@ -19,6 +19,8 @@ from interaction.models.cache import KVCache
 from interaction.models.layers import RMSNorm, SwiGLU
 from interaction.models.moe import MoE
 
+ACTIVATIONS = ("activation_batch", "activation_time", "activation_embed")  # the residual stream's axes
+
 
 @dataclasses.dataclass(frozen=True)
 class MoESpec:
@@ -180,7 +182,7 @@ class Decoder(_Stack):
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         def run(block, x):
-            return block(constrain(x, ("batch", "time", "embed")), positions)
+            return block(constrain(x, ACTIVATIONS), positions)
 
         if self.remat:
             run = nnx.remat(run)
@@ -236,7 +238,7 @@ class ScannedDecoder(_Stack):
 
     def __call__(self, x, positions) -> tuple[jax.Array, dict]:
         def run(block, x):
-            return block(constrain(x, ("batch", "time", "embed")), positions)
+            return block(constrain(x, ACTIVATIONS), positions)
 
         x, auxes = self._scan(run, x, remat=self.remat)
         return self.final_norm(x), jax.tree.map(lambda a: a.mean(axis=0), auxes)
