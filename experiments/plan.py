@@ -5,9 +5,9 @@ accelerators.
 
     python -m experiments.plan --config=experiments/configs/tml_small_paper.py [--mesh=fsdp=2,expert=32]
 
-Nothing is allocated (abstract shapes only); a full-depth compile of the published-scale model takes
-about a minute per program on two CPU cores, since its layers are one scanned block. `--layers=N`
-compiles fewer layers. Results also go to `--out` as JSON.
+Nothing is allocated (abstract shapes only); the published-scale model's layers are one scanned block, so
+a full-depth compile costs about what one layer's does (docs/scale.md). `--layers=N` compiles fewer
+layers. Results also go to `--out` as JSON.
 """
 from __future__ import annotations
 
