@@ -28,6 +28,7 @@ from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from experiments import common
+from experiments.configs import train as train_config
 from interaction import SAMPLE_RATE, sharding
 from interaction.data import corpus, pipeline, records, speech
 from interaction.evals import floor, vad
@@ -42,24 +43,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, metrics and 
 
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-def check_config(c) -> None:
-    """Refuses values that cannot work, naming the field."""
-    problems = []
-    for name in ("total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
-        if c[name] < 1:
-            problems.append(f"{name}={c[name]} must be at least 1")
-    if c.keep_every < 0 or (c.keep_every and c.keep_every % c.checkpoint_every):
-        problems.append(f"keep_every={c.keep_every} must be 0 or a multiple of checkpoint_every="
-                        f"{c.checkpoint_every} (a step kept must be one saved)")
-    d = c.data
-    if d.window_turns < 1 or d.batch_size < 1 or d.eval_epochs < 1:
-        problems.append("data.window_turns, data.batch_size and data.eval_epochs must be at least 1")
-    if d.batch_size % jax.process_count():
-        problems.append(f"data.batch_size={d.batch_size} must divide evenly over {jax.process_count()} processes")
-    if problems:
-        raise ValueError("bad config: " + "; ".join(problems) + ".")
 
 
 def mesh_shape(c_mesh) -> dict[str, int]:
@@ -100,11 +83,9 @@ def main(argv):
     # ---------------------------------------------------------------- setup
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # library INFO logs (orbax's, per save) only when asked for
-    if not jax.config.jax_compilation_cache_dir:  # reruns and resumes skip most of the compile time
-        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "interaction-jax"))
     processes.initialize_from_environment()
     c = _CONFIG.value
-    check_config(c)
+    train_config.check_config(c, processes=jax.process_count())
     workdir = Path(_WORKDIR.value)
     workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:

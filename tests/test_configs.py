@@ -74,7 +74,6 @@ def _fields(c, prefix=""):
 
 
 def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_named():
-    from experiments import train
     from experiments.configs import tml_small_paper
     from experiments.configs import train as train_config
 
@@ -82,14 +81,14 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     configs.append(tml_small_paper.get_config())
     for c in configs:
         assert _fields(c) == _fields(configs[0]), c.name  # the same fields, serve block included
-        train.check_config(c)
+        train_config.check_config(c)
     long = train_config.get_config("long")
     assert long.model.decoder.moe.num_experts == 0
     assert long.corpus.num_train == 10 * train_config.get_config("tiny").corpus.num_train
     assert long.keep_every % long.checkpoint_every == 0 and long.total_steps % long.keep_every == 0
     long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
     with pytest.raises(ValueError, match="keep_every=150 must be 0 or a multiple of checkpoint_every=100"):
-        train.check_config(long)
+        train_config.check_config(long)
 
 
 def test_runs_saved_with_the_old_dispatch_names_still_load():

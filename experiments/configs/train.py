@@ -49,6 +49,24 @@ def serve_config(**fields) -> ml_collections.ConfigDict:
     return s
 
 
+def check_config(c, processes: int = 1) -> None:
+    """Refuses values that cannot work, naming the field."""
+    problems = []
+    for name in ("total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+        if c[name] < 1:
+            problems.append(f"{name}={c[name]} must be at least 1")
+    if c.keep_every < 0 or (c.keep_every and c.keep_every % c.checkpoint_every):
+        problems.append(f"keep_every={c.keep_every} must be 0 or a multiple of checkpoint_every="
+                        f"{c.checkpoint_every} (a step kept must be one saved)")
+    d = c.data
+    if d.window_turns < 1 or d.batch_size < 1 or d.eval_epochs < 1:
+        problems.append("data.window_turns, data.batch_size and data.eval_epochs must be at least 1")
+    if d.batch_size % processes:
+        problems.append(f"data.batch_size={d.batch_size} must divide evenly over {processes} processes")
+    if problems:
+        raise ValueError("bad config: " + "; ".join(problems) + ".")
+
+
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     if arg not in _RUNS:
         raise ValueError(f"unknown training config {arg!r}; choose one of {sorted(_RUNS)}")
