@@ -35,6 +35,8 @@ def run(main) -> None:
             sys.exit(f"error: {err}" + ("" if logging.get_verbosity() >= logging.DEBUG else
                                         "  (-v 1 shows where it was raised)"))
 
+    if not jax.config.jax_compilation_cache_dir:  # reruns skip most of the compile time
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "interaction-jax"))
     app.run(guarded)
 
 
@@ -69,15 +71,34 @@ def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0)
 
 
-def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int, step: int | None = None):
+def held_out(corpus_dir: Path, kinds=(), per_kind: int = 0) -> list:
+    """The held-out conversations of a corpus: of `kinds` only (if any), the first `per_kind` of every kind
+    (0: all)."""
+    path = Path(corpus_dir) / "eval.array_record"
+    if not path.exists():
+        raise FileNotFoundError(f"no held-out conversations at {path}: make a corpus with "
+                                "`python -m experiments.make_corpus`.")
+    convs = records.read(path)
+    if kinds:
+        convs = [conv for conv in convs if conv.kind in kinds]
+        if not convs:
+            raise FileNotFoundError(f"no held-out conversations of kinds {list(kinds)} in {corpus_dir}.")
+    return records.first_of_each_kind(convs, per_kind)
+
+
+def define_kinds_flag():
+    """Defines --kinds, the scenario kinds of held-out conversations to run, and returns it."""
+    return flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
+
+
+def trained_run_on_held_out(workdir, corpus_dir: str | None, per_kind: int, step: int | None = None, kinds=()):
     """(config, graphdef, params, step, layout, conversations) of a training run (its newest checkpoint, or
-    step `step`'s) and the first `per_kind` held-out conversations of every kind of its corpus (or of
-    `corpus_dir`'s)."""
+    step `step`'s) and the first `per_kind` held-out conversations of every kind (of `kinds`, if given) of
+    its corpus (or of `corpus_dir`'s)."""
     workdir = Path(workdir)
     c, graphdef, params, step = checkpoint.load_trained(workdir, step)
     layout = ModelSpec.from_config(c.model).layout
-    corpus = Path(corpus_dir or c.corpus_dir or workdir / "corpus")
-    convs = records.first_of_each_kind(records.read(corpus / "eval.array_record"), per_kind)
+    convs = held_out(Path(corpus_dir or c.corpus_dir or workdir / "corpus"), kinds, per_kind)
     return c, graphdef, params, step, layout, convs
 
 

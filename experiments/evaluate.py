@@ -42,7 +42,6 @@ from flax import nnx
 from experiments import common
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.codecs import audio, dmel, text_stream
-from interaction.data import records
 from interaction.plots.timeline import render_timeline
 from interaction.evals import asr, baseline, report, runner, score_dir, smart_turn, vad
 from interaction.models import streaming
@@ -66,7 +65,7 @@ _OUT = flags.DEFINE_string("out", None, "where the report goes (default: <workdi
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed of the sessions")
 _SERVE = common.define_serve_flag()  # sessions at once, context, sampling, floor thresholds: the run's serve block
 _CONVERSATIONS = flags.DEFINE_integer("conversations", 0, "run only the first N held-out conversations (0: all)")
-_KINDS = flags.DEFINE_list("kinds", [], "run only held-out conversations of these scenario kinds (default: all)")
+_KINDS = common.define_kinds_flag()
 _TIMELINES = flags.DEFINE_integer("timelines", 3, "draw this many sample sessions as timelines")
 _HEADLINE_THRESHOLD = flags.DEFINE_float("baseline_threshold", 0.6, "the baseline's silence threshold in the table")
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None,
@@ -111,14 +110,7 @@ def run_model(workdir: Path, samples_dir: Path) -> dict:
     """Streams every held-out conversation; writes outputs; returns the run's facts and step timings."""
     c, spec, params, step, state, step_count = _load(workdir)
     corpus_dir = Path(_CORPUS_DIR.value or c.corpus_dir or workdir / "corpus")
-    if not (corpus_dir / "eval.array_record").exists():
-        raise FileNotFoundError(f"no held-out conversations at {corpus_dir / 'eval.array_record'}: make a corpus with "
-                                "`python -m experiments.make_corpus`.")
-    convs = records.read(corpus_dir / "eval.array_record")
-    if _KINDS.value:
-        convs = [conv for conv in convs if conv.kind in _KINDS.value]
-        if not convs:
-            raise FileNotFoundError(f"no held-out conversations of kinds {_KINDS.value} in {corpus_dir}.")
+    convs = common.held_out(corpus_dir, _KINDS.value)
     reasoner = make_reasoner(_REASONER.value, _REASONER_DIR.value)
     latency_turns = max(1, math.ceil(_REASONER_LATENCY.value / MICROTURN_SECONDS - 1e-9))
     if _CONVERSATIONS.value > 0:

@@ -22,6 +22,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir", requ
 _PER_KIND = flags.DEFINE_integer("per_kind", 2, "held-out conversations of every kind (0: all)")
 _RECOGNIZER = flags.DEFINE_enum("recognizer", asr.DEFAULT, asr.NAMES, "the speech recognizer")
 _STEP = common.define_step_flag()
+_KINDS = common.define_kinds_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json, or "
                            "intelligibility-<step>.json with --step)")
@@ -34,7 +35,8 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
-                                                                                     _PER_KIND.value, _STEP.value)
+                                                                                     _PER_KIND.value, _STEP.value,
+                                                                                     kinds=_KINDS.value)
     serve = common.serve_settings(c, _SERVE)
     recognizer = asr.make(_RECOGNIZER.value)
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "

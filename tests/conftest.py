@@ -45,9 +45,12 @@ def batch(tiny_corpus):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, tiny_corpus):
-    """The workdir of a two-step smoke-config training run on the tiny corpus (checkpoint and config.json)."""
+    """The workdir of an uninterrupted smoke-config training run on the tiny corpus: 6 steps, a checkpoint
+    every 2 of which the newest is kept and every 4th (so it holds steps 4 and 6), and config.json.
+    Tests may add files to it (a benchmark report) but must not change its checkpoints or metrics."""
     from programs import succeeded, train
 
     workdir = tmp_path_factory.mktemp("smoke_run")
-    succeeded(train(workdir, tiny_corpus, "--config.total_steps=2"))
+    out = succeeded(train(workdir, tiny_corpus, "--config.keep_checkpoints=1", "--config.keep_every=4"))
+    assert "done: 6 steps" in out
     return workdir

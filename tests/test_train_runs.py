@@ -5,6 +5,7 @@ checkpoint, a NaN batch stopping the run, and two processes started by `launch/l
 """
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,56 +44,46 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
     assert not different, different[:5]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_corpus):
-    """An uninterrupted smoke run (6 steps, checkpoints every 2: the last one kept, and every 4th step)."""
-    workdir = tmp_path_factory.mktemp("reference")
-    out = succeeded(train(workdir, tiny_corpus, "--config.keep_checkpoints=1", "--config.keep_every=4"))
-    assert "done: 6 steps" in out
-    return workdir
-
-
-def test_run_writes_metrics_events_and_checkpoints(reference):
-    rows = reporting.read_metrics(reference, "train")
+def test_run_writes_metrics_events_and_checkpoints(smoke_run):
+    rows = reporting.read_metrics(smoke_run, "train")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert {"loss", "text_loss", "flow_loss", "balance_loss", "router_z_loss", "grad_norm", "lr",
             "expert_load/0"} <= rows[0].keys()
-    evals = reporting.read_metrics(reference, "eval")
+    evals = reporting.read_metrics(smoke_run, "eval")
     assert [r["step"] for r in evals] == [6]
     for name in ("text_loss", "flow_loss", "frame_mse"):
         assert evals[0][f"{name}_ratio"] == pytest.approx(evals[0][name] / evals[0][f"{name}_baseline"])
-    assert json.loads((reference / "final_eval.json").read_text())["step"] == 6
-    events = list((reference / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((smoke_run / "final_eval.json").read_text())["step"] == 6
+    events = list((smoke_run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and b"train/text_loss" in events[0].read_bytes() and b"eval/flow_loss_ratio" in events[0].read_bytes()
-    assert sorted(int(p.name) for p in (reference / "checkpoints").iterdir() if p.name.isdigit()) == [4, 6]
-    assert json.loads((reference / "config.json").read_text())["name"] == "smoke"
+    assert sorted(int(p.name) for p in (smoke_run / "checkpoints").iterdir() if p.name.isdigit()) == [4, 6]
+    assert json.loads((smoke_run / "config.json").read_text())["name"] == "smoke"
 
 
-def test_sigterm_then_resume_is_bitwise_equal(tmp_path, tiny_corpus, reference):
+def test_sigterm_then_resume_is_bitwise_equal(tmp_path, tiny_corpus, smoke_run):
     out = succeeded(train(tmp_path, tiny_corpus, "--config.debug.signal_at_step=3"))
     assert "stopped by SIGTERM at step 3" in out
     assert (tmp_path / "checkpoints" / "3").is_dir() and not (tmp_path / "checkpoints" / "4").exists()
     out = succeeded(train(tmp_path, tiny_corpus))
     assert "resuming at step 3" in out and "done: 6 steps" in out
-    ref_state, ref_data = checkpoint_contents(reference, 6)
+    ref_state, ref_data = checkpoint_contents(smoke_run, 6)
     state, data = checkpoint_contents(tmp_path, 6)
     assert_bitwise_equal(ref_state, state)  # params, optimizer state, step, RNG
     assert data == ref_data  # data position
     losses = lambda w: [(r["step"], r["loss"]) for r in reporting.read_metrics(w, "train")]
-    assert losses(tmp_path) == losses(reference)
+    assert losses(tmp_path) == losses(smoke_run)
 
 
-def test_corrupt_latest_checkpoint_falls_back_and_recovers(tmp_path, tiny_corpus):
-    out = succeeded(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
-    assert "done: 4 steps" in out
-    original, original_data = checkpoint_contents(tmp_path, 4)
-    for f in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
+def test_corrupt_latest_checkpoint_falls_back_and_recovers(tmp_path, tiny_corpus, smoke_run):
+    shutil.copytree(smoke_run, tmp_path, dirs_exist_ok=True)
+    for f in (tmp_path / "checkpoints" / "6" / "state").rglob("*"):
         if f.is_file() and f.parent.name == "d":
             f.write_bytes(f.read_bytes()[:7])  # truncated array data
-    out = succeeded(train(tmp_path, tiny_corpus, "--config.total_steps=4"))
-    assert re.search(r"checkpoint \S+/4 cannot be used", out) and "resuming at step 2" in out
-    assert (tmp_path / "checkpoints" / "corrupt-4").is_dir()
-    recovered, data = checkpoint_contents(tmp_path, 4)  # steps 3 and 4 trained again from step 2
+    out = succeeded(train(tmp_path, tiny_corpus, "--config.keep_checkpoints=1", "--config.keep_every=4"))
+    assert re.search(r"checkpoint \S+/6 cannot be used", out) and "resuming at step 4" in out
+    assert (tmp_path / "checkpoints" / "corrupt-6").is_dir()
+    original, original_data = checkpoint_contents(smoke_run, 6)
+    recovered, data = checkpoint_contents(tmp_path, 6)  # steps 5 and 6 trained again from step 4
     assert_bitwise_equal(original, recovered)
     assert data == original_data
 

@@ -135,7 +135,7 @@ def load_trained(workdir, step: int | None = None):
     on one device.
 
     For evaluation and serving: the run's `config.json` rebuilds the model, and the checkpoint's state is
-    restored into it (the optimizer state is read too, then dropped).
+    restored into it (the optimizer state is read too, then dropped; nothing is initialised first).
     """
     workdir = Path(workdir)
     if not (workdir / "config.json").exists():
@@ -144,9 +144,8 @@ def load_trained(workdir, step: int | None = None):
     rules = {k: (tuple(v) if isinstance(v, list) else v) for k, v in c.model.rules.items()}
     mesh = sharding.make_mesh({}, jax.devices()[:1])
     tx = optimizer.make_optimizer(c.optim, c.total_steps)
-    graphdef, state, _ = train_state.create(ModelSpec.from_config(c.model), tx, mesh, rules, c.seed)
-    restored = Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, async_save=False).restore(
-        train_state.abstract_like(state), step)
+    graphdef, target, _ = train_state.abstract(ModelSpec.from_config(c.model), tx, mesh, rules, c.seed)
+    restored = Checkpoints(workdir / "checkpoints", keep=c.keep_checkpoints, async_save=False).restore(target, step)
     if restored is None:
         raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no readable checkpoint; train first.")
     state, _ = restored
