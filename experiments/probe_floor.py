@@ -21,7 +21,7 @@ from flax import nnx
 from experiments import common
 from interaction.codecs import text
 from interaction.data import pipeline
-from interaction.evals import floor_probe, runner
+from interaction.evals import floor_probe, runner, smart_turn
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
 from interaction.plots import curves
@@ -34,7 +34,10 @@ _CURVES = flags.DEFINE_string("curves", None, "with --compare: also plot every f
 _CONVERSATIONS = flags.DEFINE_integer("per_kind", 20, "held-out conversations of every kind (0: all)")
 _SERVE = common.define_serve_flag()  # free-running sessions as the run is served (sessions, context, sampling)
 _STEP = common.define_step_flag()
+_KINDS = common.define_kinds_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
+_SMART_TURN = flags.DEFINE_bool("smart_turn", True, "also score the pauses and turn ends with Pipecat's Smart Turn "
+                                "(smart_turn_auc: how much of the cue the audio holds for a model of real speech)")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json, or "
                            "probe-<step>.json with --step)")
 
@@ -75,8 +78,9 @@ def _show(name: str, fig: dict) -> str:
 
 
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc",
-            "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop",
-            "interrupt_stop_tf", "false_response", "floor_kept")
+            "turn_end_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories", "end_head_auc",
+            "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop", "interrupt_stop_tf",
+            "false_response", "floor_kept")
 _CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "end_head_auc", "stop_tf", "pause_takeover",
                   "interrupt_stop", "false_response")
 
@@ -137,7 +141,8 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
-                                                                                     _CONVERSATIONS.value, _STEP.value)
+                                                                                     _CONVERSATIONS.value, _STEP.value,
+                                                                                     kinds=_KINDS.value)
     spec = ModelSpec.from_config(c.model)
     serve = common.serve_settings(c, _SERVE)
     speak, keep = streaming.floor_thresholds(spec, serve.speak_threshold, serve.keep_threshold)
@@ -147,6 +152,10 @@ def main(argv):
     fr = free_running(graphdef, params, convs, layout, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"])
             for conv, chance, r in zip(convs, tf, fr)]
+    if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech
+        scorer = smart_turn.SmartTurn()
+        for row, conv, r in zip(rows, convs, fr):
+            row["smart_turn_scores"] = floor_probe.smart_turn_scores(conv, len(r["listen"]), scorer)
     figures = floor_probe.summarize(rows)
     by_kind = {}
     for kind in sorted({conv.kind for conv in convs}):

@@ -101,6 +101,33 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert floor_probe.auc([(True, 0.2), (False, 0.2)]) == 0.5 and np.isnan(floor_probe.auc([(True, 1.0)]))
 
 
+def test_story_pauses_can_be_left_out_of_the_hearing_auc_and_smart_turn_hears_the_same_moments(tiny_corpus):
+    story, paused = _convs(tiny_corpus, floor_probe.STORY_KIND)[0], _convs(tiny_corpus, "pause")[0]
+    rows = []
+    for conv, score_pauses in ((story, 0.9), (paused, 0.1)):  # heads fooled by the story's pauses only
+        m = len(pipeline.conversation_features(conv, LAYOUT)["valid"])
+        listen = np.zeros((m, len(listening.NAMES)), np.float32)
+        stops = floor_probe.moments(conv, m)
+        for end, k in stops:
+            listen[k + 1, floor_probe._MODEL_2S] = 0.5 if end else score_pauses
+            listen[k + 1, floor_probe._USER_2S] = 0.5
+        rows.append(floor_probe.counts(conv, np.zeros(m), np.zeros(m, bool), listen))
+        assert any(not end for end, _ in stops) and any(end for end, _ in stops), conv.kind
+    assert rows[0]["story"] and not rows[1]["story"]
+    figures = floor_probe.summarize(rows)
+    assert figures["turn_end_auc_no_stories"]["value"] == 1.0 > figures["turn_end_auc"]["value"]
+    assert "smart_turn_auc" not in figures  # only when Smart Turn scored the moments
+
+    class Quiet:  # a stand-in end-of-turn model: whether the last 0.2 s are far below the loudest speech
+        def probabilities(self, waves):
+            return [float(np.sqrt(np.mean(w[-3200:] ** 2)) < 0.1 * np.abs(w).max()) for w in waves]
+
+    scores = floor_probe.smart_turn_scores(paused, len(pipeline.conversation_features(paused, LAYOUT)["valid"]),
+                                           Quiet())
+    assert [end for end, _ in scores] == [end for end, _ in floor_probe.moments(paused, 10**6)][: len(scores)]
+    assert all(p == 1.0 for _, p in scores)  # each wave ends in the silence after the user stops
+
+
 def test_probe_reads_stops_at_interruptions_free_running_and_teacher_forced(tiny_corpus):
     conv = _convs(tiny_corpus, "interruption")[0]
     feats = pipeline.conversation_features(conv, LAYOUT)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interaction import MICROTURN_SECONDS
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import listening
 from interaction.data.conversation import Conversation
 from interaction.evals import intervals
@@ -27,6 +27,7 @@ FALSE_AFTER_S = 0.5  # side talk and background: a response up to this long afte
 _UNDER = listening.NAMES.index("user_now")
 _END = listening.NAMES.index("turn_end")
 _MODEL_2S, _USER_2S = listening.NAMES.index("model_2.0s"), listening.NAMES.index("user_2.0s")
+STORY_KIND = "model_backchannel"  # the user tells a story in sentences, pausing after each whole one
 
 
 def shift(listen: np.ndarray) -> np.ndarray:
@@ -50,6 +51,25 @@ def runs(says: np.ndarray) -> list[float]:
     """Lengths in seconds of the runs of True in a (micro-turn,) speaking mask."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], says.astype(np.int8), [0]])))
     return [float(b - a) * MICROTURN_SECONDS for a, b in zip(edges[::2], edges[1::2])]
+
+
+def moments(conv: Conversation, m: int) -> list[tuple[bool, int]]:
+    """(a turn end?, the micro-turn the user stops in) of every mid-turn pause and turn end that has a
+    block after it: where hearing is probed."""
+    stops = [(False, listening.turn_of(e.start)) for e in conv.events_of("pause")]
+    stops += [(True, listening.turn_of(e.end)) for kind in listening.TURN_ENDS for e in conv.events_of(kind)]
+    return [(end, k) for end, k in stops if k + 1 < m]
+
+
+def smart_turn_scores(conv: Conversation, m: int, scorer) -> list[tuple[bool, float]]:
+    """(a turn end?, Smart Turn's end-of-turn chance) at the probe's moments, from the user's channel (its last
+    8 s) up to the end of the micro-turn after the stop (what the model has heard when its score is read): how much of
+    the cue an end-of-turn model trained on real speech finds in the audio."""
+    stops = moments(conv, m)
+    if not stops:
+        return []
+    waves = [conv.user_audio[: int(round((k + 2) * MICROTURN_SECONDS * SAMPLE_RATE))] for _, k in stops]
+    return [(end, float(p)) for (end, _), p in zip(stops, scorer.probabilities(waves))]
 
 
 def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray) -> dict:
@@ -82,9 +102,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
                stop_tf_sum=float((1.0 - speak_tf[stop_blocks]).sum()), stop_tf_n=float(stop_blocks.size))
     # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
     # the turn-end head's chance (at the block the user stops in and the next).
-    stops = [(False, listening.turn_of(e.start)) for e in conv.events_of("pause")]
-    stops += [(True, listening.turn_of(e.end)) for kind in listening.TURN_ENDS for e in conv.events_of(kind)]
-    stops = [(end, k) for end, k in stops if k + 1 < m]
+    stops = moments(conv, m)
+    out["story"] = conv.kind == STORY_KIND
     out["shift_scores"] = [(end, float(shift(listen_fr[k + 1]))) for end, k in stops]
     out["end_scores"] = [(end, float(listen_fr[k : k + 2, _END].max())) for end, k in stops]
     pauses = conv.events_of("pause")
@@ -144,18 +163,24 @@ def _rate(rows: list[dict], num: str, den: str) -> dict:
     return {"value": value, "ci": ci, "n": float(total[1])}
 
 
-def _auc_interval(rows: list[dict], key: str) -> dict:
-    """AUC with a bootstrap interval over conversations (each conversation's pairs move together)."""
-    value = auc([p for row in rows for p in row[key]])
+def _auc_interval(pairs: list[list]) -> dict:
+    """AUC of every conversation's (is_positive, score) pairs pooled, with a bootstrap interval over
+    conversations (each conversation's pairs move together)."""
+    value = auc([p for row in pairs for p in row])
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(500):
-        pick = rng.integers(0, len(rows), len(rows))
-        draws.append(auc([p for i in pick for p in rows[i][key]]))
+        pick = rng.integers(0, len(pairs), len(pairs))
+        draws.append(auc([p for i in pick for p in pairs[i]]))
     draws = np.array([d for d in draws if np.isfinite(d)])
     ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws.size else None
-    n = [sum(p for p, _ in row[key]) for row in rows]
-    return {"value": value, "ci": ci, "n": float(sum(len(row[key]) for row in rows)), "positives": float(sum(n))}
+    n = [sum(p for p, _ in row) for row in pairs]
+    return {"value": value, "ci": ci, "n": float(sum(len(row) for row in pairs)), "positives": float(sum(n))}
+
+
+def _outside_stories(row: dict, key: str) -> list:
+    """A row's pairs without the pauses between a story's sentences (turn ends kept)."""
+    return [p for p in row[key] if p[0] or not row["story"]]
 
 
 def _median_interval(rows: list[dict], key: str, resamples: int = 500) -> tuple[float, float] | None:
@@ -189,8 +214,12 @@ def summarize(rows: list[dict]) -> dict:
         "start_tf": _rate(rows, "start_tf_sum", "start_tf_n"),
         "stop_tf": _rate(rows, "stop_tf_sum", "stop_tf_n"),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
-        "turn_end_auc": _auc_interval(rows, "shift_scores"),
-        "end_head_auc": _auc_interval(rows, "end_scores"),
+        "turn_end_auc": _auc_interval([r["shift_scores"] for r in rows]),
+        "end_head_auc": _auc_interval([r["end_scores"] for r in rows]),
+        "turn_end_auc_no_stories": _auc_interval([_outside_stories(r, "shift_scores") for r in rows]),
+        **({"smart_turn_auc": _auc_interval([r["smart_turn_scores"] for r in rows]),
+            "smart_turn_auc_no_stories": _auc_interval([_outside_stories(r, "smart_turn_scores") for r in rows])}
+           if all("smart_turn_scores" in r for r in rows) else {}),
         "pause_takeover": _rate(rows, "pause_takeovers", "pauses"),
         "reply_latency_s": {"value": _median(rows, "latencies"),
                             "ci": _median_interval(rows, "latencies"), "n": float(len(latencies))},
