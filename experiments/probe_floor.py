@@ -74,7 +74,7 @@ def free_running(graphdef, params, convs, layout, serve) -> list[dict]:
 def _show(name: str, fig: dict) -> str:
     ci = fig.get("ci")
     band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
-    return f"{name:<22} {fig['value']:>8.3f}  {band:<18} n={fig['n']:.0f}"
+    return f"{name:<26} {fig['value']:>8.3f}  {band:<18} n={fig['n']:.0f}"
 
 
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc",
@@ -161,7 +161,7 @@ def main(argv):
     for kind in sorted({conv.kind for conv in convs}):
         picked = [r for r, conv in zip(rows, convs) if conv.kind == kind]
         by_kind[kind] = {k: v["value"] for k, v in floor_probe.summarize(picked).items()}
-    print(f"{'figure':<22} {'value':>8}  {'95% interval':<18}")
+    print(f"{'figure':<26} {'value':>8}  {'95% interval':<18}")
     for name, fig in figures.items():
         print(_show(name, fig))
     out = common.result_path(_OUT.value, workdir, "probe", _STEP.value)
