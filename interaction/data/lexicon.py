@@ -86,15 +86,25 @@ INTERRUPTIONS = [
 USER_BACKCHANNELS = ["mhm", "yeah", "right", "okay", "uh-huh", "I see"]
 MODEL_BACKCHANNELS = ["mhm", "yeah", "right", "uh-huh", "I see"]
 
+# A story told in sentences with a pause after each: every sentence but the last ends unfinished (a comma,
+# a connective or a filler: espeak's continuing tune), the last with a full stop, as a turn end sounds.
 USER_STORIES = [
-    ["So yesterday I went to the market.", "It was really crowded because of the holiday.",
-     "I wanted to buy some {food} but they had run out.", "In the end I just bought bread and went home."],
-    ["Last week I started {activity} again.", "I had not done it for almost two years.",
-     "The first day was really hard.", "But now I feel much better about it."],
-    ["My neighbour has a new dog.", "It barks every morning at six.", "I tried talking to him about it.",
-     "He said he would take it for a walk earlier."],
-    ["I have been thinking about moving to {city}.", "The rents there are a bit lower.",
-     "My sister lives there too.", "But I would miss my friends here."],
+    ["So yesterday I went to the [market|shops][,|, and,|, um,]",
+     "it was [really|very] crowded because of the holiday[,|, so,|, and,]",
+     "I wanted to buy some {food} but they had run out[,|, and,|, so,]",
+     "in the end I just [bought|got] bread and went home."],
+    ["Last week I started {activity} again[,|, and,|, um,]",
+     "I had not done it for almost two years[,|, so,|, and,]",
+     "the first day was [really|pretty] hard[,|, but,|, um,]",
+     "now I feel much better about it."],
+    ["My neighbour has a new dog[,|, and,|, um,]",
+     "it barks every morning at six[,|, so,|, and,]",
+     "I tried talking to [him|my neighbour] about it[,|, and,|, um,]",
+     "he said he would take it for a walk earlier."],
+    ["I have been thinking about moving to {city}[,|, because,|, um,]",
+     "the rents there are a bit lower[,|, and,|, also,]",
+     "my sister lives there too[,|, but,|, um,]",
+     "I would miss my friends here."],
 ]
 STORY_REPLIES = ["That sounds like quite a day.", "Good for you, that takes effort.",
                  "That must be frustrating.", "That is a big decision, take your time."]

@@ -134,7 +134,7 @@ def background_speech(s: Script) -> None:
 
 
 def model_backchannel(s: Script) -> None:
-    story = lx.fill_all(lx.pick(s.rng, lx.USER_STORIES), s.rng)
+    story = lx.fill_all(s.phrase(lx.USER_STORIES), s.rng)
     t, start = 0.3, 0.3
     for k, sentence in enumerate(story):
         u0, u1 = s.user(t, sentence)
