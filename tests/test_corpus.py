@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 
-from interaction import SAMPLE_RATE
+from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import corpus, records, scenarios, speech
 from interaction.data.conversation import Conversation
 from interaction.tools import registry
@@ -103,6 +103,8 @@ def test_model_is_silent_after_a_labelled_interruption_stop(conversations):
     checked = 0
     for conv in [c for c in conversations if c.kind == "interruption"]:
         stop = conv.events_of("model_stop")[0].start
+        # on a micro-turn's edge: the model's last voiced micro-turn does not itself fall silent
+        assert stop / MICROTURN_SECONDS == pytest.approx(round(stop / MICROTURN_SECONDS), abs=1e-6)
         reply = [e for e in conv.events_of("model_turn") if e.start > stop][0]
         assert _rms(_span(conv.model_audio, stop + 0.02, reply.start)) == 0.0
         assert _rms(_span(conv.model_audio, stop - 0.3, stop)) > 0.01  # it was talking until then

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from interaction import MICROTURN_SECONDS
 from interaction.data import lexicon as lx
 from interaction.data import scene
 from interaction.data.script import Script
@@ -96,12 +97,12 @@ def interruption(s: Script) -> None:
     i0, i1 = s.user(m0 + offset, text)
     latency = float(np.clip(s.rng.lognormal(np.log(s.timing.stop_latency_median), s.timing.stop_latency_sigma),
                             0.1, max(0.15, i1 - i0)))
-    stop = i0 + latency
-    s.cut_model(stop)
+    stop = s.cut_model(i0 + latency)
+    latency = stop - i0
     s.event("model_turn", m0, stop, text=answer, gap=round(gap, 4), interrupted=True)
     s.event("interruption", i0, i1, text=text, context=ask, offset=round(offset, 4), overlap=round(latency, 4))
     s.event("model_stop", stop, stop, latency=round(latency, 4))
-    gap = s.gap()
+    gap = max(s.gap(), stop - i1 + MICROTURN_SECONDS)  # a silent micro-turn at least between the two
     r0, r1 = s.model(i1 + gap, reply)
     s.event("model_turn", r0, r1, text=reply, gap=round(gap, 4))
 

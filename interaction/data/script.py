@@ -85,8 +85,12 @@ class Script:
         self.model_words += [(t + a, t + b, w) for a, b, w in utt.words]
         return t, t + utt.duration
 
-    def cut_model(self, t_stop: float) -> None:
-        """The model stops talking at `t_stop`: its audio fades out and later words are dropped."""
+    def cut_model(self, t_stop: float) -> float:
+        """The model stops talking at the end of the micro-turn `t_stop` falls in: its audio fades out there
+        and later words are dropped. Returns that time. Cut inside a micro-turn, the audio the model hears of
+        its last voiced one would already fall silent and tell it to stop, a cue it never has when it hears
+        its own frames; cut at the edge, the stop has to come from hearing the user."""
+        t_stop = float(np.ceil(t_stop / MICROTURN_SECONDS - 1e-9) * MICROTURN_SECONDS)
         part = self.model_parts[-1]
         keep = max(int(round((t_stop - part.start) * SAMPLE_RATE)), 0)
         fade = min(int(_FADE_S * SAMPLE_RATE), keep)
@@ -94,6 +98,7 @@ class Script:
         audio[keep - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         part.audio = audio
         self.model_words = [(a, min(b, t_stop), w) for a, b, w in self.model_words if a < t_stop]
+        return t_stop
 
     def event(self, kind: str, start: float, end: float, **data) -> None:
         if kind not in EVENT_KINDS:

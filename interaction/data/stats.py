@@ -49,7 +49,7 @@ def configured(timing) -> dict:
         "overlap": f"lognormal median {timing.overlap_median} s, sigma {timing.overlap_sigma}, clipped to [0.05, 1.0], "
                    f"in {timing.overlap_prob:.0%} of user turn starts",
         "stop_latency": f"lognormal median {timing.stop_latency_median} s, sigma {timing.stop_latency_sigma} "
-                        "(the model talks over an interruption this long)",
+                        "(the model talks over an interruption this long), rounded up to the end of its micro-turn",
         "interrupt_offset": f"uniform [{timing.interrupt_min}, {timing.interrupt_max}] s into the model's speech",
         "background_db": f"uniform [-{timing.background_db_max}, -{timing.background_db_min}] dB re the user "
                          "(side-talk replies at -12 dB)",
