@@ -3,7 +3,8 @@ r"""Probe a trained run's floor decisions on the held-out split: `python -m expe
 (an ablation table, a row per run).
 
 Teacher-forced, it reads the chance of speaking and the listening heads at every block; free-running
-(slots of the streaming step, as `experiments.evaluate` runs them) it reads what the model decided to do.
+(slots of the streaming step, as `experiments.evaluate` runs them) it reads what the model decided to do;
+and streamed with the reference's text forced but its own frames fed back, its chance of going on speaking.
 It prints one table of rates with 95% intervals over conversations and writes `<workdir>/probe.json`
 (or `--out`). Minutes on 2 CPU cores; it needs no recognizer.
 """
@@ -58,6 +59,35 @@ def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
     return out
 
 
+def own_frames(graphdef, params, convs, layout, serve, batch: int = 8) -> list[np.ndarray]:
+    """(M,) chance of speaking of every conversation's blocks, streamed with the reference's text and
+    speaking state forced and its own frames fed back (drawn as the run is served)."""
+    sampling = common.sampling(serve)
+
+    @jax.jit
+    def run(params, inputs, teacher):
+        model = nnx.merge(graphdef, params)
+        state = streaming.init_state(model, batch, inputs["user_audio"].shape[1])
+        return streaming.run_session(model, state, inputs, jax.random.key(0), teacher=teacher, **sampling)[1]["speak"]
+
+    features = [pipeline.conversation_features(conv, layout) for conv in convs]
+    wins = [pipeline.whole(f, layout.dmel.log_min) for f in features]
+    by_length = {}
+    for i, win in enumerate(wins):
+        by_length.setdefault(len(win["valid"]), []).append(i)
+    out = [None] * len(convs)
+    for group in by_length.values():  # one compile per length bucket; a last short batch repeats its head
+        for at in range(0, len(group), batch):
+            picked = group[at : at + batch]
+            rows = [wins[i] for i in picked] + [wins[picked[0]]] * (batch - len(picked))
+            inputs = {k: jnp.asarray(np.stack([w[k] for w in rows])) for k in streaming.INPUTS}
+            forced = {"text_out": jnp.asarray(np.stack([w["text_out"] for w in rows]))}
+            speak = jax.device_get(run(params, inputs, forced))
+            for j, i in enumerate(picked):
+                out[i] = speak[j, : len(features[i]["valid"])]
+    return out
+
+
 def free_running(graphdef, params, convs, layout, serve) -> list[dict]:
     """`runner.run_sessions`' result of every conversation, its own output fed back: text `tokens`
     (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them."""
@@ -77,7 +107,8 @@ def _show(name: str, fig: dict) -> str:
     return f"{name:<26} {fig['value']:>8.3f}  {band:<18} n={fig['n']:.0f}"
 
 
-_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "floor_f1", "turn_end_auc",
+_COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "go_on_tf", "go_on_own_frames",
+            "floor_f1", "turn_end_auc",
             "turn_end_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories", "end_head_auc",
             "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop", "interrupt_stop_tf",
             "false_response", "floor_kept")
@@ -150,8 +181,9 @@ def main(argv):
           f"{keep:.3f})", flush=True)
     tf = teacher_forced(graphdef, params, convs, layout)
     fr = free_running(graphdef, params, convs, layout, serve)
-    rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"])
-            for conv, chance, r in zip(convs, tf, fr)]
+    own = own_frames(graphdef, params, convs, layout, serve)
+    rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own)
+            for conv, chance, r, speak_own in zip(convs, tf, fr, own)]
     if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech
         scorer = smart_turn.SmartTurn()
         for row, conv, r in zip(rows, convs, fr):

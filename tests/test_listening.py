@@ -84,7 +84,7 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     m = len(feats["valid"])
     reference = feats["text_out"][:, 0] == text.Special.VOICED
     listen = feats["listen"]  # the exact targets: perfect heads
-    polite = floor_probe.counts(conv, reference.astype(float), reference, listen)
+    polite = floor_probe.counts(conv, reference.astype(float), reference, listen, speak_own=reference.astype(float))
     chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), listen)
     assert polite["pause_takeovers"] == 0 and chatty["pause_takeovers"] == polite["pauses"] == 1
     assert chatty["talk_over"] == chatty["user_turns"] > 0
@@ -95,6 +95,13 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert polite["stop_tf_n"] == polite["start_tf_n"] == len(polite["ref_utterances"]) > 0
     assert polite["stop_tf_sum"] == polite["stop_tf_n"] and chatty["stop_tf_sum"] == 0  # stops where it should
     assert polite["start_tf_sum"] == chatty["start_tf_sum"] == polite["start_tf_n"]
+    # Going on inside the reference's utterances: every voiced block of them but their first.
+    assert polite["go_on_n"] == reference.sum() - len(polite["ref_utterances"]) > 0
+    assert polite["go_on_tf_sum"] == polite["go_on_own_sum"] == chatty["go_on_tf_sum"] == polite["go_on_n"]
+    deaf = floor_probe.counts(conv, reference.astype(float), reference, listen, speak_own=np.zeros(m))
+    figures = floor_probe.summarize([deaf])
+    assert figures["go_on_tf"]["value"] == 1.0 and figures["go_on_own_frames"]["value"] == 0.0
+    assert "go_on_own_frames" not in floor_probe.summarize([chatty])
     assert floor_probe.runs(np.array([0, 1, 1, 0, 1], bool)) == [0.4, 0.2]
     # The exact labels separate the pause from the turn end perfectly.
     assert floor_probe.auc(polite["shift_scores"]) == 1.0 and floor_probe.auc(polite["end_scores"]) == 1.0

@@ -1,10 +1,13 @@
 """What the model decides at the moments that matter: a probe of its speaking state and listening heads.
 
-Per held-out conversation it reads two things of the model, block by block:
+Per held-out conversation it reads three things of the model, block by block:
 - teacher-forced (the reference model channel fed back): the chance of speaking at the first text slot,
   at every block and where the reference starts and stops speaking;
 - free-running (its own output fed back, as a listener hears it): whether it spoke, and its listening
   heads' probabilities. (Teacher-forced heads would see the reference's reply begin and so "predict" it.)
+- between the two, the reference's text and speaking state forced but its own frames fed back: the chance
+  of going on speaking where the reference goes on, which says how much of its hold on the floor it takes
+  from hearing itself;
 and turns them into per-conversation counts at labelled moments, which `summarize` pools into rates with
 95% bootstrap intervals over conversations. It reads decisions off the speaking state, so it needs no
 vocoder or recognizer; the benchmark (`experiments.evaluate`) measures the same behaviour from audio.
@@ -72,9 +75,11 @@ def smart_turn_scores(conv: Conversation, m: int, scorer) -> list[tuple[bool, fl
     return [(end, float(p)) for (end, _), p in zip(stops, scorer.probabilities(waves))]
 
 
-def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray) -> dict:
+def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray,
+           speak_own: np.ndarray | None = None) -> dict:
     """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
-    free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks."""
+    free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks. speak_own (M,),
+    if given: the chance of speaking with the reference's text forced but the model's own frames fed back."""
     m = len(voiced_fr)
     says = played(voiced_fr)  # (M + 1,) micro-turns
     targets = listening.targets(conv, m + 1)
@@ -100,6 +105,12 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     stop_blocks = np.flatnonzero(~ref_blocks[1:] & ref_blocks[:-1]) + 1
     out.update(start_tf_sum=float(speak_tf[start_blocks].sum()), start_tf_n=float(start_blocks.size),
                stop_tf_sum=float((1.0 - speak_tf[stop_blocks]).sum()), stop_tf_n=float(stop_blocks.size))
+    # Where the reference goes on speaking: the chance of going on, hearing the reference's frames and
+    # hearing its own (what free-running adds to teacher forcing is mostly what it hears of itself).
+    going_on = np.flatnonzero(ref_blocks[1:] & ref_blocks[:-1]) + 1
+    out.update(go_on_tf_sum=float(speak_tf[going_on].sum()), go_on_n=float(going_on.size))
+    if speak_own is not None:
+        out["go_on_own_sum"] = float(speak_own[going_on].sum())
     # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
     # the turn-end head's chance (at the block the user stops in and the next).
     stops = moments(conv, m)
@@ -213,6 +224,9 @@ def summarize(rows: list[dict]) -> dict:
         "speak_while_user": _rate(rows, "speak_user_sum", "speak_user_n"),
         "start_tf": _rate(rows, "start_tf_sum", "start_tf_n"),
         "stop_tf": _rate(rows, "stop_tf_sum", "stop_tf_n"),
+        "go_on_tf": _rate(rows, "go_on_tf_sum", "go_on_n"),
+        **({"go_on_own_frames": _rate(rows, "go_on_own_sum", "go_on_n")} if all("go_on_own_sum" in r for r in rows)
+           else {}),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
         "turn_end_auc": _auc_interval([r["shift_scores"] for r in rows]),
         "end_head_auc": _auc_interval([r["end_scores"] for r in rows]),
