@@ -126,16 +126,14 @@ def serve_settings(c: ml_collections.ConfigDict, flag) -> ml_collections.ConfigD
     s = train_config.serve_config()
     s.update({k: v for k, v in (c.get("serve") or {}).items() if k in s})
     s.update(config_flags.get_override_values(flags.FLAGS[flag.name]))
-    if s.sessions < 1 or s.flow_steps < 1 or s.context_s < MICROTURN_SECONDS:
-        raise ValueError(f"--serve: sessions={s.sessions} and flow_steps={s.flow_steps} must be at least 1, "
-                         f"context_s={s.context_s} at least one micro-turn ({MICROTURN_SECONDS} s).")
+    train_config.check_serve(s)
     return s
 
 
 def sampling(s: ml_collections.ConfigDict) -> dict:
     """The streaming step's keywords (`streaming.make_step`, `SlotEngine`) of a serve block."""
     return dict(flow_steps=s.flow_steps, temperature=s.temperature, audio_temperature=s.audio_temperature,
-                speak_threshold=s.speak_threshold, keep_threshold=s.keep_threshold)
+                speak_threshold=s.speak_threshold, keep_threshold=s.keep_threshold, byte_threshold=s.byte_threshold)
 
 
 def context_turns(s: ml_collections.ConfigDict) -> int:

@@ -197,9 +197,10 @@ def main(argv):
     for name, fig in figures.items():
         print(_show(name, fig))
     out = common.result_path(_OUT.value, workdir, "probe", _STEP.value)
+    byte = streaming.BYTE_THRESHOLD if serve.byte_threshold is None else serve.byte_threshold
+    audio = spec.audio_temperature if serve.audio_temperature is None else serve.audio_temperature
     out.write_text(json.dumps({"step": step_count, "speak_threshold": speak, "keep_threshold": keep,
-                               "temperature": serve.temperature, "audio_temperature": spec.audio_temperature
-                               if serve.audio_temperature is None else serve.audio_temperature,
+                               "byte_threshold": byte, "temperature": serve.temperature, "audio_temperature": audio,
                                "conversations": len(convs), "figures": figures, "by_kind": by_kind}, indent=1))
     print(f"wrote {out}")
 

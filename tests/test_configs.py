@@ -82,6 +82,10 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     for c in configs:
         assert _fields(c) == _fields(configs[0]), c.name  # the same fields, serve block included
         train_config.check_config(c)
+        train_config.check_serve(c.serve)
+    serve = train_config.serve_config(byte_threshold=1.0)  # no byte could ever be emitted
+    with pytest.raises(ValueError, match=r"byte_threshold=1.0 in \[0, 1\)"):
+        train_config.check_serve(serve)
     long = train_config.get_config("long")
     assert long.model.decoder.moe.num_experts == 0
     assert long.corpus.num_train == 10 * train_config.get_config("tiny").corpus.num_train

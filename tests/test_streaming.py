@@ -168,6 +168,24 @@ def test_keeping_the_floor_takes_its_own_threshold(model, batch):
     np.testing.assert_array_equal(restarted.speaking, [False, True])
 
 
+def test_a_byte_comes_while_its_chance_of_not_pad_passes_byte_threshold(model, batch):
+    """Speaking, a byte slot emits a byte when its chance of not PAD (VOICED aside) is above byte_threshold,
+    and once it has not, the rest of the row is PAD."""
+    state = streaming.init_state(model, 2, capacity_turns=8)
+    inputs = _turn(batch, 0, INPUTS)
+    run = lambda **kw: streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
+                                      speak_threshold=0.0, **kw)[1]
+    logits = np.asarray(run(byte_threshold=0.0)["text_logits"], np.float64)[:, 1]  # slot 1 follows VOICED
+    logits[:, text.Special.VOICED] = -np.inf
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    byte = 1.0 - p[:, text.Special.PAD] / p.sum(-1)
+    opened = np.asarray(run(byte_threshold=float(byte.min()) - 1e-4)["text_tokens"])
+    closed = np.asarray(run(byte_threshold=float(byte.max()) + 1e-4)["text_tokens"])
+    assert (opened[:, 1] != text.Special.PAD).all()
+    assert (closed[:, 0] == text.Special.VOICED).all() and (closed[:, 1:] == text.Special.PAD).all()
+    np.testing.assert_array_equal(run()["text_tokens"], run(byte_threshold=streaming.BYTE_THRESHOLD)["text_tokens"])
+
+
 def test_the_step_draws_its_frames_at_the_specs_audio_temperature(model, batch):
     """By default the frames come at the temperature the model's own frames were trained with."""
     state = streaming.init_state(model, 2, capacity_turns=8)

@@ -12,6 +12,7 @@ import ml_collections
 
 from experiments.configs import corpus as corpus_config
 from experiments.configs import model as model_config
+from interaction import MICROTURN_SECONDS
 
 #            steps warmup  lr     window batch eval_every
 _RUNS = {
@@ -44,9 +45,19 @@ def serve_config(**fields) -> ml_collections.ConfigDict:
     s.audio_temperature = placeholder(float)  # the flow's temperature (None: the model's audio_temperature)
     s.speak_threshold = placeholder(float)  # silent, start when P(speak) is above this (None: the step's default)
     s.keep_threshold = placeholder(float)  # speaking, go on while P(speak) is above this (None: the default)
+    s.byte_threshold = placeholder(float)  # speaking, a text slot emits a byte while P(not PAD) is above this
+    # (None: the step's default)
     s.reasoner = "interaction.reasoner.rules:answer"  # who answers live delegations: 'none', 'learned', module:fn
     s.update(fields)
     return s
+
+
+def check_serve(s) -> None:
+    """Refuses a serve block that cannot work, naming the fields."""
+    if s.sessions < 1 or s.flow_steps < 1 or s.context_s < MICROTURN_SECONDS or not 0 <= (s.byte_threshold or 0) < 1:
+        raise ValueError(f"--serve: sessions={s.sessions} and flow_steps={s.flow_steps} must be at least 1, "
+                         f"context_s={s.context_s} at least one micro-turn ({MICROTURN_SECONDS} s), "
+                         f"byte_threshold={s.byte_threshold} in [0, 1).")
 
 
 def check_config(c, processes: int = 1) -> None:
