@@ -43,23 +43,27 @@ _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>
                            "probe-<step>.json with --step)")
 
 
-def teacher_forced(graphdef, params, convs, layout) -> list[np.ndarray]:
+def whole_windows(convs, layout) -> list[tuple[int, dict]]:
+    """(M blocks, the whole conversation as one padded window) of every conversation."""
+    out = []
+    for conv in convs:
+        features = pipeline.conversation_features(conv, layout)
+        out.append((len(features["valid"]), pipeline.whole(features, layout.dmel.log_min)))
+    return out
+
+
+def teacher_forced(graphdef, params, windows) -> list[np.ndarray]:
     """(M,) chance of speaking of every conversation's blocks, the reference model channel fed back."""
     @jax.jit
     def forward(params, batch):
         first = nnx.merge(graphdef, params)(batch)[0][:, :, 0]
         return jax.nn.sigmoid(first[..., text.Special.VOICED] - first[..., text.Special.PAD])
 
-    out = []
-    for conv in convs:
-        features = pipeline.conversation_features(conv, layout)
-        m = len(features["valid"])
-        win = pipeline.whole(features, layout.dmel.log_min)
-        out.append(jax.device_get(forward(params, {k: jnp.asarray(v)[None] for k, v in win.items()}))[0, :m])
-    return out
+    return [jax.device_get(forward(params, {k: jnp.asarray(v)[None] for k, v in win.items()}))[0, :m]
+            for m, win in windows]
 
 
-def own_frames(graphdef, params, convs, layout, serve, batch: int = 8) -> list[np.ndarray]:
+def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[np.ndarray]:
     """(M,) chance of speaking of every conversation's blocks, streamed with the reference's text and
     speaking state forced and its own frames fed back (drawn as the run is served)."""
     sampling = common.sampling(serve)
@@ -70,21 +74,19 @@ def own_frames(graphdef, params, convs, layout, serve, batch: int = 8) -> list[n
         state = streaming.init_state(model, batch, inputs["user_audio"].shape[1])
         return streaming.run_session(model, state, inputs, jax.random.key(0), teacher=teacher, **sampling)[1]["speak"]
 
-    features = [pipeline.conversation_features(conv, layout) for conv in convs]
-    wins = [pipeline.whole(f, layout.dmel.log_min) for f in features]
     by_length = {}
-    for i, win in enumerate(wins):
+    for i, (_, win) in enumerate(windows):
         by_length.setdefault(len(win["valid"]), []).append(i)
-    out = [None] * len(convs)
+    out = [None] * len(windows)
     for group in by_length.values():  # one compile per length bucket; a last short batch repeats its head
         for at in range(0, len(group), batch):
             picked = group[at : at + batch]
-            rows = [wins[i] for i in picked] + [wins[picked[0]]] * (batch - len(picked))
+            rows = [windows[i][1] for i in picked] + [windows[picked[0]][1]] * (batch - len(picked))
             inputs = {k: jnp.asarray(np.stack([w[k] for w in rows])) for k in streaming.INPUTS}
             forced = {"text_out": jnp.asarray(np.stack([w["text_out"] for w in rows]))}
             speak = jax.device_get(run(params, inputs, forced))
             for j, i in enumerate(picked):
-                out[i] = speak[j, : len(features[i]["valid"])]
+                out[i] = speak[j, : windows[i][0]]
     return out
 
 
@@ -108,10 +110,9 @@ def _show(name: str, fig: dict) -> str:
 
 
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "go_on_tf", "go_on_own_frames",
-            "floor_f1", "turn_end_auc",
-            "turn_end_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories", "end_head_auc",
-            "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop", "interrupt_stop_tf",
-            "false_response", "floor_kept")
+            "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories",
+            "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop",
+            "interrupt_stop_tf", "false_response", "floor_kept")
 _CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "end_head_auc", "stop_tf", "pause_takeover",
                   "interrupt_stop", "false_response")
 
@@ -179,9 +180,10 @@ def main(argv):
     speak, keep = streaming.floor_thresholds(spec, serve.speak_threshold, serve.keep_threshold)
     print(f"probing step {step_count} on {len(convs)} held-out conversations (speak above {speak:.3f}, keep above "
           f"{keep:.3f})", flush=True)
-    tf = teacher_forced(graphdef, params, convs, layout)
+    windows = whole_windows(convs, layout)
+    tf = teacher_forced(graphdef, params, windows)
     fr = free_running(graphdef, params, convs, layout, serve)
-    own = own_frames(graphdef, params, convs, layout, serve)
+    own = own_frames(graphdef, params, windows, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own)
             for conv, chance, r, speak_own in zip(convs, tf, fr, own)]
     if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech

@@ -129,9 +129,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     of the row is PAD and the audio is exact silence, and that is what is fed back (as in training, where
     silent micro-turns are silent).
     Speaking, each byte slot first decides whether a byte comes now (its chance of not PAD above
-    `byte_threshold`, default `BYTE_THRESHOLD`; a row's bytes come first, so after one PAD the row stays PAD), then draws the byte
-    at `temperature` (0: the likeliest); the frames come from the flow head at `audio_temperature`
-    (default: the spec's, the temperature its own frames were trained with). Comparing PAD with the
+    `byte_threshold`, default `BYTE_THRESHOLD`; a row's bytes come first, so after one PAD the row stays
+    PAD), then draws the byte at `temperature` (0: the likeliest); the frames come from the flow head at
+    `audio_temperature` (default: the spec's, the temperature its own frames were trained with). Comparing PAD with the
     likeliest single byte instead would favour PAD, which takes the mass that all bytes share, and leave
     the model speaking without words.
 
