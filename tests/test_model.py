@@ -148,6 +148,22 @@ def test_fed_back_audio_is_flattened_in_voiced_micro_turns_of_chosen_windows():
     np.testing.assert_array_equal(model_lib.flatten_fed_audio(tokens, voiced, 0.0, jax.random.key(0)), t)
 
 
+def test_fed_back_audio_is_one_flat_frame_at_a_level_drawn_per_chosen_window():
+    rng = np.random.default_rng(0)
+    tokens = jax.numpy.asarray(rng.integers(0, 16, (64, 3, 4, 5)).astype(np.int32))
+    voiced = jax.numpy.asarray(np.tile([1.0, 0.0, 1.0], (64, 1)))
+    level = np.asarray(model_lib.level_fed_audio(tokens, voiced, 0.5, 16, jax.random.key(0)))
+    t = np.asarray(tokens)
+    np.testing.assert_array_equal(level[:, 1], t[:, 1])  # a silent micro-turn is kept
+    chosen = (level[:, [0, 2]] != t[:, [0, 2]]).any(axis=(1, 2, 3))
+    assert 16 < chosen.sum() < 48  # about half the windows
+    flat = level[chosen][:, [0, 2]]
+    assert (flat == flat[:, :1, :1, :1]).all()  # one frame, one bin, through the window
+    assert len(np.unique(flat[:, 0, 0, 0])) > 8 and flat.min() >= 0 and flat.max() < 16  # levels drawn per window
+    np.testing.assert_array_equal(level[~chosen], t[~chosen])
+    np.testing.assert_array_equal(model_lib.level_fed_audio(tokens, voiced, 0.0, 16, jax.random.key(0)), t)
+
+
 def test_own_fed_audio_replaces_voiced_frames_with_the_flows_quantised_samples(model, batch):
     from interaction.codecs import dmel
     from interaction.models.flow_head import sample

@@ -50,6 +50,7 @@ class ModelSpec:
     hold_weight: float = 1.0  # of the speaking state, again, where it holds through a hold (`holds`)
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
+    level_audio_share: float = 0.0  # training: windows whose voiced frames are one flat frame (`level_fed_audio`)
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
@@ -77,6 +78,7 @@ class ModelSpec:
                    hold_weight=c.get("hold_weight", cls.hold_weight),
                    flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
                    own_audio_share=c.get("own_audio_share", cls.own_audio_share),
+                   level_audio_share=c.get("level_audio_share", cls.level_audio_share),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
@@ -240,6 +242,19 @@ def flatten_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, rng: j
     return jnp.where(flat, jnp.broadcast_to(mean, tokens.shape), tokens)
 
 
+def level_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, bins: int, rng: jax.Array) -> jax.Array:
+    """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced frame replaced by
+    one flat frame whose bin (of `bins`) is drawn per window, from silence to the top. Streamed, a model's own
+    frames can drift to silence while it means to go on, or hold their level where it should stop; in these
+    windows what it hears of itself says nothing, so when to end its turn must come from what it said and
+    what it heard."""
+    k_pick, k_level = jax.random.split(rng)
+    pick = jax.random.uniform(k_pick, tokens.shape[:1]) < share
+    level = jax.random.randint(k_level, tokens.shape[:1], 0, bins).astype(tokens.dtype)
+    flat = (pick[:, None] & (voiced > 0))[..., None, None]
+    return jnp.where(flat, level[:, None, None, None], tokens)
+
+
 OWN_AUDIO_FLOW_STEPS = 8  # as the streaming step samples by default
 
 
@@ -270,6 +285,9 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
         fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
     if spec.own_audio_share > 0:
         fed_audio = own_fed_audio(model, batch, state, spec.own_audio_share, jax.random.fold_in(rng, 2))
+    if spec.level_audio_share > 0:
+        fed_audio = level_fed_audio(batch["model_audio"] if fed_audio is None else fed_audio, state,
+                                    spec.level_audio_share, spec.layout.dmel.n_bins, jax.random.fold_in(rng, 3))
     h, aux = model.hidden(batch, fed_audio)
     logits, cond, listen = model.heads(h)
     trained = batch["trained"].astype(jnp.float32)
