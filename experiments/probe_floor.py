@@ -63,16 +63,18 @@ def teacher_forced(graphdef, params, windows) -> list[np.ndarray]:
             for m, win in windows]
 
 
-def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[np.ndarray]:
-    """(M,) chance of speaking of every conversation's blocks, streamed with the reference's text and
-    speaking state forced and its own frames fed back (drawn as the run is served)."""
+def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(M,) chance of speaking and (M,) mean dMel bin of the frames it made, of every conversation's blocks,
+    streamed with the reference's text and speaking state forced and its own frames fed back (drawn as the
+    run is served)."""
     sampling = common.sampling(serve)
 
     @jax.jit
     def run(params, inputs, teacher):
         model = nnx.merge(graphdef, params)
         state = streaming.init_state(model, batch, inputs["user_audio"].shape[1])
-        return streaming.run_session(model, state, inputs, jax.random.key(0), teacher=teacher, **sampling)[1]["speak"]
+        out = streaming.run_session(model, state, inputs, jax.random.key(0), teacher=teacher, **sampling)[1]
+        return out["speak"], out["audio_tokens"].mean(axis=(-2, -1))
 
     by_length = {}
     for i, (_, win) in enumerate(windows):
@@ -84,9 +86,9 @@ def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[np.ndar
             rows = [windows[i][1] for i in picked] + [windows[picked[0]][1]] * (batch - len(picked))
             inputs = {k: jnp.asarray(np.stack([w[k] for w in rows])) for k in streaming.INPUTS}
             forced = {"text_out": jnp.asarray(np.stack([w["text_out"] for w in rows]))}
-            speak = jax.device_get(run(params, inputs, forced))
+            speak, level = jax.device_get(run(params, inputs, forced))
             for j, i in enumerate(picked):
-                out[i] = speak[j, : windows[i][0]]
+                out[i] = speak[j, : windows[i][0]], level[j, : windows[i][0]]
     return out
 
 
@@ -110,9 +112,9 @@ def _show(name: str, fig: dict) -> str:
 
 
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "go_on_tf", "go_on_own_frames",
-            "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories",
-            "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss", "utterance_s", "interrupt_stop",
-            "interrupt_stop_tf", "false_response", "floor_kept")
+            "own_frame_level", "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "smart_turn_auc",
+            "smart_turn_auc_no_stories", "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss",
+            "utterance_s", "interrupt_stop", "interrupt_stop_tf", "false_response", "floor_kept")
 _CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "end_head_auc", "stop_tf", "pause_takeover",
                   "interrupt_stop", "false_response")
 
@@ -184,8 +186,9 @@ def main(argv):
     tf = teacher_forced(graphdef, params, windows)
     fr = free_running(graphdef, params, convs, layout, serve)
     own = own_frames(graphdef, params, windows, serve)
-    rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own)
-            for conv, chance, r, speak_own in zip(convs, tf, fr, own)]
+    rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own,
+                               level_own, win["model_audio"][:m].mean(axis=(-2, -1)))
+            for conv, chance, r, (speak_own, level_own), (m, win) in zip(convs, tf, fr, own, windows)]
     if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech
         scorer = smart_turn.SmartTurn()
         for row, conv, r in zip(rows, convs, fr):

@@ -98,9 +98,16 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     # Going on inside the reference's utterances: every voiced block of them but their first.
     assert polite["go_on_n"] == reference.sum() - len(polite["ref_utterances"]) > 0
     assert polite["go_on_tf_sum"] == polite["go_on_own_sum"] == chatty["go_on_tf_sum"] == polite["go_on_n"]
-    deaf = floor_probe.counts(conv, reference.astype(float), reference, listen, speak_own=np.zeros(m))
+    level = feats["model_audio"].mean(axis=(-2, -1))
+    deaf = floor_probe.counts(conv, reference.astype(float), reference, listen, speak_own=np.zeros(m),
+                              level_own=np.zeros(m), level_ref=level)
     figures = floor_probe.summarize([deaf])
     assert figures["go_on_tf"]["value"] == 1.0 and figures["go_on_own_frames"]["value"] == 0.0
+    going_on = np.flatnonzero(reference[1:] & reference[:-1]) + 1  # its own frames silent where it goes on
+    assert figures["own_frame_level"]["value"] == 0.0
+    assert figures["own_frame_level_reference"]["value"] == pytest.approx(level[going_on].mean())
+    assert level[going_on].mean() > 1  # the reference speaks there
+    assert "own_frame_level" not in floor_probe.summarize([polite])
     assert "go_on_own_frames" not in floor_probe.summarize([chatty])
     assert floor_probe.runs(np.array([0, 1, 1, 0, 1], bool)) == [0.4, 0.2]
     # The exact labels separate the pause from the turn end perfectly.

@@ -76,10 +76,13 @@ def smart_turn_scores(conv: Conversation, m: int, scorer) -> list[tuple[bool, fl
 
 
 def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray,
-           speak_own: np.ndarray | None = None) -> dict:
+           speak_own: np.ndarray | None = None, level_own: np.ndarray | None = None,
+           level_ref: np.ndarray | None = None) -> dict:
     """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
     free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks. speak_own (M,),
-    if given: the chance of speaking with the reference's text forced but the model's own frames fed back."""
+    if given: the chance of speaking with the reference's text forced but the model's own frames fed back;
+    level_own and level_ref (M,), if given: the mean dMel bin of each block's own frames in that pass, and
+    of the reference's."""
     m = len(voiced_fr)
     says = played(voiced_fr)  # (M + 1,) micro-turns
     targets = listening.targets(conv, m + 1)
@@ -111,6 +114,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     out.update(go_on_tf_sum=float(speak_tf[going_on].sum()), go_on_n=float(going_on.size))
     if speak_own is not None:
         out["go_on_own_sum"] = float(speak_own[going_on].sum())
+    if level_own is not None:
+        out.update(own_level_sum=float(level_own[going_on].sum()), ref_level_sum=float(level_ref[going_on].sum()))
     # Mid-turn pauses against turn ends, one micro-turn after the user stops: the heads' shift chance and
     # the turn-end head's chance (at the block the user stops in and the next).
     stops = moments(conv, m)
@@ -227,6 +232,9 @@ def summarize(rows: list[dict]) -> dict:
         "go_on_tf": _rate(rows, "go_on_tf_sum", "go_on_n"),
         **({"go_on_own_frames": _rate(rows, "go_on_own_sum", "go_on_n")} if all("go_on_own_sum" in r for r in rows)
            else {}),
+        **({"own_frame_level": _rate(rows, "own_level_sum", "go_on_n"),
+            "own_frame_level_reference": _rate(rows, "ref_level_sum", "go_on_n")}
+           if all("own_level_sum" in r for r in rows) else {}),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
         "turn_end_auc": _auc_interval([r["shift_scores"] for r in rows]),
         "end_head_auc": _auc_interval([r["end_scores"] for r in rows]),
