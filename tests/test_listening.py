@@ -103,8 +103,8 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
                               level_own=np.zeros(m), level_ref=level)
     figures = floor_probe.summarize([deaf])
     assert figures["go_on_tf"]["value"] == 1.0 and figures["go_on_own_frames"]["value"] == 0.0
-    going_on = np.flatnonzero(reference[1:] & reference[:-1]) + 1  # its own frames silent where it goes on
-    assert figures["own_frame_level"]["value"] == 0.0
+    going_on = np.flatnonzero(reference[1:] & reference[:-1]) + 1
+    assert figures["own_frame_level"]["value"] == 0.0  # its own frames silent where it should go on
     assert figures["own_frame_level_reference"]["value"] == pytest.approx(level[going_on].mean())
     assert level[going_on].mean() > 1  # the reference speaks there
     assert "own_frame_level" not in floor_probe.summarize([polite])
