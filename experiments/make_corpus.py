@@ -36,7 +36,11 @@ def main(argv):
         print(f"{workdir} already holds this corpus (same config); --force regenerates it.")
         manifest = json.loads((workdir / corpus.MANIFEST).read_text())
     else:
-        manifest = corpus.write(cfg, workdir)
+        corpus.validate(cfg)  # a bad value is said here, in one line
+        # Each conversation is made in a fresh worker process, which re-imports the main module of the
+        # process that starts it: this one imports JAX, so the workers are started from a bare one.
+        corpus.write_in_subprocess(cfg, workdir)
+        manifest = json.loads((workdir / corpus.MANIFEST).read_text())
     print(stats.format_table(manifest["statistics"]))
     by_id = {c["id"]: (c["split"], c["index"]) for c in manifest["conversations"]}
     unknown = [i for i in _DRAW.value if i not in by_id]
