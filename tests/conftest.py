@@ -1,5 +1,11 @@
-"""Test setup: 8 host CPU devices (set before JAX starts), a persistent compile cache, shared corpora."""
+"""Test setup: 8 host CPU devices (set before JAX starts), a persistent compile cache, shared corpora.
+
+The suite runs in two pytest-xdist workers, one test file to a worker; the corpus and the smoke run are
+built once per run and shared by the workers (`shared_dir`)."""
+import contextlib
+import fcntl
 import os
+import shutil
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -22,12 +28,37 @@ def tiny_corpus_config():
     return cfg
 
 
+@contextlib.contextmanager
+def shared_dir(tmp_path_factory, name: str):
+    """Yields (path, build): `build` is true for the one worker of this run that must fill `path`; the others
+    wait on a lock until it has, and get the same path with `build` false."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            build = not done.exists()
+            try:
+                yield path, build
+            except BaseException:
+                if build:
+                    shutil.rmtree(path, ignore_errors=True)  # the next worker builds it afresh
+                raise
+            if build:
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory, tiny_corpus_config):
     from interaction.data import corpus
 
-    workdir = tmp_path_factory.mktemp("corpus") / "tiny"
-    corpus.write(tiny_corpus_config, workdir, progress=False)
+    with shared_dir(tmp_path_factory, "tiny_corpus") as (workdir, build):
+        if build:
+            corpus.write(tiny_corpus_config, workdir, progress=False)
     return workdir
 
 
@@ -50,7 +81,8 @@ def smoke_run(tmp_path_factory, tiny_corpus):
     Tests may add files to it (a benchmark report) but must not change its checkpoints or metrics."""
     from programs import succeeded, train
 
-    workdir = tmp_path_factory.mktemp("smoke_run")
-    out = succeeded(train(workdir, tiny_corpus, "--config.keep_checkpoints=1", "--config.keep_every=4"))
-    assert "done: 6 steps" in out
+    with shared_dir(tmp_path_factory, "smoke_run") as (workdir, build):
+        if build:
+            out = succeeded(train(workdir, tiny_corpus, "--config.keep_checkpoints=1", "--config.keep_every=4"))
+            assert "done: 6 steps" in out
     return workdir

@@ -75,7 +75,8 @@ def test_sigterm_then_resume_is_bitwise_equal(tmp_path, tiny_corpus, smoke_run):
 
 
 def test_corrupt_latest_checkpoint_falls_back_and_recovers(tmp_path, tiny_corpus, smoke_run):
-    shutil.copytree(smoke_run, tmp_path, dirs_exist_ok=True)
+    # Not the benchmark report another worker may be writing into the shared run.
+    shutil.copytree(smoke_run, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("benchmark"))
     for f in (tmp_path / "checkpoints" / "6" / "state").rglob("*"):
         if f.is_file() and f.parent.name == "d":
             f.write_bytes(f.read_bytes()[:7])  # truncated array data
