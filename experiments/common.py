@@ -40,6 +40,12 @@ def run(main) -> None:
     app.run(guarded)
 
 
+def quiet_libraries() -> None:
+    """Library INFO logs (orbax's, on every save and restore) only when `-v` asks for them."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
 def write_results(path: str, results: dict) -> None:
     """Writes a benchmark's results as JSON (creating the folder) and says where."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from absl import flags, logging
+from absl import flags
 from flax import nnx
 
 from experiments import common
@@ -193,8 +193,7 @@ def run_fdb(workdir: Path, fdb_dir: Path, samples_dir: Path) -> dict:
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax's INFO lines on restore only when asked for
+    common.quiet_libraries()
     if bool(_WORKDIR.value) == bool(_SCORE_DIR.value):
         sys.exit("give exactly one of --workdir (run and score a trained model) or --score_dir (score a directory).")
     about: dict = {}

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from absl import flags, logging
+from absl import flags
 
 from experiments import common
 from interaction.evals import asr, intelligibility
@@ -31,8 +31,7 @@ _SERVE = common.define_serve_flag()  # its audio_temperature: the flow's tempera
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    common.quiet_libraries()
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _PER_KIND.value, _STEP.value,

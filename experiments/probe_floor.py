@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 from flax import nnx
 
 from experiments import common
@@ -171,8 +171,7 @@ def main(argv):
         return
     if not _WORKDIR.value:
         raise app.UsageError("give --workdir (a run to probe) or --compare (runs already probed).")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    common.quiet_libraries()
     workdir = Path(_WORKDIR.value)
     c, graphdef, params, step_count, layout, convs = common.trained_run_on_held_out(workdir, _CORPUS_DIR.value,
                                                                                      _CONVERSATIONS.value, _STEP.value,

@@ -81,8 +81,7 @@ def corpus_dir(c, workdir: Path) -> Path:
 def main(argv):
     del argv
     # ---------------------------------------------------------------- setup
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # library INFO logs (orbax's, per save) only when asked for
+    common.quiet_libraries()
     processes.initialize_from_environment()
     c = _CONFIG.value
     train_config.check_config(c, processes=jax.process_count())

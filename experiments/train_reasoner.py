@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
@@ -46,8 +46,7 @@ def evaluate(reasoner: learned.LearnedReasoner, count: int, seed: int) -> dict:
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    common.quiet_libraries()
     c = _CONFIG.value
     workdir = Path(_WORKDIR.value)
     workdir.mkdir(parents=True, exist_ok=True)
