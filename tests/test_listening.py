@@ -115,6 +115,26 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert floor_probe.auc([(True, 0.2), (False, 0.2)]) == 0.5 and np.isnan(floor_probe.auc([(True, 1.0)]))
 
 
+def test_a_backchannel_in_a_pause_is_not_a_take_over_and_a_turn_is(tiny_corpus):
+    conv = next(c for c in _convs(tiny_corpus, floor_probe.STORY_KIND) if c.events_of("model_backchannel"))
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    m = len(feats["valid"])
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    pauses = conv.events_of("pause")
+    spans = [floor_probe._turns(e.start, e.end, m + 1) for e in pauses]
+    assert any(floor_probe.played(reference)[span].any() for span in spans)  # it backchannels in a pause
+    assert floor_probe.counts(conv, reference.astype(float), reference, feats["listen"])["pause_takeovers"] == 0
+
+    def speaking_from_each_pause(seconds):
+        voiced = np.zeros(m, bool)
+        for span in spans:
+            voiced[span[0] - 1 : span[0] - 1 + int(round(seconds / 0.2))] = True  # block k plays in k + 1
+        return floor_probe.counts(conv, np.zeros(m), voiced, feats["listen"])["pause_takeovers"]
+
+    assert speaking_from_each_pause(1.0) == 0
+    assert speaking_from_each_pause(floor_probe.TAKEOVER_S) == len(pauses) > 0
+
+
 def test_story_pauses_can_be_left_out_of_the_hearing_auc_and_smart_turn_hears_the_same_moments(tiny_corpus):
     story, paused = _convs(tiny_corpus, floor_probe.STORY_KIND)[0], _convs(tiny_corpus, "pause")[0]
     rows = []

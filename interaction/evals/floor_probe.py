@@ -22,11 +22,14 @@ import numpy as np
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import listening
 from interaction.data.conversation import Conversation
-from interaction.evals import intervals
+from interaction.evals import fdb_rules, intervals
 
 STOP_WITHIN_S = 0.6  # an interruption is handled when the model is silent this soon after it begins
 REPLY_WITHIN_S = 2.0  # a reply later than this after a turn end is a miss, not a latency
 FALSE_AFTER_S = 0.5  # side talk and background: a response up to this long after they end counts
+# A pause is taken over by speaking in it for a turn's length, not by a backchannel (the stories' reference
+# backchannels in their pauses): Full-Duplex-Bench's 1 s, plus the micro-turn its edges can add to a run.
+TAKEOVER_S = fdb_rules.TURN_SECONDS + MICROTURN_SECONDS
 _UNDER = listening.NAMES.index("user_now")
 _END = listening.NAMES.index("turn_end")
 _MODEL_2S, _USER_2S = listening.NAMES.index("model_2.0s"), listening.NAMES.index("user_2.0s")
@@ -50,10 +53,22 @@ def played(voiced_blocks: np.ndarray) -> np.ndarray:
     return np.concatenate([[False], np.asarray(voiced_blocks, bool)])
 
 
+def _run_edges(says: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], says.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def runs(says: np.ndarray) -> list[float]:
     """Lengths in seconds of the runs of True in a (micro-turn,) speaking mask."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], says.astype(np.int8), [0]])))
-    return [float(b - a) * MICROTURN_SECONDS for a, b in zip(edges[::2], edges[1::2])]
+    return [float(b - a) * MICROTURN_SECONDS for a, b in _run_edges(says)]
+
+
+def run_seconds(says: np.ndarray) -> np.ndarray:
+    """(len(says),) the length in seconds of the run of True each micro-turn is in (0 where False)."""
+    out = np.zeros(len(says))
+    for a, b in _run_edges(says):
+        out[a:b] = (b - a) * MICROTURN_SECONDS
+    return out
 
 
 def moments(conv: Conversation, m: int) -> list[tuple[bool, int]]:
@@ -124,7 +139,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     out["end_scores"] = [(end, float(listen_fr[k : k + 2, _END].max())) for end, k in stops]
     pauses = conv.events_of("pause")
     out["pauses"] = float(len(pauses))
-    out["pause_takeovers"] = float(sum(says[_turns(e.start, e.end, m + 1)].any() for e in pauses))
+    taking = run_seconds(says) >= TAKEOVER_S
+    out["pause_takeovers"] = float(sum(taking[_turns(e.start, e.end, m + 1)].any() for e in pauses))
     # Replies: the first micro-turn the model speaks in after a turn end that the reference answers.
     latencies, misses = [], 0
     for e in conv.events_of("user_turn"):
