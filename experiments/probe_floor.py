@@ -52,15 +52,25 @@ def whole_windows(convs, layout) -> list[tuple[int, dict]]:
     return out
 
 
-def teacher_forced(graphdef, params, windows) -> list[np.ndarray]:
-    """(M,) chance of speaking of every conversation's blocks, the reference model channel fed back."""
+def teacher_forced(graphdef, params, windows) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Of every conversation's blocks: (M,) chance of speaking, the reference model channel fed back, and
+    (M, K) listening probabilities with its own channel held silent (no word, silent frames): its heads
+    hearing the user alone. Free-running, a model that starts a backchannel in a pause hears itself speak
+    and projects more of its own speech, whatever it heard of the user."""
     @jax.jit
     def forward(params, batch):
-        first = nnx.merge(graphdef, params)(batch)[0][:, :, 0]
-        return jax.nn.sigmoid(first[..., text.Special.VOICED] - first[..., text.Special.PAD])
+        model = nnx.merge(graphdef, params)
+        first = model(batch)[0][:, :, 0]
+        silent = dict(batch, text_out=jnp.full_like(batch["text_out"], text.Special.PAD),
+                      model_audio=jnp.zeros_like(batch["model_audio"]))
+        return (jax.nn.sigmoid(first[..., text.Special.VOICED] - first[..., text.Special.PAD]),
+                jax.nn.sigmoid(model(silent)[2]))
 
-    return [jax.device_get(forward(params, {k: jnp.asarray(v)[None] for k, v in win.items()}))[0, :m]
-            for m, win in windows]
+    out = []
+    for m, win in windows:
+        speak, listen = jax.device_get(forward(params, {k: jnp.asarray(v)[None] for k, v in win.items()}))
+        out.append((speak[0, :m], listen[0, :m]))
+    return out
 
 
 def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -112,10 +122,10 @@ def _show(name: str, fig: dict) -> str:
 
 
 _COLUMNS = ("talk_over", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "go_on_tf", "go_on_own_frames",
-            "own_frame_level", "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "smart_turn_auc",
+            "own_frame_level", "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "hearing_auc", "hearing_auc_no_stories", "smart_turn_auc",
             "smart_turn_auc_no_stories", "end_head_auc", "pause_takeover", "reply_latency_s", "reply_miss",
             "utterance_s", "interrupt_stop", "interrupt_stop_tf", "false_response", "floor_kept")
-_CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "end_head_auc", "stop_tf", "pause_takeover",
+_CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "hearing_auc", "end_head_auc", "stop_tf", "pause_takeover",
                   "interrupt_stop", "false_response")
 
 
@@ -186,8 +196,9 @@ def main(argv):
     fr = free_running(graphdef, params, convs, layout, serve)
     own = own_frames(graphdef, params, windows, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own,
-                               level_own, win["model_audio"][:m].mean(axis=(-2, -1)))
-            for conv, chance, r, (speak_own, level_own), (m, win) in zip(convs, tf, fr, own, windows)]
+                               level_own, win["model_audio"][:m].mean(axis=(-2, -1)), listen_silent)
+            for conv, (chance, listen_silent), r, (speak_own, level_own), (m, win)
+            in zip(convs, tf, fr, own, windows)]
     if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech
         scorer = smart_turn.SmartTurn()
         for row, conv, r in zip(rows, convs, fr):

@@ -142,14 +142,17 @@ def test_story_pauses_can_be_left_out_of_the_hearing_auc_and_smart_turn_hears_th
         m = len(pipeline.conversation_features(conv, LAYOUT)["valid"])
         listen = np.zeros((m, len(listening.NAMES)), np.float32)
         stops = floor_probe.moments(conv, m)
+        heard = listen.copy()  # its own channel held silent: heads that hear every pause as one
         for end, k in stops:
             listen[k + 1, floor_probe._MODEL_2S] = 0.5 if end else score_pauses
-            listen[k + 1, floor_probe._USER_2S] = 0.5
-        rows.append(floor_probe.counts(conv, np.zeros(m), np.zeros(m, bool), listen))
+            listen[k + 1, floor_probe._USER_2S] = heard[k + 1, floor_probe._USER_2S] = 0.5
+            heard[k + 1, floor_probe._MODEL_2S] = 0.5 if end else 0.1
+        rows.append(floor_probe.counts(conv, np.zeros(m), np.zeros(m, bool), listen, listen_silent=heard))
         assert any(not end for end, _ in stops) and any(end for end, _ in stops), conv.kind
     assert rows[0]["story"] and not rows[1]["story"]
     figures = floor_probe.summarize(rows)
     assert figures["turn_end_auc_no_stories"]["value"] == 1.0 > figures["turn_end_auc"]["value"]
+    assert figures["hearing_auc"]["value"] == figures["hearing_auc_no_stories"]["value"] == 1.0
     assert "smart_turn_auc" not in figures  # only when Smart Turn scored the moments
 
     class Quiet:  # a stand-in end-of-turn model: whether the last 0.2 s are far below the loudest speech

@@ -11,7 +11,7 @@ def test_probe_writes_its_figures_and_compares_runs(smoke_run, tmp_path):
     probe = json.loads(out.read_text())
     assert probe["conversations"] == 11 and "probing step 6" in log
     for name in ("talk_over", "floor_f1", "stop_tf", "start_tf", "utterance_s_reference", "interrupt_stop_tf",
-                 "turn_end_auc_no_stories", "smart_turn_auc", "go_on_tf", "go_on_own_frames", "own_frame_level"):
+                 "turn_end_auc_no_stories", "hearing_auc", "smart_turn_auc", "go_on_tf", "go_on_own_frames", "own_frame_level"):
         fig = probe["figures"][name]
         assert set(fig) >= {"value", "ci", "n"}, name
     assert 0 <= probe["figures"]["talk_over"]["value"] <= 1

@@ -1,10 +1,12 @@
 """What the model decides at the moments that matter: a probe of its speaking state and listening heads.
 
-Per held-out conversation it reads three things of the model, block by block:
+Per held-out conversation it reads four things of the model, block by block:
 - teacher-forced (the reference model channel fed back): the chance of speaking at the first text slot,
   at every block and where the reference starts and stops speaking;
 - free-running (its own output fed back, as a listener hears it): whether it spoke, and its listening
   heads' probabilities. (Teacher-forced heads would see the reference's reply begin and so "predict" it.)
+- its own channel held silent: the listening heads hearing the user alone, so how well they hear a turn's
+  end is not mixed with what they hear of its own speech (`hearing_auc`);
 - between the two, the reference's text and speaking state forced but its own frames fed back: the chance
   of going on speaking where the reference goes on, which says how much of its hold on the floor it takes
   from hearing itself;
@@ -92,12 +94,13 @@ def smart_turn_scores(conv: Conversation, m: int, scorer) -> list[tuple[bool, fl
 
 def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray,
            speak_own: np.ndarray | None = None, level_own: np.ndarray | None = None,
-           level_ref: np.ndarray | None = None) -> dict:
+           level_ref: np.ndarray | None = None, listen_silent: np.ndarray | None = None) -> dict:
     """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
     free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks. speak_own (M,),
     if given: the chance of speaking with the reference's text forced but the model's own frames fed back;
     level_own and level_ref (M,), if given: the mean dMel bin of each block's own frames in that pass, and
-    of the reference's."""
+    of the reference's; listen_silent (M, K), if given: the listening probabilities with its own channel
+    held silent (what its heads hear of the user alone)."""
     m = len(voiced_fr)
     says = played(voiced_fr)  # (M + 1,) micro-turns
     targets = listening.targets(conv, m + 1)
@@ -137,6 +140,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     out["story"] = conv.kind == STORY_KIND
     out["shift_scores"] = [(end, float(shift(listen_fr[k + 1]))) for end, k in stops]
     out["end_scores"] = [(end, float(listen_fr[k : k + 2, _END].max())) for end, k in stops]
+    if listen_silent is not None:
+        out["hearing_scores"] = [(end, float(shift(listen_silent[k + 1]))) for end, k in stops]
     pauses = conv.events_of("pause")
     out["pauses"] = float(len(pauses))
     taking = run_seconds(says) >= TAKEOVER_S
@@ -255,6 +260,9 @@ def summarize(rows: list[dict]) -> dict:
         "turn_end_auc": _auc_interval([r["shift_scores"] for r in rows]),
         "end_head_auc": _auc_interval([r["end_scores"] for r in rows]),
         "turn_end_auc_no_stories": _auc_interval([_outside_stories(r, "shift_scores") for r in rows]),
+        **({"hearing_auc": _auc_interval([r["hearing_scores"] for r in rows]),
+            "hearing_auc_no_stories": _auc_interval([_outside_stories(r, "hearing_scores") for r in rows])}
+           if all("hearing_scores" in r for r in rows) else {}),
         **({"smart_turn_auc": _auc_interval([r["smart_turn_scores"] for r in rows]),
             "smart_turn_auc_no_stories": _auc_interval([_outside_stories(r, "smart_turn_scores") for r in rows])}
            if all("smart_turn_scores" in r for r in rows) else {}),
