@@ -311,3 +311,12 @@ def test_frontier_verdict_reads_the_models_point_against_the_baselines_curve():
     v = verdict(0.1, 0.9, (0.8, 0.95))  # faster than the baseline can answer: its fastest point bounds it
     assert v["frontier_takeover"] == 1.0 and v["strictly"]
     assert report.frontier_verdict(points, {"pause_handling": {"takeover": 0.5}}) is None
+    # A model that seldom answers a turn end takes over few pauses: outside unless it answers as often.
+    for p, answers in zip(points, (1.0, 0.9, 0.8)):
+        p["turn_taking_takeover"] = answers
+    quiet = report.frontier_verdict(points, {"smooth_turn_taking": {"latency": 0.5, "takeover": 0.05},
+                                             "pause_handling": {"takeover": 0.05, "ci_takeover": (0.0, 0.15)}})
+    assert quiet["frontier_answers"] == pytest.approx(0.95) and not quiet["inside"] and not quiet["strictly"]
+    v = report.frontier_verdict(points, {"smooth_turn_taking": {"latency": 0.5, "takeover": 0.95},
+                                         "pause_handling": {"takeover": 0.6, "ci_takeover": (0.5, 0.7)}})
+    assert v["inside"] and v["strictly"]

@@ -80,26 +80,39 @@ def frontier_points(baseline_by_threshold: dict[float, dict[str, dict]]) -> list
         pause, turn = agg.get("pause_handling", {}), agg.get("smooth_turn_taking", {})
         points.append({"threshold": t, "pause_takeover": pause.get("takeover"),
                        "ci_pause_takeover": pause.get("ci_takeover"),
-                       "turn_taking_latency": turn.get("latency"), "ci_turn_taking_latency": turn.get("ci_latency")})
+                       "turn_taking_latency": turn.get("latency"), "ci_turn_taking_latency": turn.get("ci_latency"),
+                       "turn_taking_takeover": turn.get("takeover")})
     return points
+
+
+def _at(xs: list[float], ys: list[float], x: float) -> float:
+    """The curve through (xs, ys) (xs ascending) at x: linear between points, its first point's y before it."""
+    return ys[0] if x <= xs[0] else float(np.interp(x, xs, ys))
 
 
 def frontier_verdict(points: list[dict], model: dict[str, dict]) -> dict | None:
     """Where the model's point lies against a baseline's frontier: the frontier's pause take-over at the
     model's turn-taking latency (linear between its points; a baseline cannot answer faster than its fastest
     point, so below that latency its fastest point's take-over), and whether the model's take-over is below
-    it (`inside`) and so is the upper end of its 95% interval (`strictly`). None without both points."""
-    pts = sorted((p["turn_taking_latency"], p["pause_takeover"]) for p in points
+    it (`inside`) and so is the upper end of its 95% interval (`strictly`). Both also ask that the model
+    answer turn ends (take the turn) at least as often as the frontier does there: a model that seldom
+    speaks takes over few pauses, and its latency is that of the few turns it took. None without both points."""
+    pts = sorted((p["turn_taking_latency"], p["pause_takeover"], p.get("turn_taking_takeover")) for p in points
                  if p["turn_taking_latency"] is not None and p["pause_takeover"] is not None)
     pause, turn = model.get("pause_handling", {}), model.get("smooth_turn_taking", {})
     latency, takeover = turn.get("latency"), pause.get("takeover")
     if not pts or latency is None or takeover is None:
         return None
-    xs, ys = [x for x, _ in pts], [y for _, y in pts]
-    bound = ys[0] if latency <= xs[0] else float(np.interp(latency, xs, ys))
+    xs = [x for x, _, _ in pts]
+    bound = _at(xs, [y for _, y, _ in pts], latency)
+    answers = [a for _, _, a in pts]
+    frontier_answers = _at(xs, answers, latency) if None not in answers else None
+    model_answers = turn.get("takeover")
+    answering = frontier_answers is None or (model_answers is not None and model_answers >= frontier_answers)
     upper = (pause.get("ci_takeover") or (takeover, takeover))[1]
-    return {"latency": latency, "takeover": takeover, "frontier_takeover": bound,
-            "inside": takeover < bound, "strictly": upper < bound}
+    return {"latency": latency, "takeover": takeover, "frontier_takeover": bound, "answers": model_answers,
+            "frontier_answers": frontier_answers, "inside": answering and takeover < bound,
+            "strictly": answering and upper < bound}
 
 
 @dataclasses.dataclass
@@ -160,6 +173,9 @@ def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], 
                      "inside" if verdict["inside"] else "outside")
             lines += ["", f"The model is {where} this frontier: pause take-over {verdict['takeover']:.3f} at "
                       f"{verdict['latency']:.3f} s, where the frontier takes over {verdict['frontier_takeover']:.3f}."]
+            if verdict["frontier_answers"] is not None:
+                lines[-1] += (f" It takes the turn at {verdict['answers'] or 0:.3f} of the turn ends, the frontier "
+                              f"there at {verdict['frontier_answers']:.3f} (fewer is outside: silence takes over no pause).")
     lines += ["", "![frontier](frontier.png)", ""]
     if floors:
         lines += ["## The floor, frame by frame", "",
