@@ -3,8 +3,9 @@ experiments.intelligibility --workdir=workdir/tiny`.
 
 The model voices the reference text of held-out conversations (`interaction/evals/intelligibility.py`);
 its frames are vocoded and recognized (Whisper tiny.en by default) and scored against the words it was
-given, beside the same chain on the reference's own log-mel (the ceiling). Prints both word error rates
-with 95% intervals over conversations and writes `<workdir>/intelligibility.json` (or `--out`).
+given, beside the same chain on the reference's own log-mel (the ceiling), and Silero VAD says in what share
+of the reference's speech it hears the model's voicing as speech at all. Prints the figures with 95% intervals
+over conversations and writes `<workdir>/intelligibility.json` (or `--out`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from absl import flags
 
 from experiments import common
-from interaction.evals import asr, intelligibility
+from interaction.evals import asr, intelligibility, vad
 from interaction.models.model import ModelSpec
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's workdir", required=True)
@@ -27,6 +28,11 @@ _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out spl
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json, or "
                            "intelligibility-<step>.json with --step)")
 _SERVE = common.define_serve_flag()  # its audio_temperature: the flow's temperature (None: the model's)
+
+
+def _band(fig: dict) -> str:
+    ci = fig["ci"]
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
 
 
 def main(argv):
@@ -41,15 +47,16 @@ def main(argv):
     print(f"voicing the reference text of {len(convs)} held-out conversations at step {step_count} "
           f"({recognizer.description})", flush=True)
     try:
-        result = intelligibility.measure(graphdef, params, convs, layout, recognizer,
+        result = intelligibility.measure(graphdef, params, convs, layout, recognizer, vad=vad.SileroVad(),
                                          audio_temperature=serve.audio_temperature)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
         sys.exit(str(err))
-    for name, fig in result.items():
-        ci = fig["ci"]
-        band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
-        print(f"word error rate, {name:<9} {fig['value']:.3f} {band}  ({fig['words']:.0f} words, "
+    for name in ("model", "reference"):
+        fig = result[name]
+        print(f"word error rate, {name:<9} {fig['value']:.3f} {_band(fig)}  ({fig['words']:.0f} words, "
               f"{fig['n']:.0f} conversations)")
+    fig = result["heard_as_speech"]
+    print(f"heard as speech where the reference is: {fig['value']:.3f} {_band(fig)} (Silero VAD)")
     out = common.result_path(_OUT.value, workdir, "intelligibility", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
                                "audio_temperature": ModelSpec.from_config(c.model).audio_temperature

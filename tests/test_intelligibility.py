@@ -56,3 +56,22 @@ def test_word_errors_are_counted_against_the_words_given(tiny_corpus):
     assert intelligibility.errors(conv, short, _Hears(""))[1] == 0
     pooled = intelligibility.summarize([(1, 10), (3, 10)])
     assert pooled["value"] == 0.2 and pooled["words"] == 20 and pooled["ci"][0] <= 0.2 <= pooled["ci"][1]
+
+
+class _Loud:
+    """A voice-activity stand-in: speech wherever a 20 ms frame's peak is above a tenth of full scale."""
+
+    def segments(self, wave):
+        frames = np.abs(np.asarray(wave)[: len(wave) // 320 * 320]).reshape(-1, 320).max(-1) > 0.1
+        return [(i * 0.02, (i + 1) * 0.02) for i in np.flatnonzero(frames)]
+
+
+def test_heard_as_speech_is_the_share_of_the_references_speech_the_voicing_covers():
+    t = np.arange(16_000) / 16_000
+    reference = np.where((t > 0.2) & (t < 0.6), 0.5, 0.0).astype(np.float32)  # 0.4 s of "speech"
+    assert intelligibility.heard_as_speech(reference, reference, _Loud()) == (20.0, 20.0)
+    half = np.where((t > 0.2) & (t < 0.4), 0.5, 0.0).astype(np.float32)
+    hits, frames = intelligibility.heard_as_speech(half, reference, _Loud())
+    assert frames == 20 and 9 <= hits <= 11
+    elsewhere = np.where(t > 0.7, 0.5, 0.0).astype(np.float32)  # speech, but not where the reference speaks
+    assert intelligibility.heard_as_speech(elsewhere, reference, _Loud())[0] == 0

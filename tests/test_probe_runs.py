@@ -11,7 +11,8 @@ def test_probe_writes_its_figures_and_compares_runs(smoke_run, tmp_path):
     probe = json.loads(out.read_text())
     assert probe["conversations"] == 11 and "probing step 6" in log
     for name in ("talk_over", "floor_f1", "stop_tf", "start_tf", "utterance_s_reference", "interrupt_stop_tf",
-                 "turn_end_auc_no_stories", "hearing_auc", "smart_turn_auc", "go_on_tf", "go_on_own_frames", "own_frame_level"):
+                 "turn_end_auc_no_stories", "hearing_auc", "smart_turn_auc", "go_on_tf", "go_on_own_frames",
+                 "own_frame_level"):
         fig = probe["figures"][name]
         assert set(fig) >= {"value", "ci", "n"}, name
     assert 0 <= probe["figures"]["talk_over"]["value"] <= 1
@@ -32,3 +33,4 @@ def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path)
     assert result["model"]["words"] == result["reference"]["words"] > 0
     assert result["reference"]["value"] < 0.6  # the measuring chain hears the reference's own speech
     assert result["model"]["value"] > result["reference"]["value"]  # two steps of training do not speak
+    assert 0 <= result["heard_as_speech"]["value"] <= 1 and result["heard_as_speech"]["n"] == 2

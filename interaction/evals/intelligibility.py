@@ -17,7 +17,7 @@ from interaction.codecs import vocoder
 from interaction.data import pipeline
 from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
-from interaction.evals import intervals
+from interaction.evals import floor, intervals
 from interaction.evals import words as wordlib
 from interaction.models import streaming
 
@@ -63,11 +63,23 @@ def summarize(rows: list[tuple[int, int]]) -> dict:
             "words": float(total[1]), "n": float(len(r))}
 
 
-def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, seed: int = 0, **voicing) -> dict:
+def heard_as_speech(wave: np.ndarray, reference_wave: np.ndarray, vad) -> tuple[float, float]:
+    """(frames, of the reference's speech frames): in how many of the 20 ms frames where `vad` hears speech in
+    the reference's wave it also hears speech in `wave`. A listener's first question of a voice: is it speech."""
+    frames = int(np.ceil(len(reference_wave) / SAMPLE_RATE / floor.FRAME_S - 1e-9))
+    ref = floor.activity(vad.segments(reference_wave), frames)
+    out = floor.activity(vad.segments(wave), frames)
+    return float((out & ref).sum()), float(ref.sum())
+
+
+def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad=None, seed: int = 0,
+            **voicing) -> dict:
     """{"model": WER of the model voicing the reference text, "reference": WER of the reference's own
-    log-mel through the same vocoder and recognizer}, over the conversations in which the model speaks."""
+    log-mel through the same vocoder and recognizer}, over the conversations in which the model speaks; with a
+    `vad`, also "heard_as_speech": the share of the reference's speech frames in which the model's voicing is
+    heard as speech too (`heard_as_speech`)."""
     run = voicer(graphdef, **voicing)
-    model_rows, reference_rows = [], []
+    model_rows, reference_rows, speech_rows = [], [], []
     for i, conv in enumerate(convs):
         if not conv.model_words:
             continue
@@ -75,6 +87,15 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, see
         m = len(feats["valid"])
         mel = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in
                                           pipeline.whole(feats, layout.dmel.log_min).items()}, seed + i))[:m]
-        model_rows.append(errors(conv, wave_of(mel, layout), recognizer))
-        reference_rows.append(errors(conv, wave_of(feats["model_mel"], layout), recognizer))
-    return {"model": summarize(model_rows), "reference": summarize(reference_rows)}
+        wave, reference = wave_of(mel, layout), wave_of(feats["model_mel"], layout)
+        model_rows.append(errors(conv, wave, recognizer))
+        reference_rows.append(errors(conv, reference, recognizer))
+        if vad is not None:
+            speech_rows.append(heard_as_speech(wave, reference, vad))
+    out = {"model": summarize(model_rows), "reference": summarize(reference_rows)}
+    if vad is not None:
+        r = np.asarray(speech_rows, np.float64).reshape(-1, 2)
+        share = lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan)  # noqa: E731
+        out["heard_as_speech"] = {"value": float(share(r.sum(0))), "ci": intervals.interval(r, share),
+                                  "n": float(len(r))}
+    return out

@@ -175,7 +175,8 @@ def write(out_dir, *, model_rows, model_by_task, baselines: Sequence[Baseline], 
                       f"{verdict['latency']:.3f} s, where the frontier takes over {verdict['frontier_takeover']:.3f}."]
             if verdict["frontier_answers"] is not None:
                 lines[-1] += (f" It takes the turn at {verdict['answers'] or 0:.3f} of the turn ends, the frontier "
-                              f"there at {verdict['frontier_answers']:.3f} (fewer is outside: silence takes over no pause).")
+                              f"there at {verdict['frontier_answers']:.3f} (fewer is outside: silence takes over no "
+                              "pause).")
     lines += ["", "![frontier](frontier.png)", ""]
     if floors:
         lines += ["## The floor, frame by frame", "",
