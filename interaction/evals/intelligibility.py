@@ -54,13 +54,19 @@ def errors(conv: Conversation, wave: np.ndarray, recognizer, *, offset_s: float 
     return wordlib.edit_distance(ref, hyp), len(ref)
 
 
-def summarize(rows: list[tuple[int, int]]) -> dict:
-    """Pooled word error rate of per-conversation (edits, words), with its 95% interval over conversations."""
+def _pooled(rows: list[tuple[float, float]], whole: str) -> dict:
+    """Pooled ratio of per-conversation (part, whole) counts, with its 95% interval over conversations and the
+    wholes' total under the key `whole`."""
     r = np.asarray(rows, np.float64).reshape(-1, 2)
     total = r.sum(0)
     ratio = lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan)  # noqa: E731
     return {"value": float(total[0] / total[1]) if total[1] else float("nan"), "ci": intervals.interval(r, ratio),
-            "words": float(total[1]), "n": float(len(r))}
+            "n": float(len(r)), whole: float(total[1])}
+
+
+def summarize(rows: list[tuple[int, int]]) -> dict:
+    """Pooled word error rate of per-conversation (edits, words), with its 95% interval over conversations."""
+    return _pooled(rows, "words")
 
 
 def heard_as_speech(wave: np.ndarray, reference_wave: np.ndarray, vad) -> tuple[float, float]:
@@ -94,8 +100,5 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad
             speech_rows.append(heard_as_speech(wave, reference, vad))
     out = {"model": summarize(model_rows), "reference": summarize(reference_rows)}
     if vad is not None:
-        r = np.asarray(speech_rows, np.float64).reshape(-1, 2)
-        share = lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan)  # noqa: E731
-        out["heard_as_speech"] = {"value": float(share(r.sum(0))), "ci": intervals.interval(r, share),
-                                  "n": float(len(r))}
+        out["heard_as_speech"] = _pooled(speech_rows, "frames")
     return out
