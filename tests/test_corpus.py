@@ -114,7 +114,7 @@ def test_model_is_silent_after_a_labelled_interruption_stop(conversations):
 
 
 def test_model_speaks_only_inside_its_labelled_spans(conversations):
-    spoken_kinds = {"model_turn", "model_backchannel", "model_remark", "translation"}
+    spoken_kinds = {"model_turn", "model_backchannel", "model_remark", "translation", "false_start"}
     for conv in conversations:
         spans = sorted((e.start, e.end) for e in conv.events if e.kind in spoken_kinds)
         mask = np.zeros(len(conv.model_audio), bool)
@@ -217,6 +217,7 @@ def test_missing_espeak_is_one_line_naming_the_package(tmp_path, monkeypatch):
         ("video.size", 100, "multiple of the 40-pixel patch"),
         ("timing.pause_min", 2.0, "pause_min=2.0 is above timing.pause_max"),
         ("timing.overlap_prob", 1.5, "overlap_prob"),
+        ("timing.false_start_prob", -0.1, "false_start_prob=-0.1 must lie in"),
     ],
 )
 def test_bad_config_values_are_named(tiny_corpus_config, tmp_path, field, value, message):

@@ -79,7 +79,7 @@ def test_listening_targets_follow_the_events(tiny_corpus):
 
 
 def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
-    conv = _convs(tiny_corpus, "pause")[0]
+    conv = next(c for c in _convs(tiny_corpus, "pause") if not c.events_of("false_start"))  # the reference waits
     feats = pipeline.conversation_features(conv, LAYOUT)
     m = len(feats["valid"])
     reference = feats["text_out"][:, 0] == text.Special.VOICED
@@ -253,3 +253,38 @@ def test_floor_thresholds_start_at_even_odds_under_the_text_weights():
     assert keep < 0.5 < speak  # harder to take the floor than to keep it
     assert streaming.floor_thresholds(spec, 0.3, None) == (0.3, keep)
     assert streaming.floor_thresholds(spec, None, 0.2) == (speak, 0.2)
+
+
+def test_a_false_start_is_heard_and_its_stop_trained_in_the_training_split_only(tiny_corpus_config):
+    from interaction.data import corpus
+
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds, cfg.timing.false_start_prob = "pause", 1.0
+    starts = 0
+    for conv in (corpus.generate(cfg, "train", i) for i in range(3)):
+        for e in conv.events_of("false_start"):
+            starts += 1
+            pause = conv.events_of("pause")[0]
+            assert pause.start < e.start < pause.end < e.end and pause.end == pytest.approx(e.data["resume"], abs=1e-4)
+            stop = listening.turn_of(e.end)
+            assert e.end == pytest.approx(stop * 0.2)  # cut at a micro-turn's edge, after the user goes on
+            reply = conv.events_of("model_turn")[0].start
+            assert not [w for w in conv.model_words if e.end <= w[0] < reply]  # its later words are dropped
+            feats = pipeline.conversation_features(conv, LAYOUT)
+            win = pipeline.window(feats, 0, len(feats["valid"]), LAYOUT.dmel.log_min, burn_in=0)
+            voiced = win["text_out"][:, 0] == text.Special.VOICED
+            rows = np.arange(listening.turn_of(e.start), stop) - 1  # block m plays micro-turn m + 1
+            assert voiced[rows].all() and not win["trained"][rows].any()  # heard, its start not taught
+            assert not voiced[stop - 1] and win["trained"][stop - 1] and feats["decision"][stop]
+            assert win["trained"][rows[-1] + 1 :].all()
+    assert starts >= 2
+    # The held-out split keeps the reference's behaviour: no false starts, the same conversations (the same
+    # words and events; espeak's timings move by milliseconds with what one process synthesised before).
+    off = cfg.copy_and_resolve_references()
+    off.timing.false_start_prob = 0.0
+    for i in range(2):
+        held, same = corpus.generate(cfg, "eval", i), corpus.generate(off, "eval", i)
+        assert not held.events_of("false_start")
+        for side in ("user_words", "model_words"):
+            assert [w for *_, w in getattr(held, side)] == [w for *_, w in getattr(same, side)]
+        assert [e.kind for e in held.events] == [e.kind for e in same.events]

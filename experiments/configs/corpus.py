@@ -39,6 +39,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     t.hesitation_prob = 0.3  # share of ordinary user turns that open with "um, so," and a pause
     t.interrupt_min, t.interrupt_max = 1.5, 3.0  # interruption onset into the model's speech
     t.stop_latency_median, t.stop_latency_sigma = 0.3, 0.3  # model keeps talking this long after one
+    t.false_start_prob = 0.5  # training only: share of paused turns' and stories' pauses (those without a
+    # backchannel) where the model starts too soon and stops when the user goes on (`Script.false_start`)
     t.background_db_min, t.background_db_max = 10.0, 25.0  # background speakers below the user
     t.side_talk_db, t.side_talk_lowpass_hz = -10.0, 1500.0  # the user turned away, talking to someone else
     t.snr_db_min, t.snr_db_max = 20.0, 40.0  # noise on the user channel

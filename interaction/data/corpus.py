@@ -69,8 +69,9 @@ def validate(cfg) -> None:
     if set(cfg.voices.user) & set(cfg.voices.heldout_user):
         raise ValueError(f"voices {sorted(set(cfg.voices.user) & set(cfg.voices.heldout_user))} are in both "
                          "voices.user and voices.heldout_user: held-out voices must be unheard in training.")
-    if not 0 <= t.hesitation_prob <= 1:
-        raise ValueError(f"timing.hesitation_prob={t.hesitation_prob} must lie in [0, 1].")
+    for name in ("hesitation_prob", "false_start_prob"):
+        if not 0 <= t[name] <= 1:
+            raise ValueError(f"timing.{name}={t[name]} must lie in [0, 1].")
 
 
 def _voice(spec: str) -> speech.Voice:

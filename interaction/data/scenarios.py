@@ -64,6 +64,7 @@ def pause(s: Script) -> None:
     p = s.pause()
     b0, b1 = s.user(a1 + p, second)
     s.event("pause", a1, b0, duration=round(p, 4))
+    s.false_start(a1, b0, answer)
     s.event("user_turn", a0, b1, text=f"{first} {second}")
     gap = s.gap()
     m0, m1 = s.model(b1 + gap, answer)
@@ -147,6 +148,8 @@ def model_backchannel(s: Script) -> None:
             bc = lx.pick(s.rng, lx.MODEL_BACKCHANNELS)
             b0, b1 = s.model(u1 + min(s.gap(), gap * 0.5), bc)
             s.event("model_backchannel", b0, b1, text=bc)
+        else:
+            s.false_start(u1, u1 + gap, lx.STORY_REPLIES)
         t = u1 + gap
     s.event("user_turn", start, u1, text=" ".join(story))
     gap = s.gap()

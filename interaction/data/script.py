@@ -100,6 +100,23 @@ class Script:
         self.model_words = [(a, min(b, t_stop), w) for a, b, w in self.model_words if a < t_stop]
         return t_stop
 
+    def false_start(self, pause_start: float, resume: float, text) -> None:
+        """In the training split only, with chance `timing.false_start_prob`: the model takes the user's pause
+        from `pause_start` for a turn end, starts saying `text` (a string, or a lexicon pool to draw one
+        from) after a gap, and stops a stop latency after the user goes on at `resume`, cut as `cut_model`
+        cuts an interruption. Free-running, a model that starts too soon meets exactly this; the pipeline
+        leaves the start untrained and trains the stop (`pipeline.conversation_features`)."""
+        if self.heldout or self.rng.uniform() >= self.timing.false_start_prob:
+            return
+        start = pause_start + self.gap()
+        if start >= resume - MICROTURN_SECONDS:
+            return
+        m0, _ = self.model(start, text if isinstance(text, str) else lexicon.pick(self.rng, text))
+        latency = float(np.clip(self.rng.lognormal(np.log(self.timing.stop_latency_median),
+                                                   self.timing.stop_latency_sigma), 0.1, 1.0))
+        stop = self.cut_model(resume + latency)
+        self.event("false_start", m0, stop, resume=round(resume, 4), latency=round(stop - resume, 4))
+
     def event(self, kind: str, start: float, end: float, **data) -> None:
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}; add it to conversation.EVENT_KINDS")
