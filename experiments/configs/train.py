@@ -43,7 +43,10 @@ def serve_config(**fields) -> ml_collections.ConfigDict:
     s.sessions = 8  # sessions at once, as slots of one batched step
     s.flow_steps = 8  # Euler steps of the flow head per audio frame
     s.temperature = 0.0  # text sampling temperature (0: greedy)
-    s.audio_temperature = placeholder(float)  # the flow's temperature (None: the model's audio_temperature)
+    # The flow's temperature. 1 draws frames as the flow was trained to (from unit noise); its mean (0) is a flat,
+    # loud spectrum that a listener's voice activity detector hears as speech in 1% of the reference's speech
+    # (docs/results.md). None: the model's audio_temperature, the temperature its own frames were trained at.
+    s.audio_temperature = 1.0
     s.speak_threshold = placeholder(float)  # silent, start when P(speak) is above this (None: the step's default)
     s.keep_threshold = placeholder(float)  # speaking, go on while P(speak) is above this (None: the default)
     s.byte_threshold = placeholder(float)  # speaking, a text slot emits a byte while P(not PAD) is above this
