@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from interaction import MICROTURN_SECONDS
 from interaction.codecs import text
 from interaction.data import layout as layout_lib
 from interaction.data import listening, pipeline, records
@@ -267,7 +268,7 @@ def test_a_false_start_is_heard_and_its_stop_trained_in_the_training_split_only(
             pause = conv.events_of("pause")[0]
             assert pause.start < e.start < pause.end < e.end and pause.end == pytest.approx(e.data["resume"], abs=1e-4)
             stop = listening.turn_of(e.end)
-            assert e.end == pytest.approx(stop * 0.2)  # cut at a micro-turn's edge, after the user goes on
+            assert e.end == pytest.approx(stop * MICROTURN_SECONDS)  # cut on a micro-turn edge, after the user resumes
             reply = conv.events_of("model_turn")[0].start
             assert not [w for w in conv.model_words if e.end <= w[0] < reply]  # its later words are dropped
             feats = pipeline.conversation_features(conv, LAYOUT)

@@ -96,9 +96,7 @@ def interruption(s: Script) -> None:
     offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
     text, reply = lx.fill_all(s.phrase(lx.INTERRUPTIONS), s.rng)
     i0, i1 = s.user(m0 + offset, text)
-    latency = float(np.clip(s.rng.lognormal(np.log(s.timing.stop_latency_median), s.timing.stop_latency_sigma),
-                            0.1, max(0.15, i1 - i0)))
-    stop = s.cut_model(i0 + latency)
+    stop = s.cut_model(i0 + s.stop_latency(max(0.15, i1 - i0)))
     latency = stop - i0
     s.event("model_turn", m0, stop, text=answer, gap=round(gap, 4), interrupted=True)
     s.event("interruption", i0, i1, text=text, context=ask, offset=round(offset, 4), overlap=round(latency, 4))

@@ -54,6 +54,11 @@ class Script:
         t = self.timing
         return float(np.clip(self.rng.lognormal(np.log(t.overlap_median), t.overlap_sigma), 0.05, 1.0))
 
+    def stop_latency(self, longest: float) -> float:
+        """How long the model talks on once the user has begun to speak over it."""
+        t = self.timing
+        return float(np.clip(self.rng.lognormal(np.log(t.stop_latency_median), t.stop_latency_sigma), 0.1, longest))
+
     def pause(self) -> float:
         return float(self.rng.uniform(self.timing.pause_min, self.timing.pause_max))
 
@@ -112,9 +117,7 @@ class Script:
         if start >= resume - MICROTURN_SECONDS:
             return
         m0, _ = self.model(start, text if isinstance(text, str) else lexicon.pick(self.rng, text))
-        latency = float(np.clip(self.rng.lognormal(np.log(self.timing.stop_latency_median),
-                                                   self.timing.stop_latency_sigma), 0.1, 1.0))
-        stop = self.cut_model(resume + latency)
+        stop = self.cut_model(resume + self.stop_latency(1.0))
         self.event("false_start", m0, stop, resume=round(resume, 4), latency=round(stop - resume, 4))
 
     def event(self, kind: str, start: float, end: float, **data) -> None:
