@@ -164,6 +164,60 @@ def test_fed_back_audio_is_one_flat_frame_at_a_level_drawn_per_chosen_window():
     np.testing.assert_array_equal(model_lib.level_fed_audio(tokens, voiced, 0.0, 16, jax.random.key(0)), t)
 
 
+def test_fed_back_bytes_are_babble_of_the_windows_own_bytes_in_voiced_rows_of_chosen_windows():
+    from interaction.codecs import text
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(text.NUM_SPECIAL, text.NUM_SPECIAL + 8, (64, 3, 8)) + 8 * np.arange(64)[:, None, None]
+    tokens[..., 0] = text.Special.VOICED
+    tokens[:, 1] = text.Special.PAD  # a silent row
+    tokens[:, 0, 5:] = text.Special.PAD
+    voiced = jax.numpy.asarray(np.tile([1.0, 0.0, 1.0], (64, 1)))
+    fed, picked = model_lib.babble_fed_text(jax.numpy.asarray(tokens, np.int32), voiced, 0.5, jax.random.key(0))
+    fed, picked = np.asarray(fed), np.asarray(picked)
+    assert 16 < picked.sum() < 48  # about half the windows
+    np.testing.assert_array_equal(fed[~picked], tokens[~picked])
+    np.testing.assert_array_equal(fed[:, 1], tokens[:, 1])  # the silent row is kept
+    np.testing.assert_array_equal(fed[..., 0], tokens[..., 0])  # so is the speaking state
+    babble = fed[picked][:, [0, 2], 1:]
+    assert (babble != tokens[picked][:, [0, 2], 1:]).any(axis=(1, 2)).all()
+    for window, own in zip(babble, tokens[picked]):  # bytes of its own window, or PAD
+        assert set(np.unique(window)) <= set(np.unique(own[:, 1:])) | {text.Special.PAD}
+    density = (babble != text.Special.PAD).mean(axis=(1, 2))
+    assert density.min() < 0.35 and density.max() > 0.65  # drawn per window
+    kept, none = model_lib.babble_fed_text(jax.numpy.asarray(tokens, np.int32), voiced, 0.0, jax.random.key(0))
+    np.testing.assert_array_equal(kept, tokens)
+    assert not np.asarray(none).any()
+
+
+def test_babbled_windows_train_the_speaking_state_not_their_bytes_or_frames(batch):
+    import dataclasses
+
+    import jax.numpy as jnp
+    import optax
+
+    from interaction.codecs import text
+
+    spec = dataclasses.replace(SPEC, babble_text_share=1.0, own_audio_share=0.0)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    rng = jax.random.key(3)
+    _, metrics = model_lib.losses(model, batch, rng)
+    state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
+    trained = batch["trained"].astype(jnp.float32)
+    assert float((state * trained).sum()) > 0  # the windows have voiced rows to babble
+    fed, _ = model_lib.babble_fed_text(batch["text_out"], state, 1.0, jax.random.fold_in(rng, 4))
+    logits = model(dict(batch, text_out=fed))[0]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])
+    weights = model_lib.text_weights(spec, trained, state, ce.shape[-1], model_lib.holds(batch["listen"], state))
+    weights = weights.at[..., 1:].multiply((1.0 - state)[..., None])  # a voiced row's bytes: untrained
+    expected = jnp.sum(ce * weights) / (jnp.sum(trained) * ce.shape[-1])
+    np.testing.assert_allclose(metrics["text_loss"], expected, rtol=1e-5)
+    plain = model_lib.losses(model_lib.InteractionModel(dataclasses.replace(spec, babble_text_share=0.0),
+                                                        rngs=nnx.Rngs(0)), batch, rng)[1]
+    assert float(metrics["text_loss"]) < float(plain["text_loss"])  # fewer slots weigh in
+    assert float(metrics["flow_loss"]) == 0.0 < float(plain["flow_loss"])  # no voiced frame is trained
+
+
 def test_own_fed_audio_replaces_voiced_frames_with_the_flows_quantised_samples(model, batch):
     from interaction.codecs import dmel
     from interaction.models.flow_head import sample

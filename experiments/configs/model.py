@@ -63,6 +63,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.flat_audio_share = 0.0  # training: windows whose fed-back voiced frames are flattened to their mean
     c.own_audio_share = 0.5  # training: windows whose fed-back voiced frames are the model's own (teacher-forced)
     c.level_audio_share = 0.0  # training: windows whose fed-back voiced frames are one flat frame at a random level
+    c.babble_text_share = 0.0  # training: windows whose fed-back voiced bytes are babble (bytes and frames untrained)
     # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
     # streams. From its mean (0) its frames land above speech level; 0.8 is near the level but made the floor
     # worse at 600 steps (docs/results.md, ablation row v12), so 0 stays the default.

@@ -51,6 +51,7 @@ class ModelSpec:
     flat_audio_share: float = 0.0  # training: windows whose fed-back voiced frames are flattened (`flatten_fed_audio`)
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
     level_audio_share: float = 0.0  # training: windows whose voiced frames are one flat frame (`level_fed_audio`)
+    babble_text_share: float = 0.0  # training: windows whose fed-back voiced bytes are babble (`babble_fed_text`)
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
@@ -79,6 +80,7 @@ class ModelSpec:
                    flat_audio_share=c.get("flat_audio_share", cls.flat_audio_share),
                    own_audio_share=c.get("own_audio_share", cls.own_audio_share),
                    level_audio_share=c.get("level_audio_share", cls.level_audio_share),
+                   babble_text_share=c.get("babble_text_share", cls.babble_text_share),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
@@ -255,6 +257,28 @@ def level_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, bins: in
     return jnp.where(flat, level[:, None, None, None], tokens)
 
 
+def babble_fed_text(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(B, T, S_out) text-out tokens as the model hears them back, with, in a `share` of the windows, the byte
+    slots of every voiced row replaced by babble: each slot a byte drawn from the window's own bytes, at a
+    density drawn per window. Free-running, a small model's words are babble that runs on without an end; in
+    these windows what it has said tells nothing of where its turn ends, so the stop has to come from how long
+    it has spoken, what it hears of itself and the user. Returns the tokens and the (B,) windows picked."""
+    k_pick, k_density, k_slot, k_byte = jax.random.split(rng, 4)
+    b = tokens.shape[0]
+    pick = jax.random.uniform(k_pick, (b,)) < share
+    said = tokens[..., 1:].reshape(b, -1)
+    real = said >= text.NUM_SPECIAL
+    n = real.sum(-1, keepdims=True)
+    order = jnp.argsort(~real, axis=-1, stable=True)  # the window's bytes first
+    at = jnp.floor(jax.random.uniform(k_byte, said.shape) * jnp.maximum(n, 1)).astype(jnp.int32)
+    drawn = jnp.take_along_axis(said, jnp.take_along_axis(order, at, -1), -1)
+    density = jax.random.uniform(k_density, (b, 1), minval=0.1, maxval=0.9)
+    on = (jax.random.uniform(k_slot, said.shape) < density) & (n > 0)
+    babble = jnp.where(on, drawn, text.Special.PAD).astype(tokens.dtype).reshape(tokens[..., 1:].shape)
+    replace = (pick[:, None] & (voiced > 0))[..., None]
+    return jnp.concatenate([tokens[..., :1], jnp.where(replace, babble, tokens[..., 1:])], -1), pick
+
+
 OWN_AUDIO_FLOW_STEPS = 8  # as the streaming step samples by default
 
 
@@ -288,12 +312,19 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     if spec.level_audio_share > 0:
         fed_audio = level_fed_audio(batch["model_audio"] if fed_audio is None else fed_audio, state,
                                     spec.level_audio_share, spec.layout.dmel.n_bins, jax.random.fold_in(rng, 3))
-    h, aux = model.hidden(batch, fed_audio)
+    fed, said = batch, jnp.ones_like(state)  # said: rows whose bytes and frames are trained
+    if spec.babble_text_share > 0:
+        fed_text, babbled = babble_fed_text(batch["text_out"], state, spec.babble_text_share,
+                                            jax.random.fold_in(rng, 4))
+        fed, said = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
+    h, aux = model.hidden(fed, fed_audio)
     logits, cond, listen = model.heads(h)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
-    voiced = trained * state
+    voiced = trained * state * said
     weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"], state))
+    weights = weights * jnp.concatenate([jnp.ones_like(weights[..., :1]),
+                                         jnp.broadcast_to(said[..., None], weights[..., 1:].shape)], -1)
     text_loss = jnp.sum(ce * weights) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
