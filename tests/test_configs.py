@@ -93,6 +93,11 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
     with pytest.raises(ValueError, match="keep_every=150 must be 0 or a multiple of checkpoint_every=100"):
         train_config.check_config(long)
+    tiny = train_config.get_config("tiny")
+    assert tiny.model.babble_text_share == 0.5 and long.model.babble_text_share == 0.0
+    tiny.model.babble_text_share = 1.5
+    with pytest.raises(ValueError, match=r"model.babble_text_share=1.5 must lie in \[0, 1\]"):
+        train_config.check_config(tiny)
 
 
 def test_runs_saved_with_the_old_dispatch_names_still_load():

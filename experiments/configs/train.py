@@ -76,6 +76,9 @@ def check_config(c, processes: int = 1) -> None:
     d = c.data
     if d.window_turns < 1 or d.batch_size < 1 or d.eval_epochs < 1:
         problems.append("data.window_turns, data.batch_size and data.eval_epochs must be at least 1")
+    for name in ("flat_audio_share", "own_audio_share", "level_audio_share", "babble_text_share"):
+        if not 0 <= c.model[name] <= 1:
+            problems.append(f"model.{name}={c.model[name]} must lie in [0, 1] (a share of the training windows)")
     if d.batch_size % processes:
         problems.append(f"data.batch_size={d.batch_size} must divide evenly over {processes} processes")
     if problems:
@@ -93,6 +96,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     if arg == "long":
         c.model.decoder.moe.num_experts = 0  # on a CPU a dense feed-forward trains 20% faster, no worse
         c.model.level_audio_share = 0.5  # its own level hidden in half the windows (docs/results.md)
+    if arg == "tiny":
+        c.model.babble_text_share = 0.5  # its own bytes heard as babble in half the windows (docs/results.md)
     c.corpus = corpus_config.get_config("small" if arg in ("small", "long") else "tiny")
     c.corpus_dir = ""  # "": <workdir>/corpus, built there from `corpus` if it is not already
 
