@@ -312,19 +312,18 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     if spec.level_audio_share > 0:
         fed_audio = level_fed_audio(batch["model_audio"] if fed_audio is None else fed_audio, state,
                                     spec.level_audio_share, spec.layout.dmel.n_bins, jax.random.fold_in(rng, 3))
-    fed, said = batch, jnp.ones_like(state)  # said: rows whose bytes and frames are trained
+    fed, worded = batch, jnp.ones_like(state)  # worded: rows whose bytes and frames are trained
     if spec.babble_text_share > 0:
         fed_text, babbled = babble_fed_text(batch["text_out"], state, spec.babble_text_share,
                                             jax.random.fold_in(rng, 4))
-        fed, said = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
+        fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     h, aux = model.hidden(fed, fed_audio)
     logits, cond, listen = model.heads(h)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
-    voiced = trained * state * said
+    voiced = trained * state * worded
     weights = text_weights(spec, trained, state, ce.shape[-1], holds(batch["listen"], state))
-    weights = weights * jnp.concatenate([jnp.ones_like(weights[..., :1]),
-                                         jnp.broadcast_to(said[..., None], weights[..., 1:].shape)], -1)
+    weights = weights.at[..., 1:].multiply(worded[..., None])
     text_loss = jnp.sum(ce * weights) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
