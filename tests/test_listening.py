@@ -289,3 +289,18 @@ def test_a_false_start_is_heard_and_its_stop_trained_in_the_training_split_only(
         for side in ("user_words", "model_words"):
             assert [w for *_, w in getattr(held, side)] == [w for *_, w in getattr(same, side)]
         assert [e.kind for e in held.events] == [e.kind for e in same.events]
+
+
+def test_a_false_start_that_ends_before_its_stop_is_left_whole(tiny_corpus_config):
+    from interaction.data import corpus
+
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds, cfg.timing.false_start_prob = "model_backchannel", 1.0  # a story: short replies
+    cfg.timing.stop_latency_median, cfg.timing.stop_latency_sigma = 1.0, 0.0  # far past its short reply's end
+    whole = 0
+    for conv in (corpus.generate(cfg, "train", i) for i in range(3)):
+        for e in conv.events_of("false_start"):
+            said = [w for w in conv.model_words if e.start <= w[0] < e.end]
+            assert said and said[-1][1] == pytest.approx(e.end, abs=0.05)  # it stops where its speech ends
+            whole += e.end < np.ceil((e.data["resume"] + 1.0) / MICROTURN_SECONDS) * MICROTURN_SECONDS - 1e-6
+    assert whole >= 1

@@ -92,12 +92,15 @@ class Script:
 
     def cut_model(self, t_stop: float) -> float:
         """The model stops talking at the end of the micro-turn `t_stop` falls in: its audio fades out there
-        and later words are dropped. Returns that time. Cut inside a micro-turn, the audio the model hears of
-        its last voiced one would already fall silent and tell it to stop, a cue it never has when it hears
-        its own frames; cut at the edge, the stop has to come from hearing the user."""
+        and later words are dropped. Returns that time, or the end of its speech if that came first. Cut inside
+        a micro-turn, the audio the model hears of its last voiced one would already fall silent and tell it to
+        stop, a cue it never has when it hears its own frames; cut at the edge, the stop has to come from
+        hearing the user."""
         t_stop = float(np.ceil(t_stop / MICROTURN_SECONDS - 1e-9) * MICROTURN_SECONDS)
         part = self.model_parts[-1]
         keep = max(int(round((t_stop - part.start) * SAMPLE_RATE)), 0)
+        if keep >= len(part.audio):  # it had already finished: nothing to cut
+            return part.start + len(part.audio) / SAMPLE_RATE
         fade = min(int(_FADE_S * SAMPLE_RATE), keep)
         audio = part.audio[:keep].copy()
         audio[keep - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
