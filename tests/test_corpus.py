@@ -218,6 +218,7 @@ def test_missing_espeak_is_one_line_naming_the_package(tmp_path, monkeypatch):
         ("timing.pause_min", 2.0, "pause_min=2.0 is above timing.pause_max"),
         ("timing.overlap_prob", 1.5, "overlap_prob"),
         ("timing.false_start_prob", -0.1, "false_start_prob=-0.1 must lie in"),
+        ("timing.false_yield_prob", 1.5, "false_yield_prob=1.5 must lie in"),
     ],
 )
 def test_bad_config_values_are_named(tiny_corpus_config, tmp_path, field, value, message):

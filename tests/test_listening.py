@@ -304,3 +304,39 @@ def test_a_false_start_that_ends_before_its_stop_is_left_whole(tiny_corpus_confi
             assert said and said[-1][1] == pytest.approx(e.end, abs=0.05)  # it stops where its speech ends
             whole += e.end < np.ceil((e.data["resume"] + 1.0) / MICROTURN_SECONDS) * MICROTURN_SECONDS - 1e-6
     assert whole >= 1
+
+
+def test_a_false_yield_is_heard_and_its_resumption_trained_in_the_training_split_only(tiny_corpus_config):
+    from interaction.data import corpus
+
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds, cfg.timing.false_yield_prob = "user_backchannel", 1.0
+    yields = 0
+    for conv in (corpus.generate(cfg, "train", i) for i in range(2)):
+        for e in conv.events_of("false_yield"):
+            yields += 1
+            bc = next(b for b in conv.events_of("user_backchannel")
+                      if b.start == pytest.approx(e.data["backchannel"], abs=1e-3))
+            assert bc.start < e.start and e.end > max(bc.end, e.start + listening.WORD_BRIDGE_S)  # resumes once over
+            assert e.start == pytest.approx(listening.turn_of(e.start) * MICROTURN_SECONDS)  # on an edge
+            assert not [w for w in conv.model_words if e.start <= w[0] < e.end]  # silent in between
+            resumed = next(t for t in conv.events_of("model_turn") if t.start == pytest.approx(e.end))
+            said = [w for a, _, w in conv.model_words if resumed.start <= a < resumed.end]
+            meant = [w.strip(".,?!") for w in resumed.data["text"].split()]
+            assert said and said == meant[: len(said)]  # what it set out to say, up to a later yield
+            assert resumed.data["text"][0].isupper()  # it goes on with a whole sentence
+            feats = pipeline.conversation_features(conv, LAYOUT)
+            win = pipeline.window(feats, 0, len(feats["valid"]), LAYOUT.dmel.log_min, burn_in=0)
+            voiced = win["text_out"][:, 0] == text.Special.VOICED
+            stop, back = listening.turn_of(e.start), listening.turn_of(e.end)
+            rows = np.arange(stop, back) - 1  # block m plays micro-turn m + 1
+            assert not voiced[rows].any() and not win["trained"][rows].any()  # its silence: heard, not taught
+            assert voiced[back - 1] and win["trained"][back - 1] and feats["decision"][back]  # the resumption
+            assert win["trained"][listening.turn_of(bc.start) - 1 : rows[0]].all()  # talking on into it is taught
+    assert yields >= 2
+    off = cfg.copy_and_resolve_references()
+    off.timing.false_yield_prob = 0.0
+    held, same = corpus.generate(cfg, "eval", 0), corpus.generate(off, "eval", 0)
+    assert not held.events_of("false_yield") and held.events_of("user_backchannel")
+    assert [e.kind for e in held.events] == [e.kind for e in same.events]  # (espeak's timings move by ms)
+    assert [w for *_, w in held.model_words] == [w for *_, w in same.model_words]

@@ -20,7 +20,7 @@ Word = tuple[float, float, str]  # (start_s, end_s, text)
 EVENT_KINDS = (
     "user_turn", "model_turn", "pause", "user_backchannel", "interruption", "model_stop", "side_talk",
     "background_speech", "model_backchannel", "visual_cue", "model_remark", "translation", "timer_request",
-    "timer_due", "delegation", "false_start",
+    "timer_due", "delegation", "false_start", "false_yield",
 )
 
 

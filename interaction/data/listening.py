@@ -23,9 +23,10 @@ WORD_BRIDGE_S = 0.4  # gaps between a speaker's words shorter than this are insi
 USER_BRIDGE_S = 0.1  # the user's activity closes only the gaps between adjacent words
 TURN_ENDS = ("user_turn", "interruption")  # events whose end is the end of a user's turn
 # Where the floor is decided: turn ends, pause and interruption onsets, the ends of talk not for the model,
-# and the ends of the model's own turns, false starts among them.
+# and the ends of the model's own turns, false starts among them, and its resumption after a false yield.
 DECISIONS = {"user_turn": "end", "interruption": "start", "pause": "start", "side_talk": "end",
-             "background_speech": "end", "model_turn": "end", "false_start": "end"}
+             "background_speech": "end", "model_turn": "end", "false_start": "end",
+             "false_yield": "end"}
 NAMES = ("user_now", "addressed", "turn_end", *(f"user_{h}s" for h in HORIZONS), *(f"model_{h}s" for h in HORIZONS))
 
 _PER_TURN = round(MICROTURN_SECONDS / FRAME_S)

@@ -5,7 +5,8 @@ Each element is a dict of arrays with a leading window axis of `window` micro-tu
 a voiced micro-turn among the window's first `burn_in`: there the window does not yet show why the model
 speaks (an utterance begun before it, a question it did not hear), so those outputs are not trained (their
 listening targets are), while silence is: with little heard, the model learns to wait. Nor is the model's
-speech in a false start (`Script.false_start`): it is heard, and only the stop that follows is trained.
+speech in a false start (`Script.false_start`): it is heard, and only the stop that follows is trained; nor its
+silence in a false yield (`Script.false_yield`), where only the resumption that follows is.
 Later in the window every output is trained, the ends of utterances longer than a window among them.
 Text enters a stream at the micro-turn its time falls in; when more tokens arrive than a micro-turn has
 slots, the rest waits for the next micro-turn (nothing is dropped, order is kept).
@@ -127,9 +128,11 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
         raise ValueError(f"{conv.id}: {err}") from err
     m = n_turns - 1
     state = np.where(voiced, int(text.Special.VOICED), int(text.Special.PAD)).astype(np.int32)[:, None]
-    false_start = np.zeros(n_turns, bool)  # its voiced micro-turns: heard, not trained; the stop after is
-    for e in conv.events_of("false_start"):
-        false_start[listening.turn_of(e.start) : listening.turn_of(e.end)] = True
+    # Heard, not trained: the voiced micro-turns of a false start (the stop after is trained) and the silent
+    # ones of a false yield (the resumption after is trained).
+    untaught = np.zeros(n_turns, bool)
+    for e in [*conv.events_of("false_start"), *conv.events_of("false_yield")]:
+        untaught[listening.turn_of(e.start) : listening.turn_of(e.end)] = True
     words = _text_slots(out_items, n_turns, layout.text_out_slots - 1)
     # A word enters the transcript once every slot of a micro-turn has heard all of it: the one after its end.
     heard = [(b + MICROTURN_SECONDS, text.encode(w + " ")) for _, b, w in conv.user_words]
@@ -143,7 +146,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
         "time_index": np.arange(m, dtype=np.int32),
         "valid": np.ones(m, bool),
         "decision": listening.decision_turns(conv, n_turns)[:m],
-        "false_start": false_start[1:],
+        "untaught": untaught[1:],
     }
 
 
@@ -163,12 +166,12 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
                 pad[:] = mel_floor
             piece = np.concatenate([piece, pad])
         out[name] = piece
-    false_start = out.pop("false_start", None)
+    untaught = out.pop("untaught", None)
     if "text_out" in out:
         early = np.arange(length) < (length // 2 if burn_in is None else burn_in)
         out["trained"] = out["valid"] & ~(early & (out["text_out"][:, 0] == text.Special.VOICED))
-        if false_start is not None:
-            out["trained"] &= ~false_start
+        if untaught is not None:
+            out["trained"] &= ~untaught
     return out
 
 

@@ -83,11 +83,16 @@ def _long_model_turn(s: Script) -> tuple[float, float, float, str, str]:
 def user_backchannel(s: Script) -> None:
     m0, m1, gap, ask, answer = _long_model_turn(s)
     s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
-    t = m0 + s.uniform(1.0, 2.0)
+    turn, t = s.events[-1], m0 + s.uniform(1.0, 2.0)
     while t < m1 - 1.0:
         bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
         b0, b1 = s.user(t, bc)
         s.event("user_backchannel", b0, b1, text=bc, context=ask, overlap=round(b1 - b0, 4))
+        yielded = s.false_yield(b0, b1, m0, answer)
+        if yielded:  # the turn ends where it yielded; it goes on with the rest in a new one
+            turn.end, m0, m1, answer = yielded
+            s.event("model_turn", m0, m1, text=answer, gap=round(m0 - b1, 4))
+            turn = s.events[-1]
         t = b1 + s.uniform(1.5, 3.0)
 
 

@@ -7,12 +7,14 @@ mixes both channels (levels, background speakers, noise, gain), draws the video 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import scipy.signal
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import lexicon, scene, speech
+from interaction.data.listening import WORD_BRIDGE_S
 from interaction.data.conversation import EVENT_KINDS, Conversation, Event, TextItem
 
 _SPEECH_RMS = 0.08  # every utterance is normalised to this RMS before gains (about -22 dBFS)
@@ -122,6 +124,31 @@ class Script:
         m0, _ = self.model(start, text if isinstance(text, str) else lexicon.pick(self.rng, text))
         stop = self.cut_model(resume + self.stop_latency(1.0))
         self.event("false_start", m0, stop, resume=round(resume, 4), latency=round(stop - resume, 4))
+
+    def false_yield(self, b0: float, b1: float, m0: float, answer: str) -> tuple[float, float, float, str] | None:
+        """In the training split only, with chance `timing.false_yield_prob`: the model, saying `answer` from
+        `m0`, takes the user's backchannel over `b0`-`b1` for an interruption, stops as `cut_model` cuts one,
+        and once the user is quiet again goes on with the next sentence of its answer. Free-running, a model
+        that yields to a backchannel meets exactly this; the pipeline leaves the stop and the silence after
+        it untrained and trains the resumption. Returns (stop, start and end of the resumed speech, its text),
+        or None where it keeps the floor (no chance drawn, or no sentence left to go on with)."""
+        if self.heldout or self.rng.uniform() >= self.timing.false_yield_prob:
+            return None
+        t_stop = float(np.ceil((b0 + self.stop_latency(1.0)) / MICROTURN_SECONDS - 1e-9) * MICROTURN_SECONDS)
+        said = sum(1 for a, _, _ in self.model_words if m0 <= a < t_stop)
+        sentences, words = [], 0
+        for sentence in re.findall(r"[^.?!]+[.?!]*", answer):
+            if words >= said and sentence.strip():
+                sentences.append(sentence.strip())
+            words += len(sentence.split())
+        if not sentences:
+            return None
+        stop = self.cut_model(t_stop)
+        resume = max(b1, stop + WORD_BRIDGE_S) + self.gap()  # a silence its speaking state shows
+        rest = " ".join(sentences)
+        r0, r1 = self.model(resume, rest)
+        self.event("false_yield", stop, r0, backchannel=round(b0, 4))
+        return stop, r0, r1, rest
 
     def event(self, kind: str, start: float, end: float, **data) -> None:
         if kind not in EVENT_KINDS:
