@@ -38,10 +38,12 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     t.pause_min, t.pause_max = 0.3, 1.2  # mid-turn user pauses
     t.hesitation_prob = 0.3  # share of ordinary user turns that open with "um, so," and a pause
     t.interrupt_min, t.interrupt_max = 1.5, 3.0  # interruption onset into the model's speech
-    t.stop_latency_median, t.stop_latency_sigma = 0.3, 0.3  # model keeps talking this long after one
+    # The model keeps talking this long into an interruption (rounded up to a micro-turn's edge): 0.4 s, when a
+    # backchannel is mostly over, so a stop the model makes sooner is one it cannot yet know it should make
+    t.stop_latency_median, t.stop_latency_sigma = 0.4, 0.0
     t.false_start_prob = 0.5  # training only: share of paused turns' and stories' pauses (those without a
     # backchannel) where the model starts too soon and stops when the user goes on (`Script.false_start`)
-    t.false_yield_prob = 0.0  # training only: share of the user's backchannels the model stops for, then goes on
+    t.false_yield_prob = 0.5  # training only: share of the user's backchannels the model stops for, then goes on
     # with the next sentence of its answer once the user is quiet (`Script.false_yield`)
     t.background_db_min, t.background_db_max = 10.0, 25.0  # background speakers below the user
     t.side_talk_db, t.side_talk_lowpass_hz = -10.0, 1500.0  # the user turned away, talking to someone else
