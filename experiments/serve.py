@@ -13,7 +13,9 @@ reasoner (default: `interaction.reasoner.rules:answer`, instant), 'learned' (the
 """
 import asyncio
 import functools
+import os
 import signal
+from pathlib import Path
 
 from absl import flags, logging
 from flax import nnx
@@ -25,6 +27,7 @@ from interaction.models.model import ModelSpec
 from interaction.reasoner import choice, learned
 from interaction.reasoner.base import Reasoner, SerialReasoner
 from interaction.reasoner.process import ProcessReasoner
+from interaction.tools import search
 from interaction.train import checkpoint
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "a trained run (experiments.train)")
@@ -32,6 +35,8 @@ _HOST = flags.DEFINE_string("host", "127.0.0.1", "address to listen on")
 _PORT = flags.DEFINE_integer("port", 8765, "port to listen on")
 _SERVE = common.define_serve_flag()
 _REASONER_DIR = flags.DEFINE_string("reasoner_dir", "workdir/reasoner", "the trained reasoner of --reasoner=learned")
+_DOCS = flags.DEFINE_string("docs", "", "a folder of Markdown, text or HTML files the reasoner's search tool "
+                             "indexes beside its default collection (incrementally; see docs/reasoner.md)")
 _SEED = flags.DEFINE_integer("seed", 0, "sessions sample from seed, seed + 1, ... in order of arrival")
 
 
@@ -56,6 +61,10 @@ async def serve(engine: SlotEngine, reasoner: Reasoner | None) -> None:
 
 def main(argv):
     del argv
+    if _DOCS.value:
+        counts = search.default_index().sync_folder(_DOCS.value)  # a bad folder is said before the model loads
+        os.environ["INTERACTION_DOCS"] = str(Path(_DOCS.value).resolve())  # the reasoner's process reads it too
+        logging.info("--docs=%s indexed: %s", _DOCS.value, counts)
     c, graphdef, params, step_count = checkpoint.load_trained(_WORKDIR.value)
     s = common.serve_settings(c, _SERVE)
     try:

@@ -8,6 +8,7 @@ from programs import run_module
     ("experiments.train", ["--config=experiments/configs/train.py:smoke", "--config.keep_every=3"],
      "error: bad config: keep_every=3 must be 0 or a multiple of checkpoint_every=2"),
     ("experiments.serve", ["--workdir=/nonexistent/run"], "error: /nonexistent/run holds no config.json"),
+    ("experiments.serve", ["--docs=/nonexistent/docs"], "error: --docs=/nonexistent/docs is not a folder of documents"),
     ("experiments.make_corpus", ["--config.num_train=-1"], "error: num_train=-1, num_eval=220: need counts >= 0"),
 ])
 def test_an_expected_error_is_one_line_and_a_failing_exit(module, args, message, tmp_path):

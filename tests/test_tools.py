@@ -237,7 +237,7 @@ def test_run_tool_dispatches():
 
 @pytest.mark.parametrize("name, argument, now, message", [
     ("calculator", "1/0", None, "error: division by zero"),
-    ("search", "cats", None, "error: unknown tool 'search'"),
+    ("browse", "cats", None, "error: unknown tool 'browse'"),
     ("clock", "time", None, "error: the clock needs the current time"),
     ("calculator", "1+" * 101, None, "error: argument longer than 200"),
     ("units", 5, None, "error: argument must be text"),
@@ -257,6 +257,8 @@ _SEEDS = {
     "units": ["5 miles to km", "100 F in C", "3.5 kg -> lb", "0 K in F", "60 mph to knots"],
     "knowledge": ["capital of Peru", "Who wrote Hamlet?", "symbol for gold", "when did ww2 end"],
     "clock": ["time", "date", "in 20 minutes", "days until 2026-12-25", "in 3 days"],
+    "search": ["capital of Peru", "Kogin Bridge designer", "lighthouse first lit", "river kilometres long"],
+    "open": ["kb-peru", "kb-france", "g-kogin-bridge", "kb-gold"],
 }
 
 

@@ -9,10 +9,10 @@ import dataclasses
 import datetime
 import re
 
-from interaction.tools import calculator, clock, knowledge, units
+from interaction.tools import calculator, clock, knowledge, search, units
 from interaction.tools.errors import ToolError
 
-TOOL_NAMES = ("calculator", "units", "knowledge", "clock")
+TOOL_NAMES = ("calculator", "units", "knowledge", "clock", "search", "open")
 MAX_ARGUMENT = 200
 
 _CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\s*", re.DOTALL)
@@ -60,6 +60,10 @@ def _dispatch(name: str, argument: str, now: datetime.datetime | None) -> str:
         return units.parse_and_convert(argument)
     if name == "knowledge":
         return knowledge.KNOWLEDGE_BASE.lookup(argument)
+    if name == "search":
+        return search.default_index().search(argument)
+    if name == "open":
+        return search.default_index().open(argument)
     if now is None:
         raise ToolError("the clock needs the current time")
     return clock.answer(argument, now)
