@@ -1,10 +1,16 @@
 """The search tool: BM25 over the default collection, the sandbox, and incremental folder indexing."""
+import datetime
 import os
 
 import pytest
 
+from interaction.reasoner import rules
+from interaction.reasoner.base import Request
 from interaction.tools import documents, registry, search
 from interaction.tools.errors import ToolError
+
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +115,20 @@ def test_the_tools_read_the_default_index_and_the_users_folder(tmp_path, monkeyp
     q = documents.search_questions()[0]
     assert registry.run_tool("search", q.question).text.startswith(q.doc_id)
     assert list((tmp_path / "cache" / "search").glob("*.sqlite"))
+
+
+def test_the_rule_based_reasoner_searches_opens_and_reads_or_says_not_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERACTION_CACHE", str(tmp_path))
+    monkeypatch.delenv("INTERACTION_DOCS", raising=False)
+    questions = documents.search_questions()
+    right = 0
+    for q in questions[:60]:
+        spoken, trace = rules.search_and_read(q.question)
+        assert [t["call"].split("(")[0] for t in trace] == ["search", "open"]
+        assert trace[1]["call"] == f"open({q.doc_id})"
+        right += q.answer in spoken
+    assert right == 60
+    for question in documents.unanswerable(n=12):
+        spoken, trace = rules.search_and_read(question)
+        assert spoken.startswith("I could not find anything about") and len(trace) == 1
+    assert rules.answer(Request(questions[0].question, "", NOW)).endswith(f"{questions[0].answer}.")

@@ -105,6 +105,26 @@ def _beetle(n, place, rng):
 
 _KINDS = (_lighthouse, _river, _bridge, _festival, _ship, _beetle)
 
+# How each gazetteer question is read: (question pattern naming the subject, the sentence of its article that
+# holds the answer, the spoken answer). One table for the rule-based reasoner and the reasoner's episodes.
+READERS = (
+    (r"When was the (\w+) Lighthouse first lit\?", r"first lit in (\d+)", "It was first lit in {}."),
+    (r"How long is the (\w+) River\?", r"It is (\d+ kilometres) long", "It is {} long."),
+    (r"Who designed the (\w+) Bridge\?", r"designed by the engineer ([^.]+)\.", "It was designed by {}."),
+    (r"In which month is the (\w+) Festival held\?", r"held every year in (\w+)", "It is held in {}."),
+    (r"In what year was the ship (\w+) launched\?", r"launched in (\d+)", "She was launched in {}."),
+    (r"What does the (\w+) beetle feed on\?", r"feeds on ([^.]+)\.", "It feeds on {}."),
+)
+NOT_FOUND = "I could not find anything about {} in the documents."
+
+
+def read_question(question: str) -> tuple[str, str, str] | None:
+    """(subject name, answer pattern, spoken template) for a question of a gazetteer form; None otherwise."""
+    for asked, holds, template in READERS:
+        if m := re.fullmatch(asked, " ".join(question.split()), re.IGNORECASE):
+            return m.group(1), holds, template
+    return None
+
 
 def _knowledge_articles() -> list[Document]:
     by_subject: dict[str, list[knowledge.Fact]] = defaultdict(list)
