@@ -62,9 +62,9 @@ async def serve(engine: SlotEngine, reasoner: Reasoner | None) -> None:
 def main(argv):
     del argv
     if _DOCS.value:
-        counts = search.default_index().sync_folder(_DOCS.value)  # a bad folder is said before the model loads
         os.environ["INTERACTION_DOCS"] = str(Path(_DOCS.value).resolve())  # the reasoner's process reads it too
-        logging.info("--docs=%s indexed: %s", _DOCS.value, counts)
+        # indexed here, so that a bad folder is said before the model loads
+        logging.info("--docs=%s: %d documents searchable", _DOCS.value, len(search.default_index()))
     c, graphdef, params, step_count = checkpoint.load_trained(_WORKDIR.value)
     s = common.serve_settings(c, _SERVE)
     try:

@@ -106,7 +106,7 @@ def _beetle(n, place, rng):
 _KINDS = (_lighthouse, _river, _bridge, _festival, _ship, _beetle)
 
 # How each gazetteer question is read: (question pattern naming the subject, the sentence of its article that
-# holds the answer, the spoken answer). One table for the rule-based reasoner and the reasoner's episodes.
+# holds the answer, the spoken answer), as the rule-based reasoner reads it (`rules.search_and_read`).
 READERS = (
     (r"When was the (\w+) Lighthouse first lit\?", r"first lit in (\d+)", "It was first lit in {}."),
     (r"How long is the (\w+) River\?", r"It is (\d+ kilometres) long", "It is {} long."),

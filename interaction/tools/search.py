@@ -111,7 +111,7 @@ class SearchIndex:
         files are (re-)indexed, deleted ones dropped. Returns the counts {added, updated, removed, unchanged}."""
         root = Path(folder)
         if not root.is_dir():
-            raise FileNotFoundError(f"--docs={root} is not a folder of documents")
+            raise FileNotFoundError(f"--docs={folder} is not a folder of documents")
         seen, counts = {}, dict(added=0, updated=0, removed=0, unchanged=0)
         for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
             st = path.stat()
