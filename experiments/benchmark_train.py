@@ -11,13 +11,17 @@ Per config (`--sizes` are training configs, `experiments/configs/train.py`): the
 step (forward, backward, AdamW) on `--batch` random windows of `--window` micro-turns (every field drawn
 from the input schema, `MicroTurnLayout.batch_spec`) over all local devices; tokens/s (every slot of a
 block is a token) and MFU: model FLOPs (3x the analytic forward, attention over the whole window, PaLM's
-convention) per second over the peak times the device count.
+convention) per second over the peak times the device count. Also the step's size as a program (operations
+in its StableHLO) and the seconds to trace and to compile it (a hit in JAX's compilation cache, when one is
+set, shortens the compile): on an accelerator a step this small is bound by its kernels' launches, and its
+compile by their number.
 
 --deterministic also times the deterministic mode (`invariant.py`: fixed-tile products, split attention;
 MoE on the dense dispatch) beside the default, as `<size>/det` rows, with its cost as a ratio to the
 default measured in the same run. --variant does the same for any model config file with its fields
 overridden (`<its name>/<--variant_name>` rows, trained with its name's training config).
 """
+import re
 import time
 
 import jax
@@ -58,7 +62,13 @@ def time_training(c, batch: int, window: int, steps: int) -> dict:
     glob = sharding.global_batch(local, mesh, rules)
     step = make_train_step(graphdef, tx, optimizer.schedule(c.optim, c.total_steps), shardings,
                            jax.tree.map(lambda x: x.sharding, glob), mesh, rules)
-    for _ in range(2):  # compile, warm up
+    started = time.perf_counter()
+    lowered = step.lower(state, glob)
+    traced = time.perf_counter()
+    step = lowered.compile()
+    compiled = time.perf_counter()
+    ops = len(re.findall(r"^\s*%\S+ = ", lowered.as_text(), flags=re.M))
+    for _ in range(2):  # warm up
         state, metrics = step(state, glob)
     jax.block_until_ready(metrics)
     t0 = time.perf_counter()
@@ -71,6 +81,7 @@ def time_training(c, batch: int, window: int, steps: int) -> dict:
     flops = 3 * batch * window * model_flops.block_forward(model, context=window * block_len, flow_evals=1)
     total, active = model_lib.parameter_counts(model)
     return {"params_total": total, "params_active": active, "batch": batch, "window": window,
+            "trace_s": traced - started, "compile_s": compiled - traced, "program_ops": ops,
             "tokens_per_step": batch * window * block_len, "step_s": seconds,
             "tokens_per_s": batch * window * block_len / seconds, "model_flops_per_step": flops}
 
@@ -80,7 +91,9 @@ _COLUMNS = [bench.column("params", 9, "params_total", ".2f", 1e6, "M"),
             bench.column("tokens/step", 12, "tokens_per_step"), bench.column("step s", 8, "step_s", ".3f"),
             bench.column("tokens/s", 10, "tokens_per_s", ".0f"),
             bench.column("GFLOP/step", 11, "model_flops_per_step", ".2f", 1e9),
-            bench.column("MFU", 7, "mfu", ".2f", 0.01, "%")]
+            bench.column("MFU", 7, "mfu", ".2f", 0.01, "%"),
+            bench.column("ops", 7, "program_ops"), bench.column("trace s", 8, "trace_s", ".1f"),
+            bench.column("compile s", 10, "compile_s", ".1f")]
 
 
 def main(argv):

@@ -109,6 +109,19 @@ def test_the_split_training_pass_equals_one_square_pass(x, window, spread, key_c
     np.testing.assert_allclose(grad(lambda x: split(x, pos, window=window)), grad(square), atol=1e-5)
 
 
+def test_accelerators_take_the_training_pass_in_one_run(x, monkeypatch):
+    """Off XLA:CPU the training pass is one masked square (runs would only add kernels): same values."""
+    layer = attention.Attention(E, heads=4, kv_heads=2, head_dim=8, rngs=nnx.Rngs(0))
+    pos = _positions()
+    runs = layer(x, pos, window=5)
+    assert attention.query_splits() > 1
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert attention.query_splits() == 1
+    lowered = jax.jit(lambda x: layer(x, pos, window=5)).lower(x).as_text()
+    assert lowered.count("stablehlo.exponential") == 1
+    np.testing.assert_allclose(layer(x, pos, window=5), runs, atol=1e-5)
+
+
 def test_local_layers_see_only_their_window_and_global_layers_everything():
     """Two local layers with a window of 4: the output at position 15 reads positions 9..15 (4 back, twice)
     and nothing before, exactly; with the second layer global it reads every earlier position."""

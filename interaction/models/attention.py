@@ -111,7 +111,11 @@ def attend_invariant(q: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, j
     return out.reshape(b, g, r, sq, d).transpose(0, 3, 1, 2, 4).reshape(b, sq, h, d)
 
 
-QUERY_SPLITS = 10  # runs of queries in a training window's attention (`Attention.__call__`)
+def query_splits() -> int:
+    """Runs of queries in a training window's attention (`Attention.__call__`): 10 on XLA:CPU, where the
+    masked half of a causal square cost most of a step; one elsewhere, where each run adds its own kernels
+    to a step that is bound by their launches and to the compile (docs/results.md)."""
+    return 10 if jax.default_backend() == "cpu" else 1
 
 
 class Attention(nnx.Module):
@@ -158,7 +162,7 @@ class Attention(nnx.Module):
         """Causal self-attention over x (B, S, embed) at strictly increasing positions (B, S), each query seeing
         the keys less than `window` positions behind it (all earlier ones when None).
 
-        The queries go in `QUERY_SPLITS` runs, each over only the keys it can see (none after its last
+        The queries go in `query_splits()` runs, each over only the keys it can see (none after its last
         query, none more than `window` before its first): causal scores are a triangle, and computing the
         whole square spent most of a training step on masked-out exponentials."""
         k, v = self.project_kv(x, positions)
@@ -166,7 +170,7 @@ class Attention(nnx.Module):
         if self.deterministic:
             return self.query(x, positions, [KVCache(k, v, pos)], window=window)
         s = x.shape[1]
-        step = -(-s // (QUERY_SPLITS * self.key_chunk)) * self.key_chunk
+        step = -(-s // (query_splits() * self.key_chunk)) * self.key_chunk
         outs = []
         for a in range(0, s, step):
             b = min(a + step, s)
