@@ -8,8 +8,9 @@ browser page, on localhost.
 The protocol is documented in interaction/live/protocol.py. How sessions run (context, sessions at once,
 sampling, the floor thresholds) is the run's serve block (`experiments/configs/train.py:serve_config`),
 each field overridable as --serve.FIELD=VALUE. Delegations go to --serve.reasoner: 'none', the rules
-reasoner (default: `interaction.reasoner.rules:answer`, instant), 'learned' (the reasoner trained under
---reasoner_dir, in its own idle-priority process, stopped while the model steps), or any 'module:function'.
+reasoner (default: `interaction.reasoner.rules:respond`, instant, with UI surfaces), 'learned' (the
+reasoner trained under --reasoner_dir, in its own idle-priority process, stopped while the model steps), or
+any 'module:function'.
 """
 import asyncio
 import functools

@@ -19,6 +19,7 @@ from interaction.live.server import LiveServer
 from interaction.live.session import LiveSession
 from interaction.models import model as model_lib
 from interaction.models.transformer import DecoderSpec, MoESpec
+from interaction.reasoner import rules, surface
 from interaction.reasoner.base import CallableReasoner
 
 SPEC = model_lib.ModelSpec(
@@ -26,6 +27,35 @@ SPEC = model_lib.ModelSpec(
                         moe=MoESpec(num_experts=4, top_k=2, every=2)),
     layout=layout_lib.MicroTurnLayout(), flow_hidden=32, flow_depth=1,
 )
+
+
+class DelegatingEngine(SlotEngine):
+    """The untrained test model with its delegations scripted: when a stretch of speech it hears ends, its
+    text stream carries the next of `requests` (cycling), as the trained model is to write them itself."""
+
+    def __init__(self, *args, requests, **kw):
+        super().__init__(*args, **kw)
+        self.requests = requests
+        self._heard = {}  # slot -> [speech ticks in this stretch, silent ticks since, requests made, tokens to write]
+
+    def step(self, inputs):
+        out = super().step(inputs)
+        rows = out["text_tokens"].copy()
+        for slot in range(self.max_sessions):
+            st = self._heard.setdefault(slot, [0, 0, 0, []])
+            if np.mean(inputs["user_audio"][slot] > 0) > 0.3:  # dMel bin 0 is silence
+                st[0], st[1] = st[0] + 1, 0
+            elif st[0]:
+                st[1] += 1
+                if st[0] >= 3 and st[1] == 2:  # 0.4 s of quiet after at least 0.6 s of speech
+                    request = self.requests[st[2] % len(self.requests)]
+                    st[2], st[0] = st[2] + 1, 0
+                    st[3] += text.wrap(text.Special.DELEGATE, request, text.Special.DELEGATE_END)
+            if st[3]:
+                n = rows.shape[1]
+                row, st[3] = st[3][:n], st[3][n:]
+                rows[slot] = np.pad(row, (0, n - len(row)), constant_values=int(text.Special.PAD))
+        return {**out, "text_tokens": rows}
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +254,33 @@ def test_the_openai_realtime_client_connects_and_reads_every_event(engine):
     for e in events:
         if e.type == "response.output_audio.delta":
             assert len(base64.b64decode(e.delta)) == 2 * 4800  # 200 ms of PCM16 at the session's 24 kHz
+
+
+def test_the_python_client_gets_a_surface_prints_it_and_acknowledges_it():
+    """A scripted delegation ("set a timer ...") through the rules reasoner reaches the client as a render_ui
+    call, which it acknowledges (the server echoes the acknowledgement) and reads as text."""
+    scripted = DelegatingEngine(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(0)), max_sessions=1, context_turns=8,
+                                flow_steps=2, requests=["set a timer for ten seconds"])
+
+    async def scenario():
+        server = LiveServer(scripted, reasoner=CallableReasoner(rules.respond))
+        async with server.running(port=0) as port:
+            conv = await Conversation.open(f"ws://127.0.0.1:{port}/v1/realtime", rate=16000)
+            noise = np.random.default_rng(0).normal(0, 0.3, 16000).astype(np.float32)  # 1 s heard as speech
+            await conv.stream(np.concatenate([noise, np.zeros(12800, np.float32)]))
+            for _ in range(200):  # the request spans 4 micro-turns; the answer, its surface and the echo follow
+                if any(e["item"].get("id", "").endswith("_ack") for e in conv.of("conversation.item.created")):
+                    break
+                await asyncio.sleep(0.05)
+            await conv.close()
+        return conv
+
+    conv = asyncio.run(scenario())
+    assert [json.loads(e["arguments"]) for e in conv.of("response.function_call_arguments.done")
+            if e["name"] == "reasoner"] == [{"request": "set a timer for ten seconds"}]
+    (shown,) = conv.surfaces
+    assert surface.to_text(shown).splitlines()[1:] == ["Timer: ten seconds", "  timer: 10 s (ten seconds)"]
+    call = conv.of("response.output_item.added")[0]["item"]["call_id"]
+    assert [e["item"]["call_id"] for e in conv.of("conversation.item.created") if e["item"].get("id", "").endswith(
+        "_ack")] == [call]
+    assert not conv.of("error")

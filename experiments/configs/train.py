@@ -51,7 +51,7 @@ def serve_config(**fields) -> ml_collections.ConfigDict:
     s.keep_threshold = placeholder(float)  # speaking, go on while P(speak) is above this (None: the default)
     s.byte_threshold = placeholder(float)  # speaking, a text slot emits a byte while P(not PAD) is above this
     # (None: the step's default)
-    s.reasoner = "interaction.reasoner.rules:answer"  # who answers live delegations: 'none', 'learned', module:fn
+    s.reasoner = "interaction.reasoner.rules:respond"  # who answers live delegations: 'none', 'learned', module:fn
     s.update(fields)
     return s
 

@@ -4,7 +4,8 @@ r"""A small client of the live server: streams a WAV file in real time, types te
       [--type="What is 12 times 13?"] [--seconds=10] [--out=reply.wav]
 
 `Conversation` is the library side: connect, stream audio in 200 ms pieces on the wall clock, and keep
-every server event; the reply's audio, transcript, delegations and errors are read off them.
+every server event; the reply's audio, transcript, delegations, UI surfaces and errors are read off them.
+Each `render_ui` call is acknowledged as it arrives (a function_call_output), as a page that shows it does.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from interaction import MICROTURN_SECONDS
 from interaction.codecs import audio
+from interaction.reasoner import surface
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/realtime"
 
@@ -41,7 +43,11 @@ class Conversation:
 
     async def _read(self) -> None:
         async for raw in self.ws:
-            self.events.append(json.loads(raw))
+            event = json.loads(raw)
+            self.events.append(event)
+            if event["type"] == "response.function_call_arguments.done" and event.get("name") == "render_ui":
+                await self.send({"type": "conversation.item.create", "item": {
+                    "type": "function_call_output", "call_id": event["call_id"], "output": "shown as text"}})
 
     async def send(self, event: dict) -> None:
         await self.ws.send(json.dumps(event))
@@ -76,6 +82,12 @@ class Conversation:
         return audio.from_pcm16(np.frombuffer(pcm, "<i2"))
 
     @property
+    def surfaces(self) -> list[dict]:
+        """The UI surfaces the server sent (render_ui calls), in order."""
+        return [json.loads(e["arguments"]) for e in self.of("response.function_call_arguments.done")
+                if e.get("name") == "render_ui"]
+
+    @property
     def transcript(self) -> str:
         return "".join(e["delta"] for e in self.of("response.output_audio_transcript.delta"))
 
@@ -94,7 +106,10 @@ async def _main(args) -> None:
     print(f"{len(reply) / rate:.1f} s of reply audio{f' in {args.out}' if args.out else ''}; "
           f"transcript: {conv.transcript!r}")
     for e in conv.of("response.function_call_arguments.done"):
-        print("delegated:", json.loads(e["arguments"])["request"])
+        if e.get("name") == "reasoner":
+            print("delegated:", json.loads(e["arguments"])["request"])
+    for shown in conv.surfaces:
+        print(surface.to_text(shown))
     for e in conv.of("error"):
         print("error:", e["error"]["message"])
 

@@ -9,7 +9,9 @@ Client -> server (JSON text frames):
                               accepted for compatibility: the model listens and speaks continuously, so
                               there is nothing to commit or request (clear drops audio not yet heard)
   conversation.item.create    {"item": {"type": "message", "role": "user",
-                                        "content": [{"type": "input_text", "text": ...}]}}: typed text
+                                        "content": [{"type": "input_text", "text": ...}]}}: typed text, or
+                              {"item": {"type": "function_call_output", "call_id", "output"}}: the client's
+                              acknowledgement of a render_ui call (the surface shown, or why not)
 
 Server -> client:
   session.created / session.updated     {"session": {...the session's settings...}}
@@ -21,6 +23,12 @@ Server -> client:
   response.output_audio_transcript.delta {"delta": text}: the model's text stream as it is emitted
   response.function_call_arguments.done {"name": "reasoner", "call_id", "arguments": JSON {"request"}}:
                                         the model delegated to the background reasoner
+  response.output_item.added            {"item": {"type": "function_call", "name": "render_ui", "call_id",
+                                        "arguments"}}, then
+  response.function_call_arguments.done {"name": "render_ui", "call_id", "arguments": a UI surface as JSON
+                                        (interaction/reasoner/surface.py)}: show it beside the transcript;
+                                        a surface that fails the schema is never sent: an "invalid_surface"
+                                        error says why
   input_audio_buffer.timeline           {"microturn", "padded"}: one per tick (not a Realtime event;
                                         clients ignore unknown types)
   error                                 {"error": {"type", "code", "message", "event_id"}}
@@ -118,6 +126,20 @@ def decode_audio(msg: dict) -> np.ndarray:
 
 def encode_audio(samples: np.ndarray) -> str:
     return base64.b64encode(np.asarray(samples, "<i2").tobytes()).decode("ascii")
+
+
+def function_call_output(msg: dict, calls) -> tuple[str, str]:
+    """conversation.item.create of a function_call_output -> (call_id, output) for one of `calls` (the
+    render_ui calls awaiting acknowledgement), or ProtocolError."""
+    item, event_id = msg["item"], msg.get("event_id")
+    call_id, output = item.get("call_id"), item.get("output", "")
+    if not isinstance(call_id, str) or call_id not in calls:
+        raise ProtocolError("unknown_call", f"function_call_output for call_id {str(call_id)[:60]!r}, which is no "
+                                            "render_ui call awaiting acknowledgement.", event_id)
+    if not isinstance(output, str) or len(output) > 2000:
+        raise ProtocolError("invalid_item", "a function_call_output's output is text of at most 2000 characters.",
+                            event_id)
+    return call_id, output
 
 
 def typed_text(msg: dict) -> str:

@@ -20,6 +20,7 @@ from interaction.data.layout import MicroTurnLayout
 from interaction.data.pipeline import SlotQueue
 from interaction.live import protocol
 from interaction.live.resample import StreamingResampler
+from interaction.reasoner import surface
 from interaction.reasoner.runtime import ReasonerRuntime
 
 MAX_BUFFERED_S = 2.0  # audio a client may send ahead of real time; beyond it the oldest is dropped
@@ -42,13 +43,15 @@ class LiveSession:
         self._calls = itertools.count()
         self._call_ids: dict[int, str] = {}  # reasoner request id -> the call id the client was told
         self._delivered = 0
+        self._shown: dict[str, str] = {}  # render_ui call id -> surface id, until the client acknowledges it
         self.microturn = 0
 
     def settings(self) -> dict:
         return {"id": self.id, "object": "realtime.session", "modalities": ["audio", "text"],
                 "input_audio_format": {"type": "audio/pcm", "rate": self.rate_in},
                 "output_audio_format": {"type": "audio/pcm", "rate": self.rate_out},
-                "turn_detection": None, "tools": [{"type": "function", "name": "reasoner"}]}
+                "turn_detection": None, "tools": [{"type": "function", "name": "reasoner"},
+                                                  {"type": "function", "name": "render_ui"}]}
 
     # ------------------------------------------------------------ client events
 
@@ -84,6 +87,12 @@ class LiveSession:
         if kind == "input_audio_buffer.clear":
             self._pending = np.zeros(0, np.int16)
             return [protocol.event("input_audio_buffer.cleared")]
+        if kind == "conversation.item.create" and isinstance(msg.get("item"), dict) and \
+                msg["item"].get("type") == "function_call_output":
+            call_id, output = protocol.function_call_output(msg, self._shown)
+            del self._shown[call_id]
+            item = {"id": f"item_{call_id}_ack", "type": "function_call_output", "call_id": call_id, "output": output}
+            return [protocol.event("conversation.item.created", item=item)]
         if kind == "conversation.item.create":
             typed = protocol.typed_text(msg)
             self._typed.push(text.wrap(text.Special.TYPED, typed, text.Special.TYPED_END))
@@ -132,9 +141,28 @@ class LiveSession:
                 events.append(protocol.event("conversation.item.created", item={
                     "type": "function_call_output", "call_id": self._call_ids.pop(rid, None),
                     "output": answer.text, "status": "completed" if answer.ok else "incomplete"}))
+                if answer.surface is not None:
+                    events.extend(self.render(answer.surface))
             self._delivered = len(self.runtime.delivered)
         self.microturn += 1
         return events
+
+    def render(self, shown) -> list[dict]:
+        """A reasoner's UI surface as a `render_ui` function call (Realtime's output_item.added, then
+        function_call_arguments.done), or an `error` event saying why it was refused (`surface.validate`)."""
+        try:
+            checked = surface.validate(shown)
+        except surface.SurfaceError as err:
+            return [protocol.error(protocol.ProtocolError("invalid_surface", f"a UI surface from the reasoner was "
+                                                                             f"refused: {err}."))]
+        call_id = f"call_{self.id}_{next(self._calls)}"
+        self._shown[call_id] = checked["surfaceId"]
+        arguments = json.dumps(checked)
+        item = {"id": f"item_{call_id}", "object": "realtime.item", "type": "function_call", "status": "completed",
+                "name": "render_ui", "call_id": call_id, "arguments": arguments}
+        return [protocol.event("response.output_item.added", response_id=self.id, output_index=0, item=item),
+                protocol.event("response.function_call_arguments.done", response_id=self.id, item_id=item["id"],
+                               output_index=0, call_id=call_id, name="render_ui", arguments=arguments)]
 
     def context(self) -> str:
         """What the reasoner is handed with a request: the user's typed text and the model's speech so far."""

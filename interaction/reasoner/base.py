@@ -31,6 +31,7 @@ class Answer:
     text: str
     ok: bool = True
     trace: tuple[dict, ...] = ()  # {"call": "name(argument)", "result": text}, in order
+    surface: dict | None = None  # a UI surface to show beside the answer (`surface.py`), checked where shown
 
 
 class Reasoner(Protocol):
@@ -59,14 +60,16 @@ class ScriptedReasoner:
 
 class CallableReasoner:
     """Any external function `fn(request) -> answer text` as a reasoner (the orchestration option): it gets
-    the `Request` (the question, the conversation so far, the wall clock), e.g. to prompt a hosted model."""
+    the `Request` (the question, the conversation so far, the wall clock), e.g. to prompt a hosted model.
+    It may return an `Answer` instead, to give a trace or a UI surface too."""
 
     def __init__(self, fn: Callable[[Request], str]):
         self.fn = fn
 
     def answer(self, request: Request, cancelled: threading.Event) -> Answer:
         try:
-            return Answer(str(self.fn(request)))
+            out = self.fn(request)
+            return out if isinstance(out, Answer) else Answer(str(out))
         except Exception as err:  # noqa: BLE001 - whatever the external side does, the loop goes on
             return Answer(f"error: {type(err).__name__}: {err}", ok=False)
 

@@ -6,18 +6,26 @@ says the result as the corpus' answers do; a question about a gazetteer article 
 opened and the answer read from the passage (or "not found" said honestly). It is an ordinary callable,
 so it plugs in as any external reasoner would: `CallableReasoner(rules.answer)`, or `python -m
 experiments.evaluate --reasoner=interaction.reasoner.rules:answer`. A question it cannot read gets an error
-answer.
+answer. `respond` is the same with a UI surface beside the answer (`surface.py`): a unit conversion as a
+two-row table, a search answer as a card naming its source, and a timer request ("set a timer for five
+minutes") as a live countdown; the live server's default reasoner.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 from interaction.data.scenarios import CLOCK_QUESTIONS, UNIT_QUESTIONS, spoken_result
-from interaction.reasoner.base import Request
+from interaction.reasoner import surface
+from interaction.reasoner.base import Answer, Request
 from interaction.tools import documents, knowledge, registry
 
 _TIMES = re.compile(r"what is (\d+) times (\d+)\??")
 _UNITS = re.compile(r"how many (\w+) are in (\d+) (\w+)\??")
+_NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+_COUNT = "|".join(_NUMBERS)
+_TIMER = re.compile(rf"(?:please )?(?:set|start) (?:a|an|the) timer for (\d+|an?|{_COUNT}) (second|minute|hour)s?\.?")
+_UNIT_S = {"second": 1, "minute": 60, "hour": 3600}
 
 
 def plan(question: str) -> tuple[str, str, str]:
@@ -61,12 +69,54 @@ def search_and_read(question: str) -> tuple[str, tuple[dict, ...]]:
     return template.format(found.group(1)), tuple(trace)
 
 
-def answer(request: Request) -> str:
-    """The spoken answer to `request`'s question (the conversation so far is not needed by these forms)."""
+def timer(question: str) -> tuple[int, str] | None:
+    """(seconds, spoken length) for a timer request ("set a timer for five minutes"); None for any other."""
+    m = _TIMER.fullmatch(" ".join(question.lower().split()))
+    if m is None:
+        return None
+    count, unit = m.groups()
+    n = int(count) if count.isdigit() else _NUMBERS.get(count, 1)
+    if n < 1 or n * _UNIT_S[unit] > surface.MAX_TIMER_S:
+        return None
+    return n * _UNIT_S[unit], f"{count if count not in ('a', 'an') else 'one'} {unit}{'s' if n != 1 else ''}"
+
+
+def respond(request: Request) -> Answer:
+    """`answer` with its trace and a UI surface: a timer as a countdown, a unit conversion as a table, a
+    searched answer as a card naming its source article. ValueError for a question of no known form."""
+    n = next(_surfaces)
+    if (asked := timer(request.text)) is not None:
+        seconds, said = asked
+        shown = surface.card(f"timer-{n}", f"Timer: {said}", {"component": "Timer", "seconds": seconds, "label": said})
+        return Answer(f"A timer for {said} is running.", surface=shown)
     if documents.read_question(request.text) is not None:
-        return search_and_read(request.text)[0]
+        text, trace = search_and_read(request.text)
+        opened = [t for t in trace if t["call"].startswith("open(")]
+        if not opened or text.startswith(documents.NOT_FOUND.split("{")[0]):
+            return Answer(text, trace=trace)
+        doc = registry.parse_call(opened[0]["call"])[1]
+        title = trace[0]["result"].splitlines()[0].split(" | ")[1][:surface.MAX_TEXT]  # the first hit's
+        shown = surface.card(f"search-{n}", title, {"component": "Text", "text": text},
+                             {"component": "Link", "text": f"source: {title}", "doc": doc})
+        return Answer(text, trace=trace, surface=shown)
     tool, argument, template = plan(request.text)
     result = registry.run_tool(tool, argument, now=request.now)
+    trace = ({"call": registry.format_call(tool, argument), "result": result.text},)
     if not result.ok:
-        return result.text
-    return template.format(result=spoken_result(result.text))
+        return Answer(result.text, ok=False, trace=trace)
+    text = template.format(result=spoken_result(result.text))
+    shown = None
+    if tool == "units":
+        shown = surface.card(f"units-{n}", request.text.strip()[:surface.MAX_TEXT],
+                             {"component": "Table", "rows": [["from", argument.partition(" to ")[0]],
+                                                             ["to", result.text]]})
+    return Answer(text, trace=trace, surface=shown)
+
+
+_surfaces = itertools.count(1)
+
+
+def answer(request: Request) -> str:
+    """The spoken answer to `request`'s question (the conversation so far is not needed by these forms);
+    ValueError for a question of no form these rules read."""
+    return respond(request).text
