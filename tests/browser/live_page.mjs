@@ -1,14 +1,10 @@
 // Opens the live page in headless Chromium with a fake microphone playing a WAV file, presses Start,
 // and waits until audio has come back and the transcript has grown. Prints the page's stats as JSON.
 // Usage: node live_page.mjs URL WAV SCREENSHOT
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [url, wav, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-         `--use-file-for-fake-audio-capture=${wav}`, "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launch(wav);
 try {
   const page = await browser.newPage();
   const problems = [];

@@ -2,14 +2,10 @@
 // waits until a countdown and a table are shown beside the transcript, then hands the page's renderer
 // hostile surfaces directly and checks each is refused or inert while the session carries on.
 // Usage: node surfaces.mjs URL WAV SCREENSHOT. Prints what it saw as JSON.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [url, wav, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-         `--use-file-for-fake-audio-capture=${wav}`, "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launch(wav);
 try {
   const page = await browser.newPage();
   const problems = [], dialogs = [];
