@@ -3,11 +3,12 @@ r"""Trains the learned background reasoner and scores it on held-out tool questi
   python -m experiments.train_reasoner --workdir=workdir/reasoner [--config=experiments/configs/reasoner.py:small]
 
 Episodes are drawn fresh every step from the corpus' delegation questions (arithmetic, unit conversion,
-knowledge base, clock) with the sandboxed tools' real results. Held-out questions come from another seed:
-new numbers for arithmetic and units; the knowledge base and clock questions are a closed set, so those
-are held out only in their dates and order. Writes the model (`spec.json`, `params/` in orbax: what
-`learned.load(workdir)` reads), a table per tool (tool-call exact match, answer accuracy), and
-`reasoner_eval.json`.
+knowledge base, clock) and the gazetteer's (search, then open; "not found" for names no document has),
+with the sandboxed tools' real results. Held-out questions come from another seed: new numbers for
+arithmetic and units, gazetteer subjects and unknown names training never saw; the knowledge base and
+clock questions are a closed set, so those are held out only in their dates and order. Writes the model
+(`spec.json`, `params/` in orbax: what `learned.load(workdir)` reads), a table per tool (tool-call exact
+match, answer accuracy), and `reasoner_eval.json`.
 """
 import json
 import threading
@@ -28,14 +29,15 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "where the parameters and scores
 
 
 def evaluate(reasoner: learned.LearnedReasoner, count: int, seed: int) -> dict:
-    """Per tool: tool-call exact match and answer accuracy (the spoken answer exactly as the reference)."""
+    """Per tool: tool-call exact match (every call of the episode, in order) and answer accuracy (the spoken
+    answer exactly as the reference), on held-out episodes."""
     rng, rows = np.random.default_rng(seed), []
     for _ in range(count):
-        e = episodes.make_episode(rng)
+        e = episodes.make_episode(rng, split="eval")
         now = episodes.episode_time(e)
         got = reasoner.answer(Request(e.question, "", now), threading.Event())
-        call = got.trace[0]["call"] if got.trace else None
-        rows.append({"tool": e.tool, "call": call == e.call, "answer": got.text == e.answer})
+        calls = tuple(t["call"] for t in got.trace)
+        rows.append({"tool": e.tool, "call": calls == e.calls, "answer": got.text == e.answer})
     out = {}
     for tool in sorted({r["tool"] for r in rows}) + ["all"]:
         mine = [r for r in rows if tool in ("all", r["tool"])]

@@ -11,21 +11,46 @@ from interaction.reasoner.base import Request
 
 
 def test_episodes_target_only_what_the_model_writes():
-    e = episodes.Episode("What is 12 times 11?", "calculator(12*11)", "132", "12 times 11 is 132.", "calculator", 0)
+    e = episodes.Episode("What is 12 times 11?", ("calculator(12*11)",), ("132",), "12 times 11 is 132.", "calculator",
+                         0)
     tokens, target = episodes.encode(e)
     written = text.decode(tokens[target], markup=True)
-    assert written == "calculator(12*11)<call_end>12 times 11 is 132.<eos>"
+    assert written == "calculator(12*11)<call_end><answer>12 times 11 is 132.<eos>"
     assert "132" not in text.decode(tokens[:np.argmax(target)])  # the question does not leak the result
     assert text.decode(tokens[~target], markup=True).startswith("<delegate>What is 12 times 11?<delegate_end><call>")
     rng = np.random.default_rng(0)
-    tools = {episodes.make_episode(rng).tool for _ in range(40)}
-    assert tools == {"calculator", "units", "knowledge", "clock"}
+    tools = {episodes.make_episode(rng).tool for _ in range(80)}
+    assert tools == {"calculator", "units", "knowledge", "clock", "search", "not found"}
+
+
+def test_search_episodes_search_open_and_read_through_views_and_hold_subjects_out():
+    """Two calls, each written by the model, each result read through its view (the search's first hit,
+    the passage's start) and never a target; held-out subjects never occur in training."""
+    from interaction.tools import documents
+
+    q = documents.search_questions()[1]
+    e = next(x for x in (episodes.make_episode(np.random.default_rng(s)) for s in range(200))
+             if x.tool == "search")
+    tokens, target = episodes.encode(e)
+    name = e.calls[0][len("search("):-1]
+    doc = e.calls[1][len("open("):-1]
+    assert text.decode(tokens[target], markup=True) == (f"search({name})<call_end><call>open({doc})<call_end>"
+                                                        f"<answer>{e.answer}<eos>")
+    shown = text.decode(tokens[~target], markup=True)
+    assert f"<tool_result>{doc} | " in shown and e.results[0].splitlines()[0] not in shown  # the hit, no snippet
+    assert f"<tool_result>{e.results[1][:episodes.PASSAGE_VIEW]}<tool_result_end>" in shown
+    assert episodes.view("search(x)", "no results") == "no results"
+    train, held = set(episodes.search_questions("train")), set(episodes.search_questions("eval"))
+    assert not train & held and len(held) >= 80 and q.question in train | held
+    eval_rng = np.random.default_rng(0)
+    asked = {episodes.make_episode(eval_rng, split="eval").question for _ in range(200)}
+    assert asked & held and not asked & train
 
 
 @pytest.fixture(scope="module")
 def trained():
     spec = DecoderSpec(embed=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=256)
-    return training.train(spec, steps=300, batch_size=32, lr=3e-3, seed=0)
+    return training.train(spec, steps=300, batch_size=32, lr=3e-3, seed=0, search_share=0.0)  # one call each
 
 
 def test_learns_to_call_tools_and_answer(trained):
@@ -33,12 +58,12 @@ def test_learns_to_call_tools_and_answer(trained):
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:20])
     reasoner = learned.LearnedReasoner(graphdef, params)
     rng = np.random.default_rng(99)  # questions the training stream (seed 0) did not draw in this order
-    drawn = [episodes.make_episode(rng) for _ in range(24)]
-    calls = [reasoner.call_for(e.question) == e.call for e in drawn]
+    drawn = [episodes.make_episode(rng, search_share=0.0) for _ in range(24)]
+    calls = [reasoner.call_for(e.question) == e.calls[0] for e in drawn]
     assert np.mean(calls) >= 0.75, calls  # chance is nil: the call must be copied byte for byte
     e = next(x for x in drawn if x.tool == "calculator")
     got = reasoner.answer(Request(e.question, "", episodes.episode_time(e)), threading.Event())
-    assert got.ok and got.trace == ({"call": e.call, "result": e.result},)  # it called the tool and read it
+    assert got.ok and got.trace == ({"call": e.calls[0], "result": e.results[0]},)  # it called the tool, read it
     assert got.text.startswith(e.answer.split(" is ")[0] + " is "), got.text  # and answers in the right form
 
 

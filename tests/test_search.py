@@ -132,3 +132,22 @@ def test_the_rule_based_reasoner_searches_opens_and_reads_or_says_not_found(tmp_
         spoken, trace = rules.search_and_read(question)
         assert spoken.startswith("I could not find anything about") and len(trace) == 1
     assert rules.answer(Request(questions[0].question, "", NOW)).endswith(f"{questions[0].answer}.")
+
+
+def test_corpus_search_delegations_follow_the_reasoner_split_and_plan():
+    """The corpus' search delegations: training conversations ask about training subjects only, held-out ones
+    about held-out subjects; each is traced search -> open (or search alone, not found) and its answer says
+    the result."""
+    import numpy as np
+
+    from interaction.data import scenarios
+    from interaction.reasoner import episodes
+
+    rng = np.random.default_rng(0)
+    for heldout in (False, True):
+        split = set(episodes.search_questions("eval" if heldout else "train"))
+        for _ in range(30):
+            question, result, answer, trace = scenarios.search_question(heldout, rng)
+            assert question in split
+            assert trace[0]["call"].startswith("search(") and len(trace) in (1, 2)
+            assert result in answer

@@ -105,6 +105,20 @@ def test_the_rules_compose_a_countdown_a_table_and_a_sourced_card():
         surface.validate(answer.surface)
 
 
+def test_a_surface_from_any_trace_is_valid_or_none():
+    """What a learned reasoner's calls make: a table for a conversion, a card for a read document, and
+    nothing (never an exception) for calls that would make an invalid surface."""
+    units = surface.from_trace("convert", [{"call": "units(3 ft to m)", "result": "0.9144 m"}], "About 0.9.")
+    assert units["components"][1]["rows"] == [["from", "3 ft"], ["to", "0.9144 m"]]
+    read = [{"call": "search(Kogin)", "result": "g-kogin-bridge | Kogin Bridge | snippet"},
+            {"call": "open(g-kogin-bridge)", "result": "Kogin Bridge: text"}]
+    assert surface.from_trace("q", read, "It was.")["components"][2]["doc"] == "g-kogin-bridge"
+    for trace in ([{"call": "open(javascript:alert(1))", "result": "x"}, *read[:1]],
+                  [read[0], {"call": "open(<img src=x>)", "result": "Kogin"}],
+                  [{"call": "units(", "result": "error: bad"}], [{"call": "calculator(1+1)", "result": "2"}], []):
+        assert surface.from_trace("q", trace, "x" * 900) is None
+
+
 def _session(reasoner) -> LiveSession:
     lay = layout_lib.MicroTurnLayout()
     return LiveSession(lay, ReasonerRuntime(reasoner, lay.text_in_slots))

@@ -50,6 +50,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     t.snr_db_min, t.snr_db_max = 20.0, 40.0  # noise on the user channel
     t.user_gain_db_min, t.user_gain_db_max = -6.0, 3.0
     t.reasoner_latency_min, t.reasoner_latency_max = 1.0, 3.0
+    t.search_delegation_share = 0.25  # delegated questions about the search collection (search, open, read)
     t.remark_latency_median = 0.6  # model's reaction to a visual cue
     t.timer_seconds = [5, 6, 8, 10]
     t.tail = 1.0  # seconds of audio after the last speech

@@ -264,10 +264,29 @@ def spoken_result(result: str) -> str:
     return m.group(1) if m else result
 
 
+def search_question(heldout: bool, rng: np.random.Generator) -> tuple[str, str, str, list[dict]]:
+    """(question, result, spoken answer, trace) of a question about the gazetteer, of the learned reasoner's
+    split (`episodes.search_questions`), answered as the rules reasoner does: search, open, read. The result
+    is the fact read (what a correct answer says), or "could not find NAME" where no document has it."""
+    from interaction.reasoner import episodes, rules  # the reasoner's split and plan (rules reads this module)
+    from interaction.tools import documents
+
+    asked = episodes.search_questions("eval" if heldout else "train")
+    question = asked[int(rng.integers(len(asked)))]
+    answer, trace = rules.search_and_read(question)
+    name, holds, _ = documents.read_question(question)
+    found = re.search(holds, trace[-1]["result"]) if len(trace) > 1 else None
+    return question, found.group(1) if found else f"could not find anything about {name}", answer, list(trace)
+
+
 def delegation(s: Script) -> None:
     start = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=int(s.rng.integers(0, 365 * 86400)))
     s.meta["wall_clock_start"] = start.isoformat()
-    question, tool, argument, template = tool_question(s.rng)
+    searched = s.rng.uniform() < s.timing.search_delegation_share
+    if searched:
+        question, fact, answer, trace = search_question(s.heldout, s.rng)
+    else:
+        question, tool, argument, template = tool_question(s.rng)
     u0, u1 = s.user(0.3, question)
     s.event("user_turn", u0, u1, text=question)
     gap = s.gap()
@@ -277,13 +296,17 @@ def delegation(s: Script) -> None:
     s.text(a0, "delegate", question)
     latency = s.uniform(s.timing.reasoner_latency_min, s.timing.reasoner_latency_max)
     arrival = float(np.ceil((a0 + latency) / 0.2) * 0.2)  # results enter at a micro-turn boundary
-    result = registry.run_tool(tool, argument, now=start + datetime.timedelta(seconds=arrival))
-    if not result.ok:
-        raise RuntimeError(f"tool call {tool}({argument}) failed while generating: {result.text}")
-    answer = template.format(result=spoken_result(result.text))
+    if searched:
+        tool, argument, result_text = "search", trace[0]["call"][len("search("):-1], fact
+    else:
+        result = registry.run_tool(tool, argument, now=start + datetime.timedelta(seconds=arrival))
+        if not result.ok:
+            raise RuntimeError(f"tool call {tool}({argument}) failed while generating: {result.text}")
+        result_text, answer = result.text, template.format(result=spoken_result(result.text))
+        trace = [{"call": registry.format_call(tool, argument), "result": result.text}]
     s.text(arrival, "result", answer)  # the reasoner's answer enters text-in; the model says it when it can
-    s.event("delegation", a0, arrival, request=question, tool=tool, argument=argument, result=result.text,
-            answer=answer, trace=[{"call": registry.format_call(tool, argument), "result": result.text}])
+    s.event("delegation", a0, arrival, request=question, tool=tool, argument=argument, result=result_text,
+            answer=answer, trace=trace)
     if s.rng.uniform() < 0.5:
         w0, w1 = s.user(a1 + s.gap() + s.uniform(0.0, 0.8), s.phrase(lx.WAIT_FILLERS))
         s.event("user_turn", w0, w1, text="filler")

@@ -3,43 +3,104 @@
 One episode is one token sequence in the text codec's vocabulary:
 
     <delegate> question </delegate> <call> tool(argument) </call> <tool_result> result </tool_result>
-    <answer> spoken answer <eos>
+    [<call> tool(argument) </call> <tool_result> result </tool_result>] <answer> spoken answer <eos>
 
-The model writes the call and the answer; the tool result is written by the sandboxed tool, so it is
-never a training target (`encode`'s mask). Sequences have a fixed length, `LENGTH`.
+The model writes the calls, what follows each result (another <call>, or <answer>) and the answer; the
+results are written by the sandboxed tools, so they are never a training target (`encode`'s mask). A
+question about a gazetteer article takes two calls, `search(name)` then `open(id)` of the first hit when
+its title names the subject; a name no document mentions gets "not found" after the search. The model
+reads each result through `view`: a search's first hit as `id | title`, a passage's first
+`PASSAGE_VIEW` characters. Sequences have a fixed length, `LENGTH`.
+
+Training never reads the collection the tools serve: its search episodes ask about the articles of a
+larger gazetteer (`TRAIN_ARTICLES`, another seed), indexed apart, so that the reasoner learns to copy a name
+it has not seen into its search and to read the answer off the passage, rather than to remember names.
+Held-out episodes ask about the served collection's gazetteer: every `HELD_OUT`-th question and
+unanswerable name (`search_questions("eval")`; the corpus' held-out conversations ask the same ones).
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 
 import numpy as np
 
 from interaction.codecs import text
 from interaction.data.scenarios import spoken_result, tool_question
-from interaction.tools import registry
+from interaction.tools import documents, registry, search
 
 S = text.Special
-LENGTH = 160  # tokens per episode; longer questions are refused
+LENGTH = 384  # tokens per episode; longer questions are refused
 EPOCH = datetime.datetime(2026, 1, 1)
+MAX_CALLS = 3  # tool calls per episode
+SEARCH_SHARE = 0.3  # episodes asking about the gazetteer
+NOT_FOUND_SHARE = 0.2  # of those in training, about a name no document has (as in the held-out split)
+HELD_OUT = 5  # every 5th gazetteer question and unanswerable name is held out of training
+HIT_VIEW, PASSAGE_VIEW = 80, 150  # characters of a search's first hit and of an opened passage read back
+TRAIN_SEED, TRAIN_ARTICLES = 1, 4000  # the gazetteer training's search episodes ask about
 
 
 @dataclasses.dataclass(frozen=True)
 class Episode:
     question: str
-    call: str  # tool(argument)
-    result: str
+    calls: tuple[str, ...]  # tool(argument), in order
+    results: tuple[str, ...]  # each call's full result
     answer: str
-    tool: str
+    tool: str  # the tool asked about: the first call's, or "not found" for a search that finds nothing
     day: int  # days after EPOCH: the clock's "now"
 
 
-def make_episode(rng: np.random.Generator) -> Episode:
-    """A question of the corpus' delegation kind, its tool call, the tool's real result and the answer."""
-    question, tool, argument, template = tool_question(rng)
+def view(call: str, result: str) -> str:
+    """What the model reads of a tool's result: a search's first hit as `id | title`, a passage's start."""
+    if call.startswith("search(") and " | " in result:
+        return " | ".join(result.splitlines()[0].split(" | ")[:2])[:HIT_VIEW]
+    if call.startswith("open("):
+        return result[:PASSAGE_VIEW]
+    return result
+
+
+def search_questions(split: str) -> list[str]:
+    """The gazetteer questions, answerable and not, of `split` ("train" or "eval")."""
+    asked = [q.question for q in documents.search_questions()] + documents.unanswerable(n=100)
+    return [q for i, q in enumerate(asked) if (i % HELD_OUT == 0) == (split == "eval")]
+
+
+@functools.lru_cache(maxsize=1)
+def training_collection() -> tuple[search.SearchIndex, list[str], list[str]]:
+    """The index training's search episodes read and the questions they ask (answerable, and about names no
+    document has): a gazetteer of its own, less any subject the served collection has."""
+    served = " ".join(f"{d.title} {d.body}" for d in documents.default_collection()).lower()
+    docs, questions = documents.gazetteer(TRAIN_SEED, TRAIN_ARTICLES)
+    kept = [d for d in docs if d.title.lower() not in served]
+    index = search.SearchIndex()
+    index.add(kept)
+    answerable = [q.question for q in questions if q.doc_id in {d.id for d in kept}]
+    unknown = [q for q in documents.unanswerable(TRAIN_SEED, TRAIN_ARTICLES, n=TRAIN_ARTICLES // 5)
+               if documents.read_question(q)[0].lower() not in served]
+    return index, answerable, unknown
+
+
+def make_episode(rng: np.random.Generator, split: str = "train", search_share: float = SEARCH_SHARE) -> Episode:
+    """A question of the corpus' delegation kind, or (a `search_share` of them) of the gazetteer's, its tool
+    calls, their real results and the answer."""
     day = int(rng.integers(0, 3650))
+    if rng.random() < search_share:
+        from interaction.reasoner import rules  # the plan the learned reasoner imitates
+
+        if split == "train":
+            index, answerable, unknown = training_collection()
+            asked = unknown if rng.random() < NOT_FOUND_SHARE else answerable
+        else:
+            index, asked = None, search_questions("eval")
+        question = asked[int(rng.integers(len(asked)))]
+        answer, trace = rules.search_and_read(question, index=index)
+        tool = "search" if len(trace) > 1 else "not found"
+        return Episode(question, tuple(t["call"] for t in trace), tuple(t["result"] for t in trace), answer, tool,
+                       day)
+    question, tool, argument, template = tool_question(rng)
     result = registry.run_tool(tool, argument, now=EPOCH + datetime.timedelta(days=day)).text
-    return Episode(question, registry.format_call(tool, argument), result,
+    return Episode(question, (registry.format_call(tool, argument),), (result,),
                    template.format(result=spoken_result(result)), tool, day)
 
 
@@ -54,9 +115,11 @@ def prompt_tokens(question: str) -> list[int]:
 
 def encode(e: Episode) -> tuple[np.ndarray, np.ndarray]:
     """(tokens, target mask) of one episode, padded to LENGTH: the mask marks what the model must write."""
-    parts = [(prompt_tokens(e.question), False), (text.encode(e.call) + [int(S.CALL_END)], True),
-             (text.wrap(S.TOOL_RESULT, e.result, S.TOOL_RESULT_END) + [int(S.ANSWER)], False),
-             (text.encode(e.answer) + [int(S.EOS)], True)]
+    parts = [(prompt_tokens(e.question), False)]
+    for i, (call, result) in enumerate(zip(e.calls, e.results)):
+        parts += [([int(S.CALL)] if i else [], True), (text.encode(call) + [int(S.CALL_END)], True),
+                  (text.wrap(S.TOOL_RESULT, view(call, result), S.TOOL_RESULT_END), False)]
+    parts += [([int(S.ANSWER)] + text.encode(e.answer) + [int(S.EOS)], True)]
     tokens = [t for p, _ in parts for t in p]
     mask = [m for p, m in parts for _ in p]
     if len(tokens) > LENGTH:
@@ -68,6 +131,6 @@ def encode(e: Episode) -> tuple[np.ndarray, np.ndarray]:
     return out, target
 
 
-def batch(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    tokens, masks = zip(*(encode(make_episode(rng)) for _ in range(n)))
+def batch(rng: np.random.Generator, n: int, search_share: float = SEARCH_SHARE) -> dict[str, np.ndarray]:
+    tokens, masks = zip(*(encode(make_episode(rng, search_share=search_share)) for _ in range(n)))
     return {"tokens": np.stack(tokens), "target": np.stack(masks)}

@@ -22,8 +22,9 @@ from interaction.codecs import text
 from interaction.models.embedders import embedding_table
 from interaction.models.layers import param
 from interaction.models.transformer import DecoderSpec, make_decoder, moe_spec
+from interaction.reasoner import surface
 from interaction.reasoner.base import Answer, Request
-from interaction.reasoner.episodes import LENGTH, S, prompt_tokens
+from interaction.reasoner.episodes import LENGTH, MAX_CALLS, S, prompt_tokens, view
 from interaction.tools import registry
 
 _LECUN = nnx.initializers.lecun_normal()
@@ -48,12 +49,16 @@ class LearnedReasoner:
         self.params = params
         self._logits = jax.jit(lambda p, t: nnx.merge(graphdef, p)(t))
 
-    def _continue(self, tokens: list[int], stop: int, cancelled: threading.Event) -> list[int] | None:
-        """Greedy tokens after `tokens` up to and excluding `stop`; None when cancelled or out of room."""
+    def _continue(self, tokens: list[int], stop: int, cancelled: threading.Event,
+                  limit: int = LENGTH) -> list[int] | None:
+        """Greedy tokens after `tokens` up to and excluding `stop`, at most `limit` of them; None when
+        cancelled or out of room."""
+        if len(tokens) >= LENGTH:
+            return None
         out = []
         buffer = np.full((1, LENGTH), S.PAD, np.int32)
         buffer[0, : len(tokens)] = tokens
-        for i in range(len(tokens), LENGTH):
+        for i in range(len(tokens), min(LENGTH, len(tokens) + limit)):
             if cancelled.is_set():
                 return None
             nxt = int(np.argmax(np.asarray(self._logits(self.params, buffer))[0, i - 1]))
@@ -61,31 +66,46 @@ class LearnedReasoner:
                 return out
             out.append(nxt)
             buffer[0, i] = nxt
-        return None
+        return out if len(out) == limit else None
 
     def call_for(self, question: str, cancelled: threading.Event | None = None) -> str | None:
-        """The tool call the model writes for `question` (text), or None."""
+        """The first tool call the model writes for `question` (text), or None."""
         call = self._continue(prompt_tokens(question), S.CALL_END, cancelled or threading.Event())
         return None if call is None else text.decode([t for t in call if t >= text.NUM_SPECIAL])
 
     def answer(self, request: Request, cancelled: threading.Event) -> Answer:
-        prompt = prompt_tokens(request.text)
-        if len(prompt) >= LENGTH // 2:
-            return Answer(f"error: the request is too long ({len(prompt)} tokens)", ok=False)
-        call = self._continue(prompt, S.CALL_END, cancelled)
-        if call is None:
-            return Answer("cancelled" if cancelled.is_set() else "error: no tool call written", ok=False)
-        call_text = text.decode([t for t in call if t >= text.NUM_SPECIAL])
-        try:
-            result = registry.run_tool(*registry.parse_call(call_text), now=request.now)
-        except Exception as err:  # noqa: BLE001 - a malformed call is an error result, like a failed tool
-            result = registry.ToolResult(False, f"error: {err}")
-        so_far = prompt + call + [int(S.CALL_END)] + text.wrap(S.TOOL_RESULT, result.text, S.TOOL_RESULT_END)
+        """Calls tools until the model writes <answer> (at most `MAX_CALLS`), reading each result through
+        `episodes.view`, then the spoken answer; with the surface its calls make (`surface.from_trace`:
+        composed from the trace, not written by the model)."""
+        so_far = prompt_tokens(request.text)
+        if len(so_far) >= LENGTH // 2:
+            return Answer(f"error: the request is too long ({len(so_far)} tokens)", ok=False)
+        trace, ok = [], True
+        for _ in range(MAX_CALLS):
+            call = self._continue(so_far, S.CALL_END, cancelled)
+            if call is None:
+                return Answer("cancelled" if cancelled.is_set() else "error: no tool call written", ok=False,
+                              trace=tuple(trace))
+            call_text = text.decode([t for t in call if t >= text.NUM_SPECIAL])
+            try:
+                result = registry.run_tool(*registry.parse_call(call_text), now=request.now)
+            except Exception as err:  # noqa: BLE001 - a malformed call is an error result, like a failed tool
+                result = registry.ToolResult(False, f"error: {err}")
+            trace.append({"call": call_text, "result": result.text})
+            ok = ok and result.ok
+            so_far = so_far + call + [int(S.CALL_END)] + text.wrap(S.TOOL_RESULT, view(call_text, result.text),
+                                                                  S.TOOL_RESULT_END)
+            nxt = self._continue(so_far, -1, cancelled, limit=1)
+            if nxt != [int(S.CALL)]:
+                break
+            so_far.append(int(S.CALL))
         spoken = self._continue(so_far + [int(S.ANSWER)], S.EOS, cancelled)
-        trace = ({"call": call_text, "result": result.text},)
         if spoken is None:
-            return Answer("cancelled" if cancelled.is_set() else "error: no answer written", ok=False, trace=trace)
-        return Answer(text.decode([t for t in spoken if t >= text.NUM_SPECIAL]), ok=result.ok, trace=trace)
+            return Answer("cancelled" if cancelled.is_set() else "error: no answer written", ok=False,
+                          trace=tuple(trace))
+        said = text.decode([t for t in spoken if t >= text.NUM_SPECIAL])
+        shown = surface.from_trace(request.text, trace, said) if ok else None
+        return Answer(said, ok=ok, trace=tuple(trace), surface=shown)
 
 
 def save(workdir, spec: DecoderSpec, params) -> None:

@@ -12,7 +12,6 @@ minutes") as a live countdown; the live server's default reasoner.
 """
 from __future__ import annotations
 
-import itertools
 import re
 
 from interaction.data.scenarios import CLOCK_QUESTIONS, UNIT_QUESTIONS, spoken_result
@@ -47,18 +46,19 @@ def plan(question: str) -> tuple[str, str, str]:
     raise ValueError(f"not a question of a form these rules read: {question!r}")
 
 
-def search_and_read(question: str) -> tuple[str, tuple[dict, ...]]:
-    """The spoken answer to a question of a gazetteer form and its trace: `search` with the question, `open`
-    the first hit if its title names the subject, read the answer from the passage; otherwise "not found"."""
+def search_and_read(question: str, index=None) -> tuple[str, tuple[dict, ...]]:
+    """The spoken answer to a question of a gazetteer form and its trace: `search` for the subject's name,
+    `open` the first hit if its title names the subject, read the answer from the passage; otherwise "not
+    found". `index`: the one the tools read (default: theirs)."""
     name, holds, template = documents.read_question(question)
     trace = []
 
     def call(tool, argument):
-        result = registry.run_tool(tool, argument)
+        result = registry.run_tool(tool, argument, index=index)
         trace.append({"call": registry.format_call(tool, argument), "result": result.text})
         return result
 
-    hits = call("search", question)
+    hits = call("search", name)
     first = hits.text.splitlines()[0].split(" | ") if hits.ok and hits.text != "no results" else []
     if len(first) < 2 or name.lower() not in first[1].lower():
         return documents.NOT_FOUND.format(name), tuple(trace)
@@ -82,38 +82,24 @@ def timer(question: str) -> tuple[int, str] | None:
 
 
 def respond(request: Request) -> Answer:
-    """`answer` with its trace and a UI surface: a timer as a countdown, a unit conversion as a table, a
-    searched answer as a card naming its source article. ValueError for a question of no known form."""
-    n = next(_surfaces)
+    """`answer` with its trace and a UI surface: a timer as a countdown, and whatever `surface.from_trace`
+    makes of the tool calls (a unit conversion as a table, a searched answer as a card naming its source).
+    ValueError for a question of no known form."""
     if (asked := timer(request.text)) is not None:
         seconds, said = asked
-        shown = surface.card(f"timer-{n}", f"Timer: {said}", {"component": "Timer", "seconds": seconds, "label": said})
+        shown = surface.card(surface.new_id("timer"), f"Timer: {said}",
+                             {"component": "Timer", "seconds": seconds, "label": said})
         return Answer(f"A timer for {said} is running.", surface=shown)
     if documents.read_question(request.text) is not None:
         text, trace = search_and_read(request.text)
-        opened = [t for t in trace if t["call"].startswith("open(")]
-        if not opened or text.startswith(documents.NOT_FOUND.split("{")[0]):
-            return Answer(text, trace=trace)
-        doc = registry.parse_call(opened[0]["call"])[1]
-        title = trace[0]["result"].splitlines()[0].split(" | ")[1][:surface.MAX_TEXT]  # the first hit's
-        shown = surface.card(f"search-{n}", title, {"component": "Text", "text": text},
-                             {"component": "Link", "text": f"source: {title}", "doc": doc})
-        return Answer(text, trace=trace, surface=shown)
+        return Answer(text, trace=trace, surface=surface.from_trace(request.text, trace, text))
     tool, argument, template = plan(request.text)
     result = registry.run_tool(tool, argument, now=request.now)
     trace = ({"call": registry.format_call(tool, argument), "result": result.text},)
     if not result.ok:
         return Answer(result.text, ok=False, trace=trace)
     text = template.format(result=spoken_result(result.text))
-    shown = None
-    if tool == "units":
-        shown = surface.card(f"units-{n}", request.text.strip()[:surface.MAX_TEXT],
-                             {"component": "Table", "rows": [["from", argument.partition(" to ")[0]],
-                                                             ["to", result.text]]})
-    return Answer(text, trace=trace, surface=shown)
-
-
-_surfaces = itertools.count(1)
+    return Answer(text, trace=trace, surface=surface.from_trace(request.text, trace, text))
 
 
 def answer(request: Request) -> str:

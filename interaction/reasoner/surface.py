@@ -17,6 +17,7 @@ text, links that are not http(s).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -183,3 +184,38 @@ def card(surface_id: str, title: str, *body: dict) -> dict:
     components = [{"id": f"c{i + 1}", **part} for i, part in enumerate(body)]
     root = {"id": "c0", "component": "Card", "title": title, "children": [c["id"] for c in components]}
     return validate({"surfaceId": surface_id, "root": "c0", "components": [root, *components]})
+
+
+_ids = itertools.count(1)
+
+
+def new_id(kind: str) -> str:
+    """A surface id not given before in this process: `kind-N`."""
+    return f"{kind}-{next(_ids)}"
+
+
+def from_trace(question: str, trace, spoken: str) -> dict | None:
+    """The surface a reasoner's tool calls make, or None: a unit conversion as a two-row table (from, to), an
+    answer read from an opened document as a card with the answer and a link to its source. None too where
+    the calls would make an invalid one (a learned reasoner may write anything)."""
+    try:
+        return _from_trace(question, trace, spoken)
+    except SurfaceError:
+        return None
+
+
+def _from_trace(question: str, trace, spoken: str) -> dict | None:
+    calls = [(t["call"].partition("(")[0], t["call"][t["call"].find("(") + 1:-1], t["result"]) for t in trace]
+    if len(calls) == 1 and calls[0][0] == "units" and not calls[0][2].startswith("error"):
+        _, argument, result = calls[0]
+        return card(new_id("units"), question.strip()[:MAX_TEXT],
+                    {"component": "Table", "rows": [["from", argument.partition(" to ")[0][:MAX_TEXT]],
+                                                    ["to", result[:MAX_TEXT]]]})
+    opened = [(argument, result) for tool, argument, result in calls
+              if tool == "open" and not result.startswith("error")]
+    hits = [result for tool, _, result in calls if tool == "search" and " | " in result]
+    if not opened or not hits or not _ID.fullmatch(opened[0][0]):
+        return None
+    title = hits[0].splitlines()[0].split(" | ")[1][:MAX_TEXT]  # the first hit's
+    return card(new_id("search"), title, {"component": "Text", "text": spoken[:MAX_TEXT]},
+                {"component": "Link", "text": f"source: {title}"[:MAX_TEXT], "doc": opened[0][0]})

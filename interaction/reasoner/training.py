@@ -8,7 +8,7 @@ import optax
 from flax import nnx
 
 from interaction.models.transformer import DecoderSpec
-from interaction.reasoner.episodes import batch
+from interaction.reasoner.episodes import SEARCH_SHARE, batch
 from interaction.reasoner.learned import ReasonerModel
 
 
@@ -20,8 +20,10 @@ def loss_fn(model: ReasonerModel, b: dict) -> jax.Array:
     return jnp.sum(ce * w) / jnp.maximum(w.sum(), 1.0)
 
 
-def train(spec: DecoderSpec, *, steps: int, batch_size: int, lr: float, seed: int = 0, log=None):
-    """Trains from scratch on freshly drawn episodes; returns (graphdef, params, losses)."""
+def train(spec: DecoderSpec, *, steps: int, batch_size: int, lr: float, seed: int = 0, log=None,
+          search_share: float = SEARCH_SHARE):
+    """Trains from scratch on freshly drawn episodes (a `search_share` of them gazetteer questions); returns
+    (graphdef, params, losses)."""
     graphdef, params = nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed)))
     tx = optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(200, steps // 10), steps, lr * 0.1)))
@@ -35,7 +37,7 @@ def train(spec: DecoderSpec, *, steps: int, batch_size: int, lr: float, seed: in
 
     rng, losses = np.random.default_rng(seed), []
     for i in range(steps):
-        params, opt, loss = step(params, opt, batch(rng, batch_size))
+        params, opt, loss = step(params, opt, batch(rng, batch_size, search_share))
         losses.append(float(loss))
         if log is not None and (i + 1) % 100 == 0:
             log(i + 1, float(np.mean(losses[-100:])))

@@ -24,10 +24,12 @@ class ToolResult:
     text: str
 
 
-def run_tool(name: str, argument: str, now: datetime.datetime | None = None) -> ToolResult:
-    """Runs tool `name` on `argument`; `now` is required by the clock. Never raises."""
+def run_tool(name: str, argument: str, now: datetime.datetime | None = None,
+             index: search.SearchIndex | None = None) -> ToolResult:
+    """Runs tool `name` on `argument`; `now` is required by the clock; `index` is what `search` and `open`
+    read (default: `search.default_index()`). Never raises."""
     try:
-        return ToolResult(True, _dispatch(name, argument, now))
+        return ToolResult(True, _dispatch(name, argument, now, index))
     except Exception as error:  # noqa: BLE001 - any failure is reported, never propagated
         return ToolResult(False, f"error: {str(error) or type(error).__name__}")
 
@@ -47,7 +49,7 @@ def parse_call(text: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _dispatch(name: str, argument: str, now: datetime.datetime | None) -> str:
+def _dispatch(name: str, argument: str, now: datetime.datetime | None, index: search.SearchIndex | None) -> str:
     if name not in TOOL_NAMES:
         raise ToolError(f"unknown tool {name!r}; tools are {', '.join(TOOL_NAMES)}")
     if not isinstance(argument, str):
@@ -61,9 +63,9 @@ def _dispatch(name: str, argument: str, now: datetime.datetime | None) -> str:
     if name == "knowledge":
         return knowledge.KNOWLEDGE_BASE.lookup(argument)
     if name == "search":
-        return search.default_index().search(argument)
+        return (index or search.default_index()).search(argument)
     if name == "open":
-        return search.default_index().open(argument)
+        return (index or search.default_index()).open(argument)
     if now is None:
         raise ToolError("the clock needs the current time")
     return clock.answer(argument, now)
