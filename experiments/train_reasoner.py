@@ -28,12 +28,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/reasone
 _WORKDIR = flags.DEFINE_string("workdir", None, "where the parameters and scores go", required=True)
 
 
-def evaluate(reasoner: learned.LearnedReasoner, count: int, seed: int) -> dict:
+def evaluate(reasoner: learned.LearnedReasoner, count: int, seed: int, search_share: float) -> dict:
     """Per tool: tool-call exact match (every call of the episode, in order) and answer accuracy (the spoken
-    answer exactly as the reference), on held-out episodes."""
+    answer exactly as the reference), on held-out episodes, a `search_share` of them search questions."""
     rng, rows = np.random.default_rng(seed), []
     for _ in range(count):
-        e = episodes.make_episode(rng, split="eval")
+        e = episodes.make_episode(rng, split="eval", search_share=search_share)
         now = episodes.episode_time(e)
         got = reasoner.answer(Request(e.question, "", now), threading.Event())
         calls = tuple(t["call"] for t in got.trace)
@@ -55,11 +55,12 @@ def main(argv):
     spec = DecoderSpec(**c.model)
     t0 = time.perf_counter()
     graphdef, params, losses = training.train(
-        spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed,
+        spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed, search_share=c.search_share,
         log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
     train_s = time.perf_counter() - t0
     learned.save(workdir, spec, params)
-    scores = evaluate(learned.LearnedReasoner(graphdef, params), c.eval_episodes, seed=c.seed + 10_000)
+    scores = evaluate(learned.LearnedReasoner(graphdef, params), c.eval_episodes, seed=c.seed + 10_000,
+                      search_share=c.search_share)
     print(f"{'tool':<12}{'n':>5}{'call exact match':>18}{'answer accuracy':>17}")
     for tool, s in scores.items():
         print(f"{tool:<12}{s['n']:>5}{s['call_exact_match']:>18.3f}{s['answer_accuracy']:>17.3f}")
