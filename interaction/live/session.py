@@ -43,7 +43,7 @@ class LiveSession:
         self._calls = itertools.count()
         self._call_ids: dict[int, str] = {}  # reasoner request id -> the call id the client was told
         self._delivered = 0
-        self._shown: dict[str, str] = {}  # render_ui call id -> surface id, until the client acknowledges it
+        self._shown: set[str] = set()  # render_ui call ids the client has not yet acknowledged
         self.microturn = 0
 
     def settings(self) -> dict:
@@ -90,7 +90,7 @@ class LiveSession:
         if kind == "conversation.item.create" and isinstance(msg.get("item"), dict) and \
                 msg["item"].get("type") == "function_call_output":
             call_id, output = protocol.function_call_output(msg, self._shown)
-            del self._shown[call_id]
+            self._shown.discard(call_id)
             item = {"id": f"item_{call_id}_ack", "type": "function_call_output", "call_id": call_id, "output": output}
             return [protocol.event("conversation.item.created", item=item)]
         if kind == "conversation.item.create":
@@ -156,7 +156,7 @@ class LiveSession:
             return [protocol.error(protocol.ProtocolError("invalid_surface", f"a UI surface from the reasoner was "
                                                                              f"refused: {err}."))]
         call_id = f"call_{self.id}_{next(self._calls)}"
-        self._shown[call_id] = checked["surfaceId"]
+        self._shown.add(call_id)
         arguments = json.dumps(checked)
         item = {"id": f"item_{call_id}", "object": "realtime.item", "type": "function_call", "status": "completed",
                 "name": "render_ui", "call_id": call_id, "arguments": arguments}

@@ -28,6 +28,7 @@ import numpy as np
 
 from interaction.codecs import text
 from interaction.data.scenarios import spoken_result, tool_question
+from interaction.reasoner import rules  # the search plan the learned reasoner imitates
 from interaction.tools import documents, registry, search
 
 S = text.Special
@@ -86,8 +87,6 @@ def make_episode(rng: np.random.Generator, split: str = "train", search_share: f
     calls, their real results and the answer."""
     day = int(rng.integers(0, 3650))
     if rng.random() < search_share:
-        from interaction.reasoner import rules  # the plan the learned reasoner imitates
-
         if split == "train":
             index, answerable, unknown = training_collection()
             asked = unknown if rng.random() < NOT_FOUND_SHARE else answerable
