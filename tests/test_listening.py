@@ -340,3 +340,33 @@ def test_a_false_yield_is_heard_and_its_resumption_trained_in_the_training_split
     assert not held.events_of("false_yield") and held.events_of("user_backchannel")
     assert [e.kind for e in held.events] == [e.kind for e in same.events]  # (espeak's timings move by ms)
     assert [w for *_, w in held.model_words] == [w for *_, w in same.model_words]
+
+
+def test_contrasting_onsets_put_backchannels_and_an_interruption_in_one_answer_in_training_only(tiny_corpus_config):
+    from interaction.data import corpus
+
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds, cfg.timing.contrast_onset_prob, cfg.timing.false_yield_prob = "interruption,user_backchannel", 1.0, 0.0
+    both = 0
+    for conv in (corpus.generate(cfg, "train", i) for i in range(4)):
+        cut = conv.events_of("interruption")
+        assert len(cut) == 1 or conv.kind == "user_backchannel"  # a backchannel answer may be too short for one
+        bcs = conv.events_of("user_backchannel")
+        assert bcs and all(b.end < cut[0].start for b in bcs if cut)
+        if not cut:
+            continue
+        both += 1
+        stop = conv.events_of("model_stop")[0].start
+        turn = next(t for t in conv.events_of("model_turn") if t.data.get("interrupted"))
+        assert turn.end == stop and stop - cut[0].start <= 0.6 + 1e-6
+        for b in bcs:  # it talks on through every backchannel
+            assert [w for a, z, w in conv.model_words if a < b.end + 0.6 and z > b.end]
+        assert not [w for a, _, w in conv.model_words if stop <= a < cut[0].end]  # and stops for the interruption
+    assert both >= 3
+    off = cfg.copy_and_resolve_references()
+    off.timing.contrast_onset_prob = 0.0
+    for i in range(2):
+        held, same = corpus.generate(cfg, "eval", i), corpus.generate(off, "eval", i)
+        assert [e.kind for e in held.events] == [e.kind for e in same.events]  # (espeak's timings move by ms)
+        assert [e.start for e in held.events] == pytest.approx([e.start for e in same.events], abs=0.02)
+        assert len(held.events_of("interruption")) == (held.kind == "interruption")

@@ -45,6 +45,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     # backchannel) where the model starts too soon and stops when the user goes on (`Script.false_start`)
     t.false_yield_prob = 0.5  # training only: share of the user's backchannels the model stops for, then goes on
     # with the next sentence of its answer once the user is quiet (`Script.false_yield`)
+    t.contrast_onset_prob = 0.0  # training only: share of interruptions with backchannels before them, and of
+    # backchannel conversations interrupted after the first (`Script.contrast_onsets`)
     t.background_db_min, t.background_db_max = 10.0, 25.0  # background speakers below the user
     t.side_talk_db, t.side_talk_lowpass_hz = -10.0, 1500.0  # the user turned away, talking to someone else
     t.snr_db_min, t.snr_db_max = 20.0, 40.0  # noise on the user channel

@@ -69,7 +69,7 @@ def validate(cfg) -> None:
     if set(cfg.voices.user) & set(cfg.voices.heldout_user):
         raise ValueError(f"voices {sorted(set(cfg.voices.user) & set(cfg.voices.heldout_user))} are in both "
                          "voices.user and voices.heldout_user: held-out voices must be unheard in training.")
-    for name in ("hesitation_prob", "false_start_prob", "false_yield_prob"):
+    for name in ("hesitation_prob", "false_start_prob", "false_yield_prob", "contrast_onset_prob"):
         if not 0 <= t[name] <= 1:
             raise ValueError(f"timing.{name}={t[name]} must lie in [0, 1].")
 

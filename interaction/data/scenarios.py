@@ -84,6 +84,7 @@ def user_backchannel(s: Script) -> None:
     m0, m1, gap, ask, answer = _long_model_turn(s)
     s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
     turn, t = s.events[-1], m0 + s.uniform(1.0, 2.0)
+    then_interrupt = s.contrast_onsets()  # the user interrupts after the first backchannel
     while t < m1 - 1.0:
         bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
         b0, b1 = s.user(t, bc)
@@ -94,21 +95,39 @@ def user_backchannel(s: Script) -> None:
             s.event("model_turn", m0, m1, text=answer, gap=round(m0 - b1, 4))
             turn = s.events[-1]
         t = b1 + s.uniform(1.5, 3.0)
+        if then_interrupt and m0 + 0.5 < t < m1 - 1.0:
+            _interrupt(s, t, ask, turn)
+            break
 
 
-def interruption(s: Script) -> None:
-    m0, m1, gap, ask, answer = _long_model_turn(s)
-    offset = s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
+def _interrupt(s: Script, t: float, ask: str, turn) -> None:
+    """The user interrupts the model's turn (the `model_turn` event `turn`) at t: the model stops a latency
+    later and, once the user is done, replies to the interruption."""
     text, reply = lx.fill_all(s.phrase(lx.INTERRUPTIONS), s.rng)
-    i0, i1 = s.user(m0 + offset, text)
+    i0, i1 = s.user(t, text)
     stop = s.cut_model(i0 + s.stop_latency(max(0.15, i1 - i0)))
     latency = stop - i0
-    s.event("model_turn", m0, stop, text=answer, gap=round(gap, 4), interrupted=True)
-    s.event("interruption", i0, i1, text=text, context=ask, offset=round(offset, 4), overlap=round(latency, 4))
+    turn.end = stop
+    turn.data["interrupted"] = True
+    s.event("interruption", i0, i1, text=text, context=ask, offset=round(t - turn.start, 4), overlap=round(latency, 4))
     s.event("model_stop", stop, stop, latency=round(latency, 4))
     gap = max(s.gap(), stop - i1 + MICROTURN_SECONDS)  # a silent micro-turn at least between the two
     r0, r1 = s.model(i1 + gap, reply)
     s.event("model_turn", r0, r1, text=reply, gap=round(gap, 4))
+
+
+def interruption(s: Script) -> None:
+    m0, m1, gap, ask, answer = _long_model_turn(s)
+    t = m0 + s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
+    s.event("model_turn", m0, m1, text=answer, gap=round(gap, 4))
+    turn = s.events[-1]
+    if s.contrast_onsets():  # backchannels first, which the model talks through
+        for _ in range(int(s.rng.integers(1, 3))):
+            bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
+            b0, b1 = s.user(t, bc)
+            s.event("user_backchannel", b0, b1, text=bc, context=ask, overlap=round(b1 - b0, 4))
+            t = b1 + s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
+    _interrupt(s, t, ask, turn)
 
 
 def side_talk(s: Script) -> None:

@@ -125,6 +125,13 @@ class Script:
         stop = self.cut_model(resume + self.stop_latency(1.0))
         self.event("false_start", m0, stop, resume=round(resume, 4), latency=round(stop - resume, 4))
 
+    def contrast_onsets(self) -> bool:
+        """In the training split only, with chance `timing.contrast_onset_prob`: whether a turn the user
+        interrupts has backchannels first, or a turn the user backchannels through is interrupted after
+        one, so that the model hears both onsets in one answer and learns from the words that follow them
+        which one it heard."""
+        return not self.heldout and self.rng.uniform() < self.timing.contrast_onset_prob
+
     def false_yield(self, b0: float, b1: float, m0: float, answer: str) -> tuple[float, float, float, str] | None:
         """In the training split only, with chance `timing.false_yield_prob`: the model, saying `answer` from
         `m0`, takes the user's backchannel over `b0`-`b1` for an interruption, stops as `cut_model` cuts one,
