@@ -178,6 +178,24 @@ def test_probe_reads_stops_at_interruptions_free_running_and_teacher_forced(tiny
     assert chatty["interrupt_stops"] == chatty["interrupt_stops_tf"] == 0
 
 
+def test_the_onset_auc_tells_a_model_that_stops_for_interruptions_only_from_one_that_leans(tiny_corpus):
+    """Stopping where the reference stops, and talking through backchannels, separates the two onsets (AUC
+    1); stopping, or going on, for both does not (0.5), however often it stops."""
+    convs = _convs(tiny_corpus, "interruption") + _convs(tiny_corpus, "user_backchannel")
+    rows = {"polite": [], "yielding": [], "holding": []}
+    for conv in convs:
+        feats = pipeline.conversation_features(conv, LAYOUT)
+        m = len(feats["valid"])
+        reference = feats["text_out"][:, 0] == text.Special.VOICED
+        for name, chance in (("polite", reference.astype(float)), ("yielding", np.full(m, 0.2)),
+                             ("holding", np.full(m, 0.9))):
+            rows[name].append(floor_probe.counts(conv, chance, reference, feats["listen"]))
+    aucs = {name: floor_probe.summarize(r)["onset_auc"] for name, r in rows.items()}
+    assert aucs["polite"]["value"] == 1.0 and aucs["polite"]["positives"] >= 1
+    assert aucs["polite"]["n"] > aucs["polite"]["positives"]  # backchannels too
+    assert aucs["yielding"]["value"] == aucs["holding"]["value"] == 0.5
+
+
 def test_decision_windows_hold_a_decision_with_context_before_it(tiny_corpus):
     conv = _convs(tiny_corpus, "pause")[0]
     feats = pipeline.conversation_features(conv, LAYOUT)

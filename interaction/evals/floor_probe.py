@@ -168,6 +168,16 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
         if reference[max(k - 1, 0)] and due >= 1:  # teacher-forced: silent by then, its own speech fed back
             stopped_tf.append(1.0 - float(speak_tf[due - 1]))
     out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
+    # Teacher-forced, where the reference stops for an interruption: the chance of stopping there against
+    # the same moment into a backchannel it talks through. Whichever way a run leans (yield or hold on),
+    # this says whether it tells the two apart.
+    onsets = [(True, e) for e in conv.events_of("interruption")] + [(False, e)
+                                                                    for e in conv.events_of("user_backchannel")]
+    out["onset_scores"] = []
+    for interrupts, e in onsets:
+        k, due = listening.turn_of(e.start), min(listening.turn_of(e.start + STOP_WITHIN_S), m)
+        if due >= 1 and reference[max(k - 1, 0)] and (interrupts or reference[due]):
+            out["onset_scores"].append((interrupts, 1.0 - float(speak_tf[due - 1])))
     out["interrupt_stops_tf"], out["interruptions_tf"] = float(sum(stopped_tf)), float(len(stopped_tf))
     false = [float(says[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any() and
                    not reference[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any())
@@ -278,6 +288,7 @@ def summarize(rows: list[dict]) -> dict:
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
         "interrupt_stop_tf": _rate(rows, "interrupt_stops_tf", "interruptions_tf"),
+        "onset_auc": _auc_interval([r["onset_scores"] for r in rows]),
         "false_response": _rate(rows, "false_responses", "distractors"),
         "floor_kept": _rate(rows, "floor_kept", "backchannels"),
     }
