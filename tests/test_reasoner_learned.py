@@ -19,8 +19,13 @@ def test_episodes_target_only_what_the_model_writes():
     assert "132" not in text.decode(tokens[:np.argmax(target)])  # the question does not leak the result
     assert text.decode(tokens[~target], markup=True).startswith("<delegate>What is 12 times 11?<delegate_end><call>")
     rng = np.random.default_rng(0)
-    tools = {episodes.make_episode(rng).tool for _ in range(80)}
-    assert tools == {"calculator", "units", "knowledge", "clock", "search", "not found"}
+    drawn = [episodes.make_episode(rng) for _ in range(80)]
+    assert {x.tool for x in drawn} == {"calculator", "units", "knowledge", "clock", "search", "not found"}
+    assert {x.tool for x in drawn if x.surface} == {"units", "search"}  # a table, a card; nothing else shown
+    u = next(x for x in drawn if x.tool == "units")
+    tokens, target = episodes.encode(u)
+    line = f"table|{u.calls[0][len('units('):].partition(' to ')[0]}|{u.results[0]}"
+    assert text.decode(tokens[target], markup=True).endswith(f"<answer>{u.answer}<surface>{line}<eos>")
 
 
 def test_search_episodes_search_open_and_read_through_views_and_hold_subjects_out():
@@ -34,8 +39,9 @@ def test_search_episodes_search_open_and_read_through_views_and_hold_subjects_ou
     tokens, target = episodes.encode(e)
     name = e.calls[0][len("search("):-1]
     doc = e.calls[1][len("open("):-1]
+    title = e.results[0].splitlines()[0].split(" | ")[1]
     assert text.decode(tokens[target], markup=True) == (f"search({name})<call_end><call>open({doc})<call_end>"
-                                                        f"<answer>{e.answer}<eos>")
+                                                        f"<answer>{e.answer}<surface>card|{doc}|{title}<eos>")
     shown = text.decode(tokens[~target], markup=True)
     assert f"<tool_result>{doc} | " in shown and e.results[0].splitlines()[0] not in shown  # the hit, no snippet
     assert f"<tool_result>{e.results[1][:episodes.PASSAGE_VIEW]}<tool_result_end>" in shown
@@ -65,6 +71,11 @@ def test_learns_to_call_tools_and_answer(trained):
     got = reasoner.answer(Request(e.question, "", episodes.episode_time(e)), threading.Event())
     assert got.ok and got.trace == ({"call": e.calls[0], "result": e.results[0]},)  # it called the tool, read it
     assert got.text.startswith(e.answer.split(" is ")[0] + " is "), got.text  # and answers in the right form
+    assert got.surface is None  # a product shows nothing
+    u = next(x for x in drawn if x.tool == "units")
+    got = reasoner.answer(Request(u.question, "", episodes.episode_time(u)), threading.Event())
+    rows = [c for c in got.surface["components"] if c["component"] == "Table"][0]["rows"]  # it wrote a table line
+    assert [r[0] for r in rows] == ["from", "to"] and rows[1][1].split()[-1] == u.results[0].split()[-1], rows
 
 
 def test_cancelled_and_oversized_requests(trained):

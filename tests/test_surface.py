@@ -117,6 +117,10 @@ def test_a_surface_from_any_trace_is_valid_or_none():
                   [read[0], {"call": "open(<img src=x>)", "result": "Kogin"}],
                   [{"call": "units(", "result": "error: bad"}], [{"call": "calculator(1+1)", "result": "2"}], []):
         assert surface.from_trace("q", trace, "x" * 900) is None
+    assert surface.line_of_trace(read) == "card|g-kogin-bridge|Kogin Bridge"  # what a learned reasoner writes
+    assert surface.from_line("table|3 ft|0.9144 m", "convert", "")["components"][1]["rows"][1] == ["to", "0.9144 m"]
+    for line in ("", "table|3 ft", "card|<img src=x>|Kogin", "card|g-kogin|", "chart|a|b", "table||x", "|||"):
+        assert surface.from_line(line, "q", "x") is None, line
 
 
 def _session(reasoner) -> LiveSession:

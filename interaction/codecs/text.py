@@ -27,9 +27,10 @@ class Special(enum.IntEnum):
     TYPED = 11  # typed user text in the text-in slots
     TYPED_END = 12
     VOICED = 13  # the model's speaking state in the first text-out slot of a micro-turn (PAD there: silent)
+    SURFACE = 14  # reasoner's UI surface line, after its answer (`surface.from_line`)
 
 
-NUM_SPECIAL = 16  # ids 14-15 reserved
+NUM_SPECIAL = 16  # id 15 reserved
 VOCAB_SIZE = NUM_SPECIAL + 256
 _SILENT = (Special.PAD, Special.VOICED)  # state, not text: dropped by `decode`
 _MARKUP = {s: f"<{s.name.lower()}>" for s in Special if s not in _SILENT}

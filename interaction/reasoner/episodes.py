@@ -10,7 +10,9 @@ results are written by the sandboxed tools, so they are never a training target 
 question about a gazetteer article takes two calls, `search(name)` then `open(id)` of the first hit when
 its title names the subject; a name no document mentions gets "not found" after the search. The model
 reads each result through `view`: a search's first hit as `id | title`, a passage's first
-`PASSAGE_VIEW` characters. Sequences have a fixed length, `LENGTH`.
+`PASSAGE_VIEW` characters. After a unit conversion or an answer read from a document it writes the UI surface
+to show, as one line (`surface.line_of_trace`: `table|FROM|TO`, `card|DOC_ID|TITLE`). Sequences have a fixed
+length, `LENGTH`.
 
 Training never reads the collection the tools serve: its search episodes ask about the articles of a
 larger gazetteer (`TRAIN_ARTICLES`, another seed), indexed apart, so that the reasoner learns to copy a name
@@ -28,11 +30,11 @@ import numpy as np
 
 from interaction.codecs import text
 from interaction.data.scenarios import spoken_result, tool_question
-from interaction.reasoner import rules  # the search plan the learned reasoner imitates
+from interaction.reasoner import rules, surface  # rules: the search plan the learned reasoner imitates
 from interaction.tools import documents, registry, search
 
 S = text.Special
-LENGTH = 384  # tokens per episode; longer questions are refused
+LENGTH = 448  # tokens per episode; longer questions are refused
 EPOCH = datetime.datetime(2026, 1, 1)
 MAX_CALLS = 3  # tool calls per episode
 SEARCH_SHARE = 0.3  # episodes asking about the gazetteer
@@ -50,6 +52,7 @@ class Episode:
     answer: str
     tool: str  # the tool asked about: the first call's, or "not found" for a search that finds nothing
     day: int  # days after EPOCH: the clock's "now"
+    surface: str = ""  # the surface line written after the answer ("": none)
 
 
 def view(call: str, result: str) -> str:
@@ -96,11 +99,12 @@ def make_episode(rng: np.random.Generator, split: str = "train", search_share: f
         answer, trace = rules.search_and_read(question, index=index)
         tool = "search" if len(trace) > 1 else "not found"
         return Episode(question, tuple(t["call"] for t in trace), tuple(t["result"] for t in trace), answer, tool,
-                       day)
+                       day, surface.line_of_trace(trace))
     question, tool, argument, template = tool_question(rng)
+    call = registry.format_call(tool, argument)
     result = registry.run_tool(tool, argument, now=EPOCH + datetime.timedelta(days=day)).text
-    return Episode(question, (registry.format_call(tool, argument),), (result,),
-                   template.format(result=spoken_result(result)), tool, day)
+    return Episode(question, (call,), (result,), template.format(result=spoken_result(result)), tool, day,
+                   surface.line_of_trace([{"call": call, "result": result}]))
 
 
 def episode_time(e: Episode) -> datetime.datetime:
@@ -118,7 +122,8 @@ def encode(e: Episode) -> tuple[np.ndarray, np.ndarray]:
     for i, (call, result) in enumerate(zip(e.calls, e.results)):
         parts += [([int(S.CALL)] if i else [], True), (text.encode(call) + [int(S.CALL_END)], True),
                   (text.wrap(S.TOOL_RESULT, view(call, result), S.TOOL_RESULT_END), False)]
-    parts += [([int(S.ANSWER)] + text.encode(e.answer) + [int(S.EOS)], True)]
+    shown = [int(S.SURFACE)] + text.encode(e.surface) if e.surface else []
+    parts += [([int(S.ANSWER)] + text.encode(e.answer) + shown + [int(S.EOS)], True)]
     tokens = [t for p, _ in parts for t in p]
     mask = [m for p, m in parts for _ in p]
     if len(tokens) > LENGTH:

@@ -75,8 +75,8 @@ class LearnedReasoner:
 
     def answer(self, request: Request, cancelled: threading.Event) -> Answer:
         """Calls tools until the model writes <answer> (at most `MAX_CALLS`), reading each result through
-        `episodes.view`, then the spoken answer; with the surface its calls make (`surface.from_trace`:
-        composed from the trace, not written by the model)."""
+        `episodes.view`, then the spoken answer and, where it writes one, the surface line after it (built
+        by `surface.from_line`; a line that makes no valid surface shows nothing)."""
         so_far = prompt_tokens(request.text)
         if len(so_far) >= LENGTH // 2:
             return Answer(f"error: the request is too long ({len(so_far)} tokens)", ok=False)
@@ -103,8 +103,9 @@ class LearnedReasoner:
         if spoken is None:
             return Answer("cancelled" if cancelled.is_set() else "error: no answer written", ok=False,
                           trace=tuple(trace))
-        said = text.decode([t for t in spoken if t >= text.NUM_SPECIAL])
-        shown = surface.from_trace(request.text, trace, said) if ok else None
+        k = spoken.index(S.SURFACE) if S.SURFACE in spoken else len(spoken)  # the surface line follows
+        said, line = (text.decode([t for t in part if t >= text.NUM_SPECIAL]) for part in (spoken[:k], spoken[k + 1:]))
+        shown = surface.from_line(line, request.text, said) if ok and line else None
         return Answer(said, ok=ok, trace=tuple(trace), surface=shown)
 
 

@@ -195,27 +195,43 @@ def new_id(kind: str) -> str:
 
 
 def from_trace(question: str, trace, spoken: str) -> dict | None:
-    """The surface a reasoner's tool calls make, or None: a unit conversion as a two-row table (from, to), an
-    answer read from an opened document as a card with the answer and a link to its source. None too where
-    the calls would make an invalid one (a learned reasoner may write anything)."""
-    try:
-        return _from_trace(question, trace, spoken)
-    except SurfaceError:
-        return None
+    """The surface a reasoner's tool calls make (`line_of_trace`, then `from_line`), or None."""
+    line = line_of_trace(trace)
+    return from_line(line, question, spoken) if line else None
 
 
-def _from_trace(question: str, trace, spoken: str) -> dict | None:
+# A surface in one line, as a learned reasoner writes it after its answer (`episodes`): a unit conversion as
+# `table|FROM|TO`, an answer read from a document as `card|DOC_ID|TITLE`. `from_line` builds the tree.
+LINE_SEPARATOR = "|"
+
+
+def line_of_trace(trace) -> str:
+    """The surface line a trace makes ("" for none): a unit conversion's table, or the card of an answer read
+    from an opened document (its id, and its title from the search's first hit)."""
     calls = [(t["call"].partition("(")[0], t["call"][t["call"].find("(") + 1:-1], t["result"]) for t in trace]
     if len(calls) == 1 and calls[0][0] == "units" and not calls[0][2].startswith("error"):
         _, argument, result = calls[0]
-        return card(new_id("units"), question.strip()[:MAX_TEXT],
-                    {"component": "Table", "rows": [["from", argument.partition(" to ")[0][:MAX_TEXT]],
-                                                    ["to", result[:MAX_TEXT]]]})
-    opened = [(argument, result) for tool, argument, result in calls
-              if tool == "open" and not result.startswith("error")]
+        return LINE_SEPARATOR.join(["table", argument.partition(" to ")[0], result])
+    opened = [argument for tool, argument, result in calls if tool == "open" and not result.startswith("error")]
     hits = [result for tool, _, result in calls if tool == "search" and " | " in result]
-    if not opened or not hits or not _ID.fullmatch(opened[0][0]):
-        return None
-    title = hits[0].splitlines()[0].split(" | ")[1][:MAX_TEXT]  # the first hit's
-    return card(new_id("search"), title, {"component": "Text", "text": spoken[:MAX_TEXT]},
-                {"component": "Link", "text": f"source: {title}"[:MAX_TEXT], "doc": opened[0][0]})
+    if not opened or not hits:
+        return ""
+    return LINE_SEPARATOR.join(["card", opened[0], hits[0].splitlines()[0].split(" | ")[1]])
+
+
+def from_line(line: str, question: str, spoken: str) -> dict | None:
+    """The surface a line describes, or None where it describes none that is valid (a learned reasoner may
+    write anything): `table|FROM|TO` a two-row table under the question, `card|DOC_ID|TITLE` a card with the
+    spoken answer and a link to the document."""
+    kind, _, rest = line.partition(LINE_SEPARATOR)
+    first, _, second = rest.partition(LINE_SEPARATOR)
+    try:
+        if kind == "table" and first and second:
+            return card(new_id("units"), question.strip()[:MAX_TEXT],
+                        {"component": "Table", "rows": [["from", first[:MAX_TEXT]], ["to", second[:MAX_TEXT]]]})
+        if kind == "card" and _ID.fullmatch(first) and second:
+            return card(new_id("search"), second[:MAX_TEXT], {"component": "Text", "text": spoken[:MAX_TEXT]},
+                        {"component": "Link", "text": f"source: {second}"[:MAX_TEXT], "doc": first})
+    except SurfaceError:
+        pass
+    return None
