@@ -11,6 +11,7 @@ It prints one table of rates with 95% intervals over conversations and writes `<
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import jax
@@ -39,6 +40,8 @@ _KINDS = common.define_kinds_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "probe on this corpus' held-out split, not the run's own")
 _SMART_TURN = flags.DEFINE_bool("smart_turn", True, "also score the pauses and turn ends with Pipecat's Smart Turn "
                                 "(smart_turn_auc: how much of the cue the audio holds for a model of real speech)")
+_SEED = flags.DEFINE_integer("seed", 0, "the free-running draws (text and frames): each conversation's come from "
+                             "its id and this, so a conversation is drawn alike whichever others are probed with it")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json, or "
                            "probe-<step>.json with --step)")
 
@@ -108,7 +111,8 @@ def free_running(graphdef, params, convs, layout, serve) -> list[dict]:
     step = streaming.make_step(graphdef, **common.sampling(serve))
     model = nnx.merge(graphdef, params)
     state = streaming.init_state(model, serve.sessions, common.context_turns(serve))
-    sessions = (runner.conversation_session(conv, layout, seed=i) for i, conv in enumerate(convs))
+    sessions = (runner.conversation_session(conv, layout, seed=_SEED.value * 100_003 + zlib.crc32(conv.id.encode()))
+                for conv in convs)
     results = {}
     for session, result in runner.run_sessions(step, params, state, sessions, layout):
         results[session.conv.id] = result
