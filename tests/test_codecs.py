@@ -120,8 +120,9 @@ def test_text_round_trip_and_specials():
     assert wrapped[0] == text.Special.DELEGATE and wrapped[-1] == text.Special.DELEGATE_END
     assert text.decode([0, 0] + wrapped + [0]) == "<delegate>capital of Peru<delegate_end>"
     assert text.decode(wrapped, markup=False) == "capital of Peru"
+    assert text.decode([int(text.Special.SURFACE)]) == "<surface>"
     with pytest.raises(ValueError):
-        text.decode([14])
+        text.decode([15])  # reserved
 
 
 def test_video_patches_round_trip_in_numpy_and_jax():
