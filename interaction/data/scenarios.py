@@ -316,7 +316,7 @@ def delegation(s: Script) -> None:
     latency = s.uniform(s.timing.reasoner_latency_min, s.timing.reasoner_latency_max)
     arrival = float(np.ceil((a0 + latency) / 0.2) * 0.2)  # results enter at a micro-turn boundary
     if searched:
-        tool, argument, result_text = "search", trace[0]["call"][len("search("):-1], fact
+        (tool, argument), result_text = registry.parse_call(trace[0]["call"]), fact
     else:
         result = registry.run_tool(tool, argument, now=start + datetime.timedelta(seconds=arrival))
         if not result.ok:

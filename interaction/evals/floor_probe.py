@@ -159,26 +159,22 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
         else:
             misses += 1
     out["latencies"], out["reply_misses"] = latencies, float(misses)
-    stopped, stopped_tf = [], []
-    for e in conv.events_of("interruption"):
+    # Teacher-forced, the chance of having stopped where the reference stops for an interruption (its own
+    # speech fed back until then), and the same moment into a backchannel the reference talks through: their
+    # AUC says whether it tells the two apart, whichever way a run leans (yield or hold on).
+    stopped, onset_scores = [], []
+    for interrupts, e in [(True, e) for e in conv.events_of("interruption")] + \
+            [(False, e) for e in conv.events_of("user_backchannel")]:
         k, due = listening.turn_of(e.start), min(listening.turn_of(e.start + STOP_WITHIN_S), m)
         window = says[k : due + 1]
-        if says[max(k - 1, 0)]:  # only when it was speaking as the interruption began
+        if interrupts and says[max(k - 1, 0)]:  # only when it was speaking as the interruption began
             stopped.append(float(not window[-1] if window.size else 1.0))
-        if reference[max(k - 1, 0)] and due >= 1:  # teacher-forced: silent by then, its own speech fed back
-            stopped_tf.append(1.0 - float(speak_tf[due - 1]))
-    out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
-    # Teacher-forced, where the reference stops for an interruption: the chance of stopping there against
-    # the same moment into a backchannel it talks through. Whichever way a run leans (yield or hold on),
-    # this says whether it tells the two apart.
-    onsets = [(True, e) for e in conv.events_of("interruption")] + [(False, e)
-                                                                    for e in conv.events_of("user_backchannel")]
-    out["onset_scores"] = []
-    for interrupts, e in onsets:
-        k, due = listening.turn_of(e.start), min(listening.turn_of(e.start + STOP_WITHIN_S), m)
         if due >= 1 and reference[max(k - 1, 0)] and (interrupts or reference[due]):
-            out["onset_scores"].append((interrupts, 1.0 - float(speak_tf[due - 1])))
+            onset_scores.append((interrupts, 1.0 - float(speak_tf[due - 1])))
+    stopped_tf = [score for interrupts, score in onset_scores if interrupts]
+    out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
     out["interrupt_stops_tf"], out["interruptions_tf"] = float(sum(stopped_tf)), float(len(stopped_tf))
+    out["onset_scores"] = onset_scores
     false = [float(says[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any() and
                    not reference[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any())
              for kind in ("side_talk", "background_speech") for e in conv.events_of(kind)]

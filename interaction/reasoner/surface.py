@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from interaction.tools import registry
+
 MAX_COMPONENTS = 64
 MAX_DEPTH = 8
 MAX_TEXT = 500
@@ -208,7 +210,7 @@ LINE_SEPARATOR = "|"
 def line_of_trace(trace) -> str:
     """The surface line a trace makes ("" for none): a unit conversion's table, or the card of an answer read
     from an opened document (its id, and its title from the search's first hit)."""
-    calls = [(t["call"].partition("(")[0], t["call"][t["call"].find("(") + 1:-1], t["result"]) for t in trace]
+    calls = [(*registry.parse_call(t["call"]), t["result"]) for t in trace if registry.is_call(t["call"])]
     if len(calls) == 1 and calls[0][0] == "units" and not calls[0][2].startswith("error"):
         _, argument, result = calls[0]
         return LINE_SEPARATOR.join(["table", argument.partition(" to ")[0], result])

@@ -41,6 +41,11 @@ def format_call(name: str, argument: str) -> str:
     return f"{name}({argument})"
 
 
+def is_call(text: str) -> bool:
+    """Whether `text` has the form `parse_call` reads."""
+    return _CALL.fullmatch(text) is not None
+
+
 def parse_call(text: str) -> tuple[str, str]:
     """Inverse of `format_call`: 'calculator(sqrt(16))' -> ('calculator', 'sqrt(16)')."""
     match = _CALL.fullmatch(text)
