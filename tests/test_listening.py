@@ -388,3 +388,41 @@ def test_contrasting_onsets_put_backchannels_and_an_interruption_in_one_answer_i
         assert [e.kind for e in held.events] == [e.kind for e in same.events]  # (espeak's timings move by ms)
         assert [e.start for e in held.events] == pytest.approx([e.start for e in same.events], abs=0.02)
         assert len(held.events_of("interruption")) == (held.kind == "interruption")
+
+
+def test_onset_prosody_marks_interruptions_louder_and_higher_and_backchannels_quieter(tiny_corpus_config, monkeypatch):
+    from interaction import SAMPLE_RATE
+    from interaction.data import corpus, speech
+
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds, cfg.timing.false_yield_prob = "interruption,user_backchannel", 0.0
+    t = cfg.timing
+    t.interruption_db, t.interruption_pitch, t.backchannel_db, t.backchannel_pitch = 4.0, 12, -6.0, -8
+    voices, synthesize = {}, speech.synthesize
+
+    def recording(text, voice):
+        voices[text] = voice
+        return synthesize(text, voice)
+
+    monkeypatch.setattr(speech, "synthesize", recording)
+
+    def level(conv, t0, t1):
+        return 10 * np.log10(np.mean(conv.user_audio[int(t0 * SAMPLE_RATE) : int(t1 * SAMPLE_RATE)] ** 2))
+
+    for i in range(2):
+        voices.clear()
+        conv = corpus.generate(cfg, "train", i)
+        ask = conv.events_of("user_turn")[0]
+        turn_level = np.mean([level(conv, a, b) for a, b, _ in conv.user_words if ask.start <= a < ask.end])
+        onsets = conv.events_of("interruption") + conv.events_of("user_backchannel")
+        assert onsets
+        said = {e.data["text"] for e in onsets}
+        user = voices[onsets[0].data["text"]].name
+        (turn_pitch,) = {v.pitch for text, v in voices.items() if v.name == user and text not in said}
+        for e in onsets:
+            cut_in = e.kind == "interruption"
+            assert level(conv, e.start, e.end) - turn_level == pytest.approx(4.0 if cut_in else -6.0, abs=2.0)
+            assert voices[e.data["text"]].pitch - turn_pitch == (12 if cut_in else -8)
+    t.backchannel_pitch = 60
+    with pytest.raises(ValueError, match="backchannel_pitch=60"):
+        corpus.validate(cfg)

@@ -41,6 +41,11 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     # The model keeps talking this long into an interruption (rounded up to a micro-turn's edge): 0.4 s, when a
     # backchannel is mostly over, so a stop the model makes sooner is one it cannot yet know it should make
     t.stop_latency_median, t.stop_latency_sigma = 0.4, 0.0
+    # How the user's voice marks an onset over the model's speech, against the user's turns (dB; espeak pitch
+    # steps of 0-99): an interruption cuts in louder and higher, as turn-competitive incomings do; a backchannel
+    # is quieter and lower. 0 and 0: both sound like the user's turns, and only their words tell them apart
+    t.interruption_db, t.interruption_pitch = 0.0, 0
+    t.backchannel_db, t.backchannel_pitch = 0.0, 0
     t.false_start_prob = 0.5  # training only: share of paused turns' and stories' pauses (those without a
     # backchannel) where the model starts too soon and stops when the user goes on (`Script.false_start`)
     t.false_yield_prob = 0.5  # training only: share of the user's backchannels the model stops for, then goes on

@@ -69,6 +69,10 @@ def validate(cfg) -> None:
     if set(cfg.voices.user) & set(cfg.voices.heldout_user):
         raise ValueError(f"voices {sorted(set(cfg.voices.user) & set(cfg.voices.heldout_user))} are in both "
                          "voices.user and voices.heldout_user: held-out voices must be unheard in training.")
+    for name in ("interruption", "backchannel"):
+        if not (-30 <= t[f"{name}_db"] <= 12 and -50 <= t[f"{name}_pitch"] <= 50):
+            raise ValueError(f"timing.{name}_db={t[f'{name}_db']} and timing.{name}_pitch={t[f'{name}_pitch']}: "
+                             "give a gain in [-30, 12] dB and a pitch step in [-50, 50] against the user's turns.")
     for name in ("hesitation_prob", "false_start_prob", "false_yield_prob", "contrast_onset_prob"):
         if not 0 <= t[name] <= 1:
             raise ValueError(f"timing.{name}={t[name]} must lie in [0, 1].")

@@ -87,7 +87,7 @@ def user_backchannel(s: Script) -> None:
     then_interrupt = s.contrast_onsets()  # the user interrupts after the first backchannel
     while t < m1 - 1.0:
         bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
-        b0, b1 = s.user(t, bc)
+        b0, b1 = s.backchannel(t, bc)
         s.event("user_backchannel", b0, b1, text=bc, context=ask, overlap=round(b1 - b0, 4))
         yielded = s.false_yield(b0, b1, m0, answer)
         if yielded:  # the turn ends where it yielded; it goes on with the rest in a new one
@@ -104,7 +104,7 @@ def _interrupt(s: Script, t: float, ask: str, turn) -> None:
     """The user interrupts the model's turn (the `model_turn` event `turn`) at t: the model stops a latency
     later and, once the user is done, replies to the interruption."""
     text, reply = lx.fill_all(s.phrase(lx.INTERRUPTIONS), s.rng)
-    i0, i1 = s.user(t, text)
+    i0, i1 = s.cut_in(t, text)
     stop = s.cut_model(i0 + s.stop_latency(max(0.15, i1 - i0)))
     latency = stop - i0
     turn.end = stop
@@ -124,7 +124,7 @@ def interruption(s: Script) -> None:
     if s.contrast_onsets():  # backchannels first, which the model talks through
         for _ in range(int(s.rng.integers(1, 3))):
             bc = lx.pick(s.rng, lx.USER_BACKCHANNELS)
-            b0, b1 = s.user(t, bc)
+            b0, b1 = s.backchannel(t, bc)
             s.event("user_backchannel", b0, b1, text=bc, context=ask, overlap=round(b1 - b0, 4))
             t = b1 + s.uniform(s.timing.interrupt_min, s.timing.interrupt_max)
     _interrupt(s, t, ask, turn)

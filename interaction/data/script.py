@@ -86,6 +86,20 @@ class Script:
             self.user_words += [(t + a, t + b, w) for a, b, w in utt.words]
         return t, t + utt.duration
 
+    def backchannel(self, t: float, text: str) -> tuple[float, float]:
+        """A user's backchannel over the model's speech: quieter and lower than the user's turns
+        (`timing.backchannel_db`, `timing.backchannel_pitch`)."""
+        return self._onset(t, text, self.timing.backchannel_db, self.timing.backchannel_pitch)
+
+    def cut_in(self, t: float, text: str) -> tuple[float, float]:
+        """A user's interruption of the model: a turn-competitive incoming, louder and higher than the user's
+        turns (`timing.interruption_db`, `timing.interruption_pitch`)."""
+        return self._onset(t, text, self.timing.interruption_db, self.timing.interruption_pitch)
+
+    def _onset(self, t: float, text: str, gain_db: float, pitch: int) -> tuple[float, float]:
+        voice = dataclasses.replace(self.user_voice, pitch=int(np.clip(self.user_voice.pitch + pitch, 0, 99)))
+        return self.user(t, text, voice=voice, gain_db=gain_db)
+
     def model(self, t: float, text: str) -> tuple[float, float]:
         utt = speech.synthesize(text, self.model_voice)
         self.model_parts.append(_Part(t, _normalised(utt.audio), 0.0))
