@@ -64,10 +64,10 @@ def main(argv):
     spec = DecoderSpec(**c.model)
     t0 = time.perf_counter()
     graphdef, params, losses = training.train(
-        spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed, search_share=c.search_share,
+        spec, steps=c.steps, batch_size=c.batch_size, lr=c.lr, seed=c.seed, search_share=c.search_share, copy=c.copy,
         log=lambda i, loss: print(f"step {i}/{c.steps} loss {loss:.4f}", flush=True))
     train_s = time.perf_counter() - t0
-    learned.save(workdir, spec, params)
+    learned.save(workdir, spec, params, copy=c.copy)
     scores = evaluate(learned.LearnedReasoner(graphdef, params), c.eval_episodes, seed=c.seed + 10_000,
                       search_share=c.search_share)
     print(f"{'tool':<12}{'n':>5}{'call exact match':>18}{'answer accuracy':>17}{'surface match':>15}")

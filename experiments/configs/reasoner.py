@@ -26,5 +26,6 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     # not learn that in 2,000 CPU steps and loses accuracy on the other tools (docs/results.md), so only the
     # small config trains them by default (`--config.search_share=0.3` turns them on for any size).
     c.search_share = search_share
+    c.copy = False  # the copying pointer (`learned.ReasonerModel`): copies a name from the question or a passage
     c.eval_episodes = 200  # held-out questions (a different seed), scored by tool-call exact match and answer
     return c

@@ -31,15 +31,38 @@ _LECUN = nnx.initializers.lecun_normal()
 
 
 class ReasonerModel(nnx.Module):
-    def __init__(self, spec: DecoderSpec, *, rngs: nnx.Rngs):
+    """Next-token log-probabilities over the episode's bytes. With `copy`, a pointer mixes into them: the
+    model attends from each position to the earlier ones and may copy the token that followed the one it
+    attends to, by a learned gate (a pointer-generator, its pointer shifted by one). Copying a name it has
+    never seen, from the question into its search and from a passage into its answer, is then a lookup of
+    where it is in the source, which a 2-layer model learns; without it, an induction circuit it does not
+    form in a few thousand steps (docs/results.md)."""
+
+    def __init__(self, spec: DecoderSpec, *, copy: bool = False, rngs: nnx.Rngs):
         self.embed = embedding_table(text.VOCAB_SIZE, spec.embed, rngs=rngs)
         self.decoder = make_decoder(spec, rngs=rngs)
         self.head = param(rngs, _LECUN, ("embed", "vocab"), (spec.embed, text.VOCAB_SIZE))
+        self.copy = copy
+        if copy:
+            self.pointer = param(rngs, _LECUN, ("embed", None), (spec.embed, 2 * spec.embed + 1))
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
         h, _ = self.decoder(self.embed(tokens), positions)
-        return h @ self.head[...]
+        logits = h @ self.head[...]
+        if not self.copy:
+            return logits
+        d = h.shape[-1]
+        proj = h @ self.pointer[...]
+        query, key, gate = proj[..., :d], proj[..., d : 2 * d], proj[..., 2 * d]
+        t = tokens.shape[1]
+        # Position i may point at j < i: the token after j (j + 1 <= i) is one it has read.
+        seen = jnp.arange(t)[None, :] < jnp.arange(t)[:, None]
+        scores = jnp.where(seen, jnp.einsum("bid,bjd->bij", query, key) / jnp.sqrt(d), -1e9)
+        following = jax.nn.one_hot(jnp.roll(tokens, -1, axis=1), text.VOCAB_SIZE, dtype=h.dtype)
+        copied = jnp.einsum("bij,bjv->biv", jax.nn.softmax(scores, axis=-1), following)
+        g = jax.nn.sigmoid(gate)[..., None] * seen.any(-1)[None, :, None]  # position 0 has nothing to copy
+        return jnp.log((1.0 - g) * jax.nn.softmax(logits, axis=-1) + g * copied + 1e-9)
 
 
 class LearnedReasoner:
@@ -109,13 +132,14 @@ class LearnedReasoner:
         return Answer(said, ok=ok, trace=tuple(trace), surface=shown)
 
 
-def save(workdir, spec: DecoderSpec, params) -> None:
-    """Writes a trained reasoner: `spec.json` and `params/` (orbax) under `workdir`."""
+def save(workdir, spec: DecoderSpec, params, copy: bool = False) -> None:
+    """Writes a trained reasoner: `spec.json` (the decoder's spec, and whether it copies) and `params/`
+    (orbax) under `workdir`."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as saver:
         saver.save((workdir / "params").absolute(), params, force=True)
-    (workdir / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+    (workdir / "spec.json").write_text(json.dumps({**dataclasses.asdict(spec), "copy": copy}, indent=1))
 
 
 def load(workdir) -> LearnedReasoner:
@@ -125,13 +149,14 @@ def load(workdir) -> LearnedReasoner:
         raise FileNotFoundError(f"no trained reasoner under {workdir} (spec.json and params/): train one with "
                                 f"`python -m experiments.train_reasoner --workdir={workdir}`.")
     fields = json.loads((workdir / "spec.json").read_text())
+    copy = fields.pop("copy", False)  # reasoners saved before the pointer existed have none
     spec = DecoderSpec(**{**fields, "moe": moe_spec(fields["moe"]) if fields.get("moe") else None})
-    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ReasonerModel(spec, rngs=nnx.Rngs(0))))
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ReasonerModel(spec, copy=copy, rngs=nnx.Rngs(0))))
     with ocp.StandardCheckpointer() as loader:
         params = loader.restore((workdir / "params").absolute(), abstract)
     return LearnedReasoner(graphdef, params)
 
 
-def untrained(spec: DecoderSpec, seed: int = 0) -> LearnedReasoner:
+def untrained(spec: DecoderSpec, seed: int = 0, copy: bool = False) -> LearnedReasoner:
     """A freshly initialised reasoner: the learned one's cost without its skill (for timing)."""
-    return LearnedReasoner(*nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed))))
+    return LearnedReasoner(*nnx.split(ReasonerModel(spec, copy=copy, rngs=nnx.Rngs(seed))))

@@ -21,10 +21,10 @@ def loss_fn(model: ReasonerModel, b: dict) -> jax.Array:
 
 
 def train(spec: DecoderSpec, *, steps: int, batch_size: int, lr: float, seed: int = 0, log=None,
-          search_share: float = SEARCH_SHARE):
-    """Trains from scratch on freshly drawn episodes (a `search_share` of them gazetteer questions); returns
-    (graphdef, params, losses)."""
-    graphdef, params = nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed)))
+          search_share: float = SEARCH_SHARE, copy: bool = False):
+    """Trains from scratch on freshly drawn episodes (a `search_share` of them gazetteer questions), with the
+    copying pointer if `copy`; returns (graphdef, params, losses)."""
+    graphdef, params = nnx.split(ReasonerModel(spec, copy=copy, rngs=nnx.Rngs(seed)))
     tx = optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(200, steps // 10), steps, lr * 0.1)))
     opt = tx.init(params)
