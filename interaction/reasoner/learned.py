@@ -157,6 +157,6 @@ def load(workdir) -> LearnedReasoner:
     return LearnedReasoner(graphdef, params)
 
 
-def untrained(spec: DecoderSpec, seed: int = 0, copy: bool = False) -> LearnedReasoner:
+def untrained(spec: DecoderSpec, seed: int = 0) -> LearnedReasoner:
     """A freshly initialised reasoner: the learned one's cost without its skill (for timing)."""
-    return LearnedReasoner(*nnx.split(ReasonerModel(spec, copy=copy, rngs=nnx.Rngs(seed))))
+    return LearnedReasoner(*nnx.split(ReasonerModel(spec, rngs=nnx.Rngs(seed))))
