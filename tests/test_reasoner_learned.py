@@ -28,6 +28,19 @@ def test_episodes_target_only_what_the_model_writes():
     assert text.decode(tokens[target], markup=True).endswith(f"<answer>{u.answer}<surface>{line}<eos>")
 
 
+def test_a_conversion_is_read_with_its_rounding_as_spoken():
+    """The answer says one decimal; the model reads it beside the tool's six digits, so rounding is copied."""
+    rng = np.random.default_rng(1)
+    e = next(x for x in (episodes.make_episode(rng, search_share=0.0) for _ in range(300))
+             if x.calls[0] == "units(17 miles to km)")
+    tokens, target = episodes.encode(e)
+    assert "<tool_result>27.3588 km ≈ 27.4<tool_result_end>" in text.decode(tokens[~target], markup=True)
+    assert e.answer == "That is about 27.4 kilometres."
+    assert episodes.view("units(1000 m to km)", "1 km") == "1 km"  # nothing to round
+    assert episodes.view("units(1 parsec to km)", "error: unknown unit 'parsec'") == "error: unknown unit 'parsec'"
+    assert episodes.view("calculator(1/3)", "0.333333") == "0.333333"  # the calculator's result is said as is
+
+
 def test_search_episodes_search_open_and_read_through_views_and_hold_subjects_out():
     """Two calls, each written by the model, each result read through its view (the search's first hit,
     the passage's start) and never a target; held-out subjects never occur in training."""

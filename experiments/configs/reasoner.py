@@ -22,10 +22,10 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(embed=embed, layers=layers, heads=heads, kv_heads=kv_heads,
                                              head_dim=embed // heads, mlp=4 * embed))
     c.steps, c.batch_size, c.lr = steps, batch, 3e-3
-    # Search episodes (search, open, read) need the reasoner to copy names it never saw: the tiny model does
-    # not learn that in 2,000 CPU steps and loses accuracy on the other tools (docs/results.md), so only the
-    # small config trains them by default (`--config.search_share=0.3` turns them on for any size).
+    # Search episodes (search, open, read) need the reasoner to copy names it never saw, which the copying
+    # pointer lets even the tiny model do, in 2,000 steps (over an hour on 2 CPU cores; docs/results.md), so
+    # the tiny config leaves them out to stay a few minutes (`--config.search_share=0.3` turns them on).
     c.search_share = search_share
-    c.copy = False  # the copying pointer (`learned.ReasonerModel`): copies a name from the question or a passage
+    c.copy = True  # the copying pointer (`learned.ReasonerModel`): copies a name from the question or a passage
     c.eval_episodes = 200  # held-out questions (a different seed), scored by tool-call exact match and answer
     return c

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import re
 
 import numpy as np
 
@@ -42,6 +43,7 @@ NOT_FOUND_SHARE = 0.2  # of those in training, about a name no document has (as 
 HELD_OUT = 5  # every 5th gazetteer question and unanswerable name is held out of training
 HIT_VIEW, PASSAGE_VIEW = 80, 150  # characters of a search's first hit and of an opened passage read back
 TRAIN_SEED, TRAIN_ARTICLES = 1, 4000  # the gazetteer training's search episodes ask about
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +58,17 @@ class Episode:
 
 
 def view(call: str, result: str) -> str:
-    """What the model reads of a tool's result: a search's first hit as `id | title`, a passage's start."""
+    """What the model reads of a tool's result: a search's first hit as `id | title`, a passage's start, a
+    conversion with its reading as spoken (`27.3588 km ≈ 27.4`). The answer says a conversion to one decimal;
+    rounding a number it reads digit by digit is arithmetic the 2-layer model fails at while it copies, so
+    the rounding is read as the rest of the tool's arithmetic is (docs/results.md)."""
     if call.startswith("search(") and " | " in result:
         return " | ".join(result.splitlines()[0].split(" | ")[:2])[:HIT_VIEW]
     if call.startswith("open("):
         return result[:PASSAGE_VIEW]
+    number = result.split(" ")[0]
+    if call.startswith("units(") and _NUMBER.fullmatch(number) and spoken_result(result) != number:
+        return f"{result} ≈ {spoken_result(result)}"
     return result
 
 
