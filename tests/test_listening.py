@@ -178,6 +178,33 @@ def test_probe_reads_stops_at_interruptions_free_running_and_teacher_forced(tiny
     assert chatty["interrupt_stops"] == chatty["interrupt_stops_tf"] == 0
 
 
+def test_speech_over_side_talk_is_told_apart_as_a_response_or_a_turn_running_on(tiny_corpus):
+    """Speaking into a distractor where the reference is silent is a false response either way; it is a false
+    start only if the model was silent as the distractor began."""
+    conv = _convs(tiny_corpus, "side_talk")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    side, = conv.events_of("side_talk")
+    k0, k1 = listening.turn_of(side.start), listening.turn_of(side.end)
+    assert not reference[k0 - 2 : k1 + 1].any()  # the reference is quiet through it
+
+    def probed(voiced):
+        return floor_probe.counts(conv, reference.astype(float), voiced, feats["listen"])
+
+    answered = reference.copy()
+    answered[k0 + 1 : k1 + 1] = True  # starts while the user, turned away, still talks
+    last = np.flatnonzero(reference[:k0])[-1]
+    runs_on = reference.copy()
+    runs_on[last : k0 + 2] = True  # its answer runs on into the side talk, then stops
+    polite = probed(reference)
+    assert polite["distractors"] == 2  # the side talk and the other person's reply
+    assert polite["false_responses"] == polite["false_starts"] == 0
+    for voiced, starts in ((answered, 1), (runs_on, 0)):
+        row = probed(voiced)
+        assert row["false_responses"] >= 1 and row["false_starts"] == starts
+    assert floor_probe.summarize([probed(answered)])["false_start"]["value"] > 0
+
+
 def test_the_onset_auc_tells_a_model_that_stops_for_interruptions_only_from_one_that_leans(tiny_corpus):
     """Stopping where the reference stops, and talking through backchannels, separates the two onsets (AUC
     1); stopping, or going on, for both does not (0.5), however often it stops."""

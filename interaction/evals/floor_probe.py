@@ -175,10 +175,16 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     out["interrupt_stops"], out["interruptions"] = float(sum(stopped)), float(len(stopped))
     out["interrupt_stops_tf"], out["interruptions_tf"] = float(sum(stopped_tf)), float(len(stopped_tf))
     out["onset_scores"] = onset_scores
-    false = [float(says[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any() and
-                   not reference[_turns(e.start, e.end + FALSE_AFTER_S, m + 1)].any())
-             for kind in ("side_talk", "background_speech") for e in conv.events_of(kind)]
-    out["distractors"], out["false_responses"] = float(len(false)), float(sum(false))
+    # Speech where the reference is silent, from a distractor's start until FALSE_AFTER_S after it; of those,
+    # the ones it began within that span (silent as the distractor began) are responses to it, the rest its
+    # own turn running on into it
+    false, began = [], []
+    for e in (e for kind in ("side_talk", "background_speech") for e in conv.events_of(kind)):
+        span = _turns(e.start, e.end + FALSE_AFTER_S, m + 1)
+        false.append(float(says[span].any() and not reference[span].any()))
+        began.append(false[-1] * float(not says[max(listening.turn_of(e.start) - 1, 0)]))
+    out["distractors"], out["false_responses"], out["false_starts"] = float(len(false)), float(sum(false)), \
+        float(sum(began))
     kept = []
     for e in conv.events_of("user_backchannel"):
         span = _turns(e.start, e.end + 0.6, m + 1)
@@ -286,5 +292,6 @@ def summarize(rows: list[dict]) -> dict:
         "interrupt_stop_tf": _rate(rows, "interrupt_stops_tf", "interruptions_tf"),
         "onset_auc": _auc_interval([r["onset_scores"] for r in rows]),
         "false_response": _rate(rows, "false_responses", "distractors"),
+        "false_start": _rate(rows, "false_starts", "distractors"),
         "floor_kept": _rate(rows, "floor_kept", "backchannels"),
     }
