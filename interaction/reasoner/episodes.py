@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import re
 
 import numpy as np
 
@@ -43,7 +42,6 @@ NOT_FOUND_SHARE = 0.2  # of those in training, about a name no document has (as 
 HELD_OUT = 5  # every 5th gazetteer question and unanswerable name is held out of training
 HIT_VIEW, PASSAGE_VIEW = 80, 150  # characters of a search's first hit and of an opened passage read back
 TRAIN_SEED, TRAIN_ARTICLES = 1, 4000  # the gazetteer training's search episodes ask about
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +64,9 @@ def view(call: str, result: str) -> str:
         return " | ".join(result.splitlines()[0].split(" | ")[:2])[:HIT_VIEW]
     if call.startswith("open("):
         return result[:PASSAGE_VIEW]
-    number = result.split(" ")[0]
-    if call.startswith("units(") and _NUMBER.fullmatch(number) and spoken_result(result) != number:
-        return f"{result} ≈ {spoken_result(result)}"
+    said = spoken_result(result)  # the result itself where it is no number (an error)
+    if call.startswith("units(") and said not in (result, result.split(" ")[0]):
+        return f"{result} ≈ {said}"
     return result
 
 
