@@ -25,6 +25,7 @@ from interaction.models import streaming
 
 FLOW_STEPS = 8  # Euler steps of the flow head per audio frame, as the live loop runs it
 DETERMINISTIC = {"decoder.deterministic": True, "decoder.moe.impl": "dense"}  # MoE must be dense there
+UNGROUPED = {"layout.user_audio_group": 1, "layout.audio_group": 1, "layout.text_group": 1}  # a position per frame
 
 
 # ---------------------------------------------------------------- the machine
@@ -56,11 +57,14 @@ config_flags.register_flag_parser_for_type(int, _IntOrNone())  # for --variant (
 
 
 def define_config_flags() -> tuple:
-    """Defines --sizes, --deterministic, --variant (a model config file, its fields overridable) and
-    --variant_name, the configs a benchmark times, and returns them in that order."""
+    """Defines --sizes, --deterministic, --ungrouped, --variant (a model config file, its fields overridable)
+    and --variant_name, the configs a benchmark times, and returns them in that order."""
     sizes = flags.DEFINE_list("sizes", ["tiny", "small"], "model configs to time")
     det = flags.DEFINE_bool("deterministic", False, "also time the deterministic mode (`invariant.py`) of every "
                             "size, beside the default, in the same run, as <size>/det rows")
+    ungrouped = flags.DEFINE_bool("ungrouped", False, "also time every size with a decoder position per audio frame "
+                                  "and text slot (`MicroTurnLayout` groups of 1), beside the default, in the same "
+                                  "run, as <size>/ungrouped rows")
     variant = config_flags.DEFINE_config_file(
         "variant", None, "also time this model config, e.g. --variant=experiments/configs/model.py:small with any "
         "field overridden (--variant.decoder.kv_heads=4), beside the --sizes in the same run, as the row "
@@ -69,7 +73,7 @@ def define_config_flags() -> tuple:
         "any int field, e.g. --variant.decoder.local_window_turns=None --variant.decoder.global_every=None: "
         "every layer global")
     name = flags.DEFINE_string("variant_name", "variant", "the --variant's row label, after its config's name")
-    return sizes, det, variant, name
+    return sizes, det, ungrouped, variant, name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +90,10 @@ class Row:
         return self.name != self.size
 
 
-def deterministic(model_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of the model config in the deterministic mode (`DETERMINISTIC`)."""
+def overridden(model_cfg: ml_collections.ConfigDict, fields: dict) -> ml_collections.ConfigDict:
+    """A copy of the model config with `fields` (flattened names) set, e.g. `DETERMINISTIC`."""
     model_cfg = model_cfg.copy_and_resolve_references()
-    model_cfg.update_from_flattened_dict(DETERMINISTIC)
+    model_cfg.update_from_flattened_dict(fields)
     return model_cfg
 
 
@@ -100,15 +104,16 @@ def abstract_model(model_cfg: ml_collections.ConfigDict) -> model_lib.Interactio
 
 
 def config_rows(sizes: list[str], model_of: Callable[[str], ml_collections.ConfigDict], with_deterministic: bool,
-                variant: flags.FlagHolder, variant_name: str) -> list[Row]:
+                with_ungrouped: bool, variant: flags.FlagHolder, variant_name: str) -> list[Row]:
     """Every size's row (its model config `model_of(size)`), then, with `with_deterministic`, its
-    deterministic one; then the `variant` flag's, if given. A config the model cannot be built from is refused
-    now, not after the first rows have been timed."""
+    deterministic one and, with `with_ungrouped`, its ungrouped one; then the `variant` flag's, if given. A
+    config the model cannot be built from is refused now, not after the first rows have been timed."""
     rows = []
     for size in sizes:
         rows.append(Row(size, size, model_of(size), {}))
-        if with_deterministic:
-            rows.append(Row(f"{size}/det", size, deterministic(rows[-1].model), dict(DETERMINISTIC)))
+        for on, mode, fields in ((with_deterministic, "det", DETERMINISTIC), (with_ungrouped, "ungrouped", UNGROUPED)):
+            if on:
+                rows.append(Row(f"{size}/{mode}", size, overridden(model_of(size), fields), dict(fields)))
     if variant.value is not None:
         model, overrides = variant.value, config_flags.get_override_values(flags.FLAGS[variant.name])
         rows.append(Row(f"{model.name}/{variant_name}", model.name, model, dict(overrides)))

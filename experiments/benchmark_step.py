@@ -4,6 +4,7 @@ r"""Speed of the micro-turn streaming step for one session, against its FLOP and
   python -m experiments.benchmark_step --sizes=tiny --reasoner_busy --turns=1000
   python -m experiments.benchmark_step --deterministic --variant=experiments/configs/model.py:small \
       --variant.decoder.kv_heads=4 --variant_name=kv4
+  python -m experiments.benchmark_step --ungrouped --moshi
 
 Every ratio is taken within one run (this machine is noisy); the matmul peak and read bandwidth are
 measured first.
@@ -23,6 +24,14 @@ process that the loop stops while it steps (`ReasonerRuntime.quiet`), in alterna
 micro-turns idle and busy, paced at one micro-turn per 200 ms as a live loop runs; the busy p99 is
 compared with that of its own idle blocks, and the answers count what the reasoner got done meanwhile.
 
+--moshi also times Moshi's full streaming step at each size's width, heads, layers and context, in the same
+run (`experiments/moshi_peer.py`, which says how to install it; nothing is installed here), as `moshi@<size>`
+rows, and gives the speed-up of ours against it per 200 ms, at p50 and at p99. Every row gives its sequential
+decoder passes per micro-turn (`MicroTurnLayout.passes`).
+
+--ungrouped also times each size with a decoder position per frame and text slot (groups of 1), as
+`<size>/ungrouped` rows, with its cost as a ratio to the default.
+
 --deterministic also times the deterministic mode (`invariant.py`: fixed-tile products, split attention;
 MoE on the dense dispatch) beside the default, as `<size>/det` rows, with its cost as a ratio to the
 default measured in the same run. --variant does the same for any model config file with its fields
@@ -39,6 +48,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import benchmark_common as bench
+from experiments import moshi_peer
 from experiments.common import write_results
 from experiments.configs import model as model_config
 from experiments.configs import reasoner as reasoner_config
@@ -50,11 +60,12 @@ from interaction.reasoner import learned
 from interaction.reasoner.process import ProcessReasoner
 from interaction.reasoner.runtime import ReasonerRuntime
 
-_SIZES, _DETERMINISTIC, _VARIANT, _VARIANT_NAME = bench.define_config_flags()
+_SIZES, _DETERMINISTIC, _UNGROUPED, _VARIANT, _VARIANT_NAME = bench.define_config_flags()
 _TURNS = flags.DEFINE_integer("turns", 500, "timed micro-turns per config (after warm-up)")
 _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micro-turns (30 s)")
 _BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works (the "
                           "sizes' own rows)")
+_MOSHI = flags.DEFINE_bool("moshi", False, "also time Moshi's streaming step at each size (experiments/moshi_peer.py)")
 _OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
 
 _BLOCK = 25  # micro-turns per idle / busy block of the --reasoner_busy comparison
@@ -93,7 +104,7 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
     flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
     moved = model_flops.step_bytes(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
     out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
-           "step_bytes": moved,
+           "step_bytes": moved, "passes": lay.passes,
            "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
     out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
     if busy:
@@ -121,7 +132,7 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
     return out
 
 
-_COLUMNS = [bench.column("params", 10, "params_total", ".2f", 1e6, "M"),
+_COLUMNS = [bench.column("passes", 7, "passes"), bench.column("params", 10, "params_total", ".2f", 1e6, "M"),
             bench.column("active", 10, "params_active", ".2f", 1e6, "M"),
             bench.column("MFLOP/step", 11, "step_flops", ".1f", 1e6),
             bench.column("MB/step", 8, "step_bytes", ".1f", 1e6),
@@ -135,8 +146,19 @@ _BUSY_COLUMNS = [bench.column("reasoner", 9, "reasoner"), bench.column("idle p99
                  bench.column("p99 busy/idle", 14, "p99_over_idle", ".2f"), bench.column("answers", 8, "answers")]
 
 
+_MOSHI_COLUMNS = [bench.column("params", 10, "params_total", ".2f", 1e6, "M"),
+                  bench.column("p50 ms", 8, "p50_ms", ".2f"), bench.column("p99 ms", 8, "p99_ms", ".2f"),
+                  bench.column("Moshi/ours p50", 15, "moshi_over_ours_p50", ".2f"),
+                  bench.column("Moshi/ours p99", 15, "moshi_over_ours_p99", ".2f")]
+
+
 def print_step(configs: dict) -> None:
-    bench.print_configs(_COLUMNS, configs, least=10)
+    bench.print_configs(_COLUMNS, {name: r for name, r in configs.items() if not name.startswith("moshi@")}, least=10)
+    peers = {name: r for name, r in configs.items() if "moshi_over_ours_p50" in r}
+    if peers:  # each size beside its Moshi, per 200 ms of audio
+        bench.print_configs(_MOSHI_COLUMNS, {name: r for size in peers for name, r in
+                                             ((size, peers[size]), (f"moshi@{size}", configs[f"moshi@{size}"]))},
+                            least=10)
     busy = {name: r for name, r in configs.items() if "busy_thread" in r}
     if busy:
         bench.print_table([bench.config_column(busy, 8), *_BUSY_COLUMNS],
@@ -146,8 +168,10 @@ def print_step(configs: dict) -> None:
 
 def main(argv):
     del argv
-    rows = bench.config_rows(_SIZES.value, model_config.get_config, _DETERMINISTIC.value, _VARIANT,
+    rows = bench.config_rows(_SIZES.value, model_config.get_config, _DETERMINISTIC.value, _UNGROUPED.value, _VARIANT,
                              _VARIANT_NAME.value)
+    if _MOSHI.value:
+        moshi_peer.require()
     results = bench.measure_machine()
     step = results["step"] = {}
     for row in rows:
@@ -157,6 +181,12 @@ def main(argv):
         r["bytes_floor_ms"] = 1000 * r["step_bytes"] / results["memory_bandwidth_bytes_per_s"]
         r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
         bench.against_default(step, row, {"p50_over_default": "p50_ms", "p99_over_default": "p99_ms"})
+        if _MOSHI.value and not row.varied:
+            d = model_lib.ModelSpec.from_config(row.model).decoder
+            peer = step[f"moshi@{row.name}"] = moshi_peer.time_step(d.embed, d.heads, d.layers,
+                                                                   _CONTEXT.value * MICROTURN_SECONDS, _TURNS.value)
+            for q in ("p50", "p99"):
+                r[f"moshi_over_ours_{q}"] = peer[f"{q}_ms"] / r[f"{q}_ms"]
     print_step(step)
     write_results(_OUT.value, results)
 

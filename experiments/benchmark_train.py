@@ -1,25 +1,28 @@
 r"""Training throughput and MFU of the interaction model. A table and JSON.
 
-  python -m experiments.benchmark_train [--sizes=tiny,small] [--batch=8] [--window=20] [--train_steps=10] \
-      [--out=experiments/results/train.json]
+  python -m experiments.benchmark_train [--sizes=tiny,small] [--ungrouped] [--batch=8] [--window=20] \
+      [--train_steps=10] [--out=experiments/results/train.json]
   python -m experiments.benchmark_train --deterministic --variant=experiments/configs/model.py:small \
       --variant.decoder.kv_heads=4 --variant_name=kv4
 
 Every ratio is taken within one run (this machine is noisy); the matmul peak is measured first.
 
 Per config (`--sizes` are training configs, `experiments/configs/train.py`): the mean wall time of a train
-step (forward, backward, AdamW) on `--batch` random windows of `--window` micro-turns (every field drawn
-from the input schema, `MicroTurnLayout.batch_spec`) over all local devices; tokens/s (every slot of a
-block is a token) and MFU: model FLOPs (3x the analytic forward, attention over the whole window, PaLM's
-convention) per second over the peak times the device count. Also the step's size as a program (operations
-in its StableHLO) and the seconds to trace and to compile it (a hit in JAX's compilation cache, when one is
-set, shortens the compile): on an accelerator a step this small is bound by its kernels' launches, and its
-compile by their number.
+step (forward, backward, AdamW) on `--batch` random windows of `--window` micro-turns (every field drawn from
+the input schema, `MicroTurnLayout.batch_spec`) over all local devices; tokens/s (every position of a block is
+a token), micro-turns/s (200 ms of conversation each, whatever the layout's groups: the throughput to compare
+layouts by) and MFU: model FLOPs (3x the analytic forward, attention over the whole window, PaLM's convention)
+per second over the peak times the device count. Also the step's size as a program (operations in its
+StableHLO) and the seconds to trace and to compile it (a hit in JAX's compilation cache, when one is set,
+shortens the compile): on an accelerator a step this small is bound by its kernels' launches, and its compile
+by their number.
 
---deterministic also times the deterministic mode (`invariant.py`: fixed-tile products, split attention;
-MoE on the dense dispatch) beside the default, as `<size>/det` rows, with its cost as a ratio to the
-default measured in the same run. --variant does the same for any model config file with its fields
-overridden (`<its name>/<--variant_name>` rows, trained with its name's training config).
+--ungrouped also times each size with a decoder position per frame and text slot
+(`MicroTurnLayout` groups of 1), as `<size>/ungrouped` rows. --deterministic also times the deterministic mode
+(`invariant.py`: fixed-tile products, split attention; MoE on the dense dispatch) beside the default, as
+`<size>/det` rows, with its cost as a ratio to the default measured in the same run. --variant does the same
+for any model config file with its fields overridden (`<its name>/<--variant_name>` rows, trained with its
+name's training config).
 """
 import re
 import time
@@ -39,7 +42,7 @@ from interaction.train import optimizer
 from interaction.train import state as train_state
 from interaction.train.step import make_train_step
 
-_SIZES, _DETERMINISTIC, _VARIANT, _VARIANT_NAME = bench.define_config_flags()
+_SIZES, _DETERMINISTIC, _UNGROUPED, _VARIANT, _VARIANT_NAME = bench.define_config_flags()
 _BATCH = flags.DEFINE_integer("batch", 8, "windows per step (global)")
 _WINDOW = flags.DEFINE_integer("window", 20, "micro-turns per window")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10, "timed steps (after two warm-up steps)")
@@ -83,13 +86,14 @@ def time_training(c, batch: int, window: int, steps: int) -> dict:
     return {"params_total": total, "params_active": active, "batch": batch, "window": window,
             "trace_s": traced - started, "compile_s": compiled - traced, "program_ops": ops,
             "tokens_per_step": batch * window * block_len, "step_s": seconds,
-            "tokens_per_s": batch * window * block_len / seconds, "model_flops_per_step": flops}
+            "tokens_per_s": batch * window * block_len / seconds, "turns_per_s": batch * window / seconds,
+            "model_flops_per_step": flops}
 
 
 _COLUMNS = [bench.column("params", 9, "params_total", ".2f", 1e6, "M"),
             bench.column("active", 9, "params_active", ".2f", 1e6, "M"),
             bench.column("tokens/step", 12, "tokens_per_step"), bench.column("step s", 8, "step_s", ".3f"),
-            bench.column("tokens/s", 10, "tokens_per_s", ".0f"),
+            bench.column("tokens/s", 10, "tokens_per_s", ".0f"), bench.column("turns/s", 9, "turns_per_s", ".0f"),
             bench.column("GFLOP/step", 11, "model_flops_per_step", ".2f", 1e9),
             bench.column("MFU", 7, "mfu", ".2f", 0.01, "%"),
             bench.column("ops", 7, "program_ops"), bench.column("trace s", 8, "trace_s", ".1f"),
@@ -99,7 +103,7 @@ _COLUMNS = [bench.column("params", 9, "params_total", ".2f", 1e6, "M"),
 def main(argv):
     del argv
     rows = bench.config_rows(_SIZES.value, lambda size: train_config.get_config(size).model, _DETERMINISTIC.value,
-                             _VARIANT, _VARIANT_NAME.value)
+                             _UNGROUPED.value, _VARIANT, _VARIANT_NAME.value)
     configs = {}
     for row in rows:  # the training config of the row's size, with the row's model
         try:

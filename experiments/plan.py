@@ -117,7 +117,7 @@ def main(argv):
     if "latency" in _SECTIONS.value:
         s = c.serve
         context = round(s.context_s / MICROTURN_SECONDS) * lay.block_len
-        print(f"  micro-turn on {devices} chips ({1 + lay.text_out_slots + lay.frames} passes, {context:,} keys of "
+        print(f"  micro-turn on {devices} chips ({lay.passes} passes, {context:,} keys of "
               f"context, bfloat16; roofline, collectives not counted), budget 200 ms:")
         print(f"    {'accelerator':<12}{'sessions':>9}{'TFLOP':>9}{'GB read':>9}{'compute ms':>12}{'traffic ms':>12}"
               f"{'micro-turn ms':>15}{'of budget':>11}")

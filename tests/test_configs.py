@@ -47,23 +47,26 @@ def test_unknown_size_is_refused():
 def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     spec, model = _abstract("small")
     d, lay = spec.decoder, spec.layout
-    passes = 1 + lay.text_out_slots + lay.frames
+    passes = lay.passes
     kv = passes * 2 * d.kv_heads * d.head_dim * 4  # one more slot's keys and values in one layer, float32
 
     def per_slot(context):
         return flops.step_bytes(model, context + 1, 8) - flops.step_bytes(model, context, 8)
 
-    assert d.local_window == 900 and sum(d.window(i) is None for i in range(d.layers)) == 2
-    assert per_slot(500) == d.layers * kv  # within the local layers' 5 s window every layer's cache grows
-    assert per_slot(1000) == 2 * kv  # beyond it only the two global layers'
+    assert d.local_window == 25 * lay.block_len and sum(d.window(i) is None for i in range(d.layers)) == 2
+    assert per_slot(d.local_window - 50) == d.layers * kv  # within the local layers' 5 s window every layer's grows
+    assert per_slot(2 * d.local_window) == 2 * kv  # beyond it only the two global layers'
     total, active = model_lib.parameter_counts(model)
     decoder_total = flops.size(model.decoder) - flops.size(model.decoder.final_norm)
     text_head = d.embed * text.VOCAB_SIZE
+    text_heads = sum(flops.size(m) for m in (model.text_group, model.text_depth) if m is not None) + text_head
     one = flops.micro_turn_passes(model, sessions=1, context=0, flow_evals=8, weight_bytes=4, kv_bytes=4)
-    assert len(one) == passes
-    assert one[1][1] == pytest.approx(4 * (decoder_total - (total - active) + text_head))  # one token: its top-k
+    assert len(one) == passes == lay.output_len
+    assert lay.text_positions > 1  # so the second pass is a text position's
+    assert one[1][1] == pytest.approx(4 * (decoder_total - (total - active) + text_heads))  # one token: its top-k
     many = flops.micro_turn_passes(model, sessions=64, context=0, flow_evals=8, weight_bytes=2, kv_bytes=2)
-    assert many[0][1] == pytest.approx(2 * (decoder_total + flops.size(model.video)), rel=1e-6)  # every expert
+    first = flops.size(model.video) + flops.size(model.user_audio_group) + text_heads  # the first text position too
+    assert many[0][1] == pytest.approx(2 * (decoder_total + first), rel=1e-6)  # every expert
     # The passes' FLOPs add up to the block's.
     assert sum(f for f, _ in one) == pytest.approx(flops.block_forward(model, 0, flow_evals=8))
 

@@ -62,3 +62,18 @@ def test_split_merge_jit_equals_eager_and_axes_are_logical():
         assert len(specs) == len(values) > 0
         for spec, value in zip(specs, values):  # every axis of every parameter is named
             assert len(spec) == value.ndim and set(spec) <= ALLOWED_AXES, (spec, value.shape)
+
+
+def test_a_group_is_its_items_mapped_and_laid_side_by_side():
+    """Each item of a group gets its share of the position's vector, in order: swapping two items of a group
+    moves their shares, and a group sees nothing of the next one."""
+    emb = embedders.GroupEmbed(4, 32, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 32)), jnp.float32)
+    out = np.asarray(emb(x))
+    assert out.shape == (2, 2, 32)
+    np.testing.assert_allclose(out[:, 0, 8:16], np.asarray(emb.proj(x[:, 1])), rtol=1e-5, atol=1e-6)
+    swapped = np.asarray(emb(x[:, [1, 0, 2, 3, 4, 5, 6, 7]]))
+    np.testing.assert_allclose(swapped[:, 0, :8], out[:, 0, 8:16], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(swapped[:, 0], out[:, 0]) and np.array_equal(swapped[:, 1], out[:, 1])
+    with pytest.raises(ValueError, match="divisible"):
+        embedders.GroupEmbed(3, 32, rngs=nnx.Rngs(0))

@@ -72,8 +72,8 @@ def test_initial_head_is_identity_blocks_and_zero_velocity():
     t = jnp.asarray(rng.uniform(size=(4, 6)), jnp.float32)
     cond = jnp.asarray(rng.normal(size=(4, 6, COND_DIM)), jnp.float32)
     np.testing.assert_array_equal(head(x_t, t, cond), np.zeros((4, 6, FEATURES), np.float32))
-    c = head.conditioning(t, cond)
-    x = head.inp(x_t)
+    c = head.conditioning(t, cond)  # (..., frames, hidden): one frame here
+    x = head.inp(x_t)[..., None, :]
     assert np.abs(np.asarray(x)).max() > 0
     for block in head.blocks:
         np.testing.assert_array_equal(block.residual(x, c), np.zeros_like(x))
@@ -82,6 +82,27 @@ def test_initial_head_is_identity_blocks_and_zero_velocity():
     noise_rng = jax.random.key(3)
     np.testing.assert_array_equal(flow_head.sample(head, cond, noise_rng, steps=4),
                                   jax.random.normal(noise_rng, (4, 6, FEATURES)))
+
+
+def test_a_patch_of_frames_is_drawn_jointly():
+    """With frames > 1 the head maps a flattened patch to its velocity: zero at initialisation, then, perturbed,
+    each frame's velocity depends on the other frames (the frame mixing) and on which frame it is (the
+    frame embedding); with one frame it is the per-frame head."""
+    head = flow_head.FlowHead(FEATURES, COND_DIM, 16, 2, rngs=nnx.Rngs(0), frames=3)
+    rng = np.random.default_rng(0)
+    x_t = jnp.asarray(rng.normal(size=(5, 3 * FEATURES)), jnp.float32)
+    t, cond = jnp.asarray(rng.uniform(size=5), jnp.float32), jnp.asarray(rng.normal(size=(5, COND_DIM)), jnp.float32)
+    assert head.features == 3 * FEATURES
+    np.testing.assert_array_equal(head(x_t, t, cond), np.zeros((5, 3 * FEATURES), np.float32))
+    nnx.update(head, _perturb(nnx.split(head)[1], jax.random.key(1)))
+    v = np.asarray(head(x_t, t, cond)).reshape(5, 3, FEATURES)
+    moved = np.asarray(head(x_t.at[:, :FEATURES].add(1.0), t, cond)).reshape(5, 3, FEATURES)
+    assert not np.allclose(moved[:, 1:], v[:, 1:], atol=1e-4)  # frame 0 changed; frames 1 and 2 heard it
+    same = jnp.tile(x_t[:, :FEATURES], (1, 3))  # every frame alike: the velocities still differ by frame
+    w = np.asarray(head(same, t, cond)).reshape(5, 3, FEATURES)
+    assert not np.allclose(w[:, 0], w[:, 1], atol=1e-4)
+    samples = flow_head.sample(head, cond, jax.random.key(2), steps=4)
+    assert samples.shape == (5, 3 * FEATURES) and np.isfinite(np.asarray(samples)).all()
 
 
 def test_axes_are_logical_and_never_repeated():

@@ -1,5 +1,6 @@
 """The interaction model's training forward on real pipeline batches: shapes, causality, teacher
-forcing, and that a few optimizer steps reduce both losses."""
+forcing, and that a few optimizer steps reduce both losses; for one position per frame and text slot and for
+the configs' groups."""
 
 import jax
 import numpy as np
@@ -7,17 +8,23 @@ import optax
 import pytest
 from flax import nnx
 
+from experiments.configs.model import GROUPS
 from interaction.data import layout as layout_lib
 from interaction.models import model as model_lib
 from interaction.models import routing
 from interaction.models.transformer import DecoderSpec, MoESpec
 
 LAYOUT = layout_lib.MicroTurnLayout()
-SPEC = model_lib.ModelSpec(
-    decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
-                        moe=MoESpec(num_experts=4, top_k=2, every=2)),
-    layout=LAYOUT, flow_hidden=32, flow_depth=1,
-)
+
+
+def _spec(layout):
+    return model_lib.ModelSpec(decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
+                                                   moe=MoESpec(num_experts=4, top_k=2, every=2)),
+                               layout=layout, flow_hidden=32, flow_depth=1)
+
+
+SPEC = _spec(LAYOUT)
+SPECS = {"ungrouped": SPEC, "grouped": _spec(layout_lib.MicroTurnLayout(**GROUPS))}
 WINDOW = 6  # the `batch` fixture's windows (conftest)
 
 
@@ -26,14 +33,22 @@ def model():
     return model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(0))
 
 
-def test_output_shapes(model, batch):
-    logits, cond, _, aux = model(batch)
-    assert logits.shape == (2, WINDOW, LAYOUT.text_out_slots, 272)
-    assert cond.shape == (2, WINDOW, LAYOUT.frames, 32)
+@pytest.fixture(scope="module", params=list(SPECS))
+def either(request):
+    """The model in either layout."""
+    return model_lib.InteractionModel(SPECS[request.param], rngs=nnx.Rngs(0))
+
+
+def test_output_shapes(either, batch):
+    lay = either.spec.layout
+    logits, cond, _, aux = either(batch)
+    assert logits.shape == (2, WINDOW, lay.text_out_slots, 272)
+    assert cond.shape == (2, WINDOW, lay.audio_positions, 32)
     assert aux["expert_load"].shape == (4,)
 
 
-def test_later_micro_turns_do_not_change_earlier_outputs(model, batch):
+def test_later_micro_turns_do_not_change_earlier_outputs(either, batch):
+    model = either
     logits, cond, _, _ = model(batch)
     later = dict(batch)
     for name in ("user_audio", "text_in", "text_out", "model_audio"):
@@ -45,20 +60,26 @@ def test_later_micro_turns_do_not_change_earlier_outputs(model, batch):
     assert not np.allclose(logits2[:, 3:], logits[:, 3:], atol=1e-5)
 
 
-def test_an_output_slot_never_sees_its_own_target(model, batch):
+def test_an_output_slot_never_sees_its_own_target(either, batch):
+    """Text slot s sees the tokens before it (through the depth head within its group, through the fed-back
+    group embedding across groups) and not its own; an audio position sees the frames of the groups before it."""
+    model, lay = either, either.spec.layout
     logits, cond, _, _ = model(batch)
-    text_out = batch["text_out"].at[:, 2, 3].set((batch["text_out"][:, 2, 3] + 50) % 272)
-    logits2, _, _, _ = model(dict(batch, text_out=text_out))
-    np.testing.assert_allclose(logits2[:, 2, :4], logits[:, 2, :4], atol=1e-5)  # up to and including slot 3
-    assert not np.allclose(logits2[:, 2, 4], logits[:, 2, 4], atol=1e-5)  # slot 4 sees token 3
-    audio = batch["model_audio"].at[:, 2, 5].set(15 - batch["model_audio"][:, 2, 5])
+    for s in (1, 3):  # with text_group 4: slot 2 sees slot 1 in the depth head, slot 4 sees slot 3's group
+        text_out = batch["text_out"].at[:, 2, s].set((batch["text_out"][:, 2, s] + 50) % 272)
+        logits2, _, _, _ = model(dict(batch, text_out=text_out))
+        np.testing.assert_allclose(logits2[:, 2, : s + 1], logits[:, 2, : s + 1], atol=1e-5)  # up to slot s
+        assert not np.allclose(logits2[:, 2, s + 1], logits[:, 2, s + 1], atol=1e-5)  # the next slot sees it
+    q = 2 // lay.audio_group  # the position whose patch holds frame 2
+    audio = batch["model_audio"].at[:, 2, 2].set(15 - batch["model_audio"][:, 2, 2])
     _, cond2, _, _ = model(dict(batch, model_audio=audio))
-    np.testing.assert_allclose(cond2[:, 2, :6], cond[:, 2, :6], atol=1e-5)
-    assert not np.allclose(cond2[:, 2, 6], cond[:, 2, 6], atol=1e-5)
+    np.testing.assert_allclose(cond2[:, 2, : q + 1], cond[:, 2, : q + 1], atol=1e-5)
+    assert not np.allclose(cond2[:, 2, q + 1], cond[:, 2, q + 1], atol=1e-5)
 
 
-def test_training_steps_reduce_both_losses(batch):
-    model = model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(1))
+@pytest.mark.parametrize("layout", list(SPECS))
+def test_training_steps_reduce_both_losses(batch, layout):
+    model = model_lib.InteractionModel(SPECS[layout], rngs=nnx.Rngs(1))
     graphdef, params = nnx.split(model)
     tx = optax.adam(3e-3)
     opt_state = tx.init(params)

@@ -28,6 +28,20 @@ def test_layout_counts_and_stream_ids():
         layout_lib.MicroTurnLayout(video_size=100)
 
 
+def test_groups_set_the_positions_and_the_passes_not_the_batch():
+    grouped = layout_lib.MicroTurnLayout(user_audio_group=4, audio_group=8, text_group=2)
+    assert list(grouped.stream_ids()) == [0] * 2 + [1] * 4 + [2] * 8 + [3] * 4 + [4] * 1
+    assert (grouped.block_len, grouped.passes, LAYOUT.passes) == (19, 5, 16)
+    assert grouped.batch_spec(2, 3) == LAYOUT.batch_spec(2, 3)  # the data keep a row per frame and per slot
+    frames = np.arange(2 * 8 * 80).reshape(2, 8, 80)
+    patches = grouped.audio_patches(frames)
+    assert patches.shape == (2, 1, 640) and (patches[0, 0, 80:160] == frames[0, 1]).all()
+    assert (grouped.audio_frames(patches) == frames).all()
+    for bad in (dict(audio_group=3), dict(user_audio_group=0), dict(text_group=16)):
+        with pytest.raises(ValueError, match="must divide"):
+            layout_lib.MicroTurnLayout(**bad)
+
+
 def test_batches_have_constant_shapes(tiny_corpus):
     f, p = LAYOUT.frames, LAYOUT.patches
     expected = {

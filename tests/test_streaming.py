@@ -1,7 +1,8 @@
 """The streaming step: equals the training forward, traces once, fixed state, resets, long sessions.
 
 The model here has a local layer (a window of 2 micro-turns, shorter than the 6-turn training windows,
-so the window binds) under a global one: every test covers both kinds of cache."""
+so the window binds) under a global one: every test covers both kinds of cache. Every test runs for both
+layouts: one position per frame and text slot, and the configs' groups (`experiments/configs/model.py`)."""
 import dataclasses
 import functools
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments.configs.model import GROUPS
 from interaction.codecs import text
 from interaction.data import layout as layout_lib
 from interaction.data import listening
@@ -19,20 +21,24 @@ from interaction.models import model as model_lib
 from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
 
-LAYOUT = layout_lib.MicroTurnLayout()
-SPEC = model_lib.ModelSpec(
-    decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
-                        moe=MoESpec(num_experts=4, top_k=2, every=2),
-                        local_window=2 * LAYOUT.block_len, global_every=2),
-    layout=LAYOUT, flow_hidden=32, flow_depth=1,
-)
+LAYOUTS = {"ungrouped": layout_lib.MicroTurnLayout(), "grouped": layout_lib.MicroTurnLayout(**GROUPS)}
 INPUTS = ("user_audio", "video", "video_new", "text_in")
 TEACHER = ("text_out", "model_audio")
 
 
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def spec(request):
+    lay = LAYOUTS[request.param]
+    return model_lib.ModelSpec(
+        decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
+                            moe=MoESpec(num_experts=4, top_k=2, every=2),
+                            local_window=2 * lay.block_len, global_every=2),
+        layout=lay, flow_hidden=32, flow_depth=1)
+
+
 @pytest.fixture(scope="module")
-def model():
-    return model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(0))
+def model(spec):
+    return model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
 
 
 def _turn(batch, t, names):
@@ -51,11 +57,12 @@ def test_streaming_equals_the_training_forward(model, batch):
     np.testing.assert_array_equal(out["text_tokens"], batch["text_out"])
 
 
-def test_a_local_layer_keeps_its_window_and_the_window_binds(model, batch):
+def test_a_local_layer_keeps_its_window_and_the_window_binds(spec, model, batch):
+    block = spec.layout.block_len
     state = streaming.init_state(model, 2, capacity_turns=8)
-    assert [c.capacity for c in state.caches] == [2 * LAYOUT.block_len, 8 * LAYOUT.block_len]  # local, global
-    assert state.caches[0].k.shape == (2, 2, 8, 2 * LAYOUT.block_len)
-    unwindowed = dataclasses.replace(SPEC, decoder=dataclasses.replace(SPEC.decoder, local_window=None,
+    assert [c.capacity for c in state.caches] == [2 * block, 8 * block]  # local, global
+    assert state.caches[0].k.shape == (2, 2, 8, 2 * block)
+    unwindowed = dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, local_window=None,
                                                                         global_every=None))
     wide = model_lib.InteractionModel(unwindowed, rngs=nnx.Rngs(0))  # the same parameters, every layer global
     logits, _, _, _ = model(batch)
@@ -63,12 +70,13 @@ def test_a_local_layer_keeps_its_window_and_the_window_binds(model, batch):
     np.testing.assert_array_equal(logits[:, :2], wide_logits[:, :2])  # within the window: the same
     assert not np.allclose(logits[:, 3:], wide_logits[:, 3:], atol=1e-4)  # beyond it: not
     with pytest.raises(ValueError, match="whole number"):
-        bad = dataclasses.replace(SPEC, decoder=dataclasses.replace(SPEC.decoder, local_window=50))
+        bad = dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, local_window=2 * block + 1))
         streaming.init_state(model_lib.InteractionModel(bad, rngs=nnx.Rngs(0)), 1, capacity_turns=4)
 
 
 def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(model, batch):
     graphdef, params = nnx.split(model)
+    chex.clear_trace_counter()  # the other layout's run of this test traced its own step
 
     @functools.partial(jax.jit, donate_argnums=1)  # the state is updated in place
     @chex.assert_max_traces(n=1)
@@ -86,7 +94,7 @@ def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(model, batch):
     assert (np.asarray(out["audio_tokens"]) >= 0).all() and (np.asarray(out["audio_tokens"]) < 16).all()
     # The cache holds exactly the last `capacity` positions.
     pos = np.asarray(state.caches[0].pos[0])
-    top = 1000 * LAYOUT.block_len
+    top = 1000 * model.spec.layout.block_len
     assert sorted(pos.tolist()) == list(range(top - len(pos), top))
 
 
@@ -113,7 +121,8 @@ def test_free_running_outputs_are_valid_and_greedy_is_deterministic(model, batch
     _, b = streaming.step(model, state, inputs, jax.random.key(2), temperature=0.0)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    assert a["text_tokens"].shape == (2, LAYOUT.text_out_slots) and a["mel"].shape == (2, LAYOUT.frames, 80)
+    lay = model.spec.layout
+    assert a["text_tokens"].shape == (2, lay.text_out_slots) and a["mel"].shape == (2, lay.frames, 80)
     assert (np.asarray(a["text_tokens"]) < 272).all()
     np.testing.assert_array_equal(a["audio_tokens"], np.clip(np.floor((np.asarray(a["mel"]) + 7) / (9 / 16)), 0, 15))
 
@@ -126,13 +135,14 @@ def test_the_speaking_state_gates_text_and_audio(model, batch):
     silent_state, silent = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=1.0)
     assert not np.asarray(silent["voiced"]).any()
     assert (np.asarray(silent["text_tokens"]) == text.Special.PAD).all()
-    assert (np.asarray(silent["mel"]) == LAYOUT.dmel.log_min).all() and not np.asarray(silent["audio_tokens"]).any()
+    log_min = model.spec.layout.dmel.log_min
+    assert (np.asarray(silent["mel"]) == log_min).all() and not np.asarray(silent["audio_tokens"]).any()
     assert not np.asarray(silent_state.last_audio).any() and (np.asarray(silent_state.last_text) == 0).all()
     _, spoken = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=0.0)
     tokens = np.asarray(spoken["text_tokens"])
     assert np.asarray(spoken["voiced"]).all() and (tokens[:, 0] == text.Special.VOICED).all()
     assert (tokens[:, 1:] != text.Special.VOICED).all()
-    assert (np.asarray(spoken["mel"]) > LAYOUT.dmel.log_min).any()
+    assert (np.asarray(spoken["mel"]) > log_min).any()
     first = np.asarray(spoken["text_logits"])[:, 0]
     expected = 1 / (1 + np.exp(first[:, text.Special.PAD] - first[:, text.Special.VOICED]))
     np.testing.assert_allclose(spoken["speak"], expected, rtol=1e-5)
@@ -198,13 +208,11 @@ def test_the_step_draws_its_frames_at_the_specs_audio_temperature(model, batch):
 
 # ---------------------------------------------------------------- deterministic mode
 
-DET_SPEC = dataclasses.replace(SPEC, decoder=dataclasses.replace(
-    SPEC.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, impl="dense")))
-
-
 @pytest.fixture(scope="module")
-def det_model():
-    return model_lib.InteractionModel(DET_SPEC, rngs=nnx.Rngs(0))
+def det_model(spec):
+    det = dataclasses.replace(spec, decoder=dataclasses.replace(
+        spec.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, impl="dense")))
+    return model_lib.InteractionModel(det, rngs=nnx.Rngs(0))
 
 
 def test_deterministic_streaming_equals_the_training_forward_bit_for_bit(det_model, batch):

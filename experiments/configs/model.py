@@ -28,6 +28,9 @@ _DECODERS = {
 _LOCAL = {"tiny": (20, None), "small": (25, 4)}
 _FLOW = {"tiny": (64, 2), "small": (256, 3), "tml_small_paper": (1024, 4)}
 _FRAME_RATE = {"tiny": 40, "small": 40, "tml_small_paper": 80}
+# Frames and text slots per decoder position (`MicroTurnLayout`), for every size: the streaming step makes one
+# sequential pass per output position, text_out_slots / text_group + frames / audio_group in all.
+GROUPS = dict(user_audio_group=4, audio_group=4, text_group=4)
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
@@ -71,7 +74,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,
-                                              text_out_slots=8))
+                                              text_out_slots=8, **GROUPS))
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, expert=1, tensor=1))  # -1: all remaining devices
     c.rules = ml_collections.ConfigDict({k: v for k, v in sharding.DEFAULT_RULES.items()})
     return c

@@ -1,9 +1,14 @@
-"""The micro-turn block (docs/design.md): a fixed number of slots per stream, the same in every block.
+"""The micro-turn block (docs/design.md): a fixed number of decoder positions per stream, the same in every block.
 
-    [ input: user-audio frames | video patches | text-in slots ][ output: text-out slots | audio-out frames ]
+    [ input: user-audio groups | video patches | text-in slots ][ output: text-out groups | audio-out groups ]
 
 Block m's input segment is what arrived during micro-turn m; its output segment is what the model
 plays during micro-turn m + 1 (it is emitted at the end of m, having seen m's input and nothing later).
+
+A position may carry several frames or text slots (`user_audio_group`, `audio_group`, `text_group`): the
+data keep one row per frame and per slot (`batch_spec`), the model groups them. Streaming, every position of
+the output segment is one sequential pass of the decoder, so the groups set the passes per micro-turn
+(`passes`); 1 everywhere is one position per frame and per slot.
 """
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ class MicroTurnLayout:
     video_size: int = 80  # square frames; (video_size / 40)^2 patches per micro-turn
     text_in_slots: int = 8
     text_out_slots: int = 8
+    user_audio_group: int = 1  # user-audio frames per position
+    audio_group: int = 1  # model-audio frames per position: the flow head draws them as one patch
+    text_group: int = 1  # text-out slots per position: a depth head reads them out one after another
 
     def __post_init__(self):
         if self.video_size % video.PATCH:
@@ -38,6 +46,13 @@ class MicroTurnLayout:
             raise ValueError("a micro-turn needs at least one text-in slot and two text-out slots (the speaking "
                              f"state and a byte); got text_in_slots={self.text_in_slots}, "
                              f"text_out_slots={self.text_out_slots}.")
+        for name, size, of in (("user_audio_group", self.user_audio_group, "frames"),
+                               ("audio_group", self.audio_group, "frames"),
+                               ("text_group", self.text_group, "text_out_slots")):
+            whole = getattr(self, of)
+            if size < 1 or whole % size:
+                raise ValueError(f"{name}={size} must divide the micro-turn's {whole} {of} (1 to {whole}); "
+                                 f"choose one of {[k for k in range(1, whole + 1) if whole % k == 0]}.")
 
     @property
     def frames(self) -> int:
@@ -48,22 +63,50 @@ class MicroTurnLayout:
         return (self.video_size // video.PATCH) ** 2
 
     @property
+    def user_positions(self) -> int:
+        return self.frames // self.user_audio_group
+
+    @property
+    def text_positions(self) -> int:
+        return self.text_out_slots // self.text_group
+
+    @property
+    def audio_positions(self) -> int:
+        return self.frames // self.audio_group
+
+    @property
     def input_len(self) -> int:
-        return self.frames + self.patches + self.text_in_slots
+        return self.user_positions + self.patches + self.text_in_slots
 
     @property
     def output_len(self) -> int:
-        return self.text_out_slots + self.frames
+        return self.text_positions + self.audio_positions
 
     @property
     def block_len(self) -> int:
         return self.input_len + self.output_len
 
+    @property
+    def passes(self) -> int:
+        """Sequential decoder passes of a streaming micro-turn: the input segment with the first text position
+        (whose input, the last text group, is known when the turn begins), then each other output position."""
+        return self.output_len
+
     def stream_ids(self) -> np.ndarray:
-        """(block_len,) int32: the Stream of every slot of a block, in layout order."""
-        counts = [(Stream.USER_AUDIO, self.frames), (Stream.VIDEO, self.patches), (Stream.TEXT_IN, self.text_in_slots),
-                  (Stream.TEXT_OUT, self.text_out_slots), (Stream.MODEL_AUDIO, self.frames)]
+        """(block_len,) int32: the Stream of every position of a block, in layout order."""
+        counts = [(Stream.USER_AUDIO, self.user_positions), (Stream.VIDEO, self.patches),
+                  (Stream.TEXT_IN, self.text_in_slots), (Stream.TEXT_OUT, self.text_positions),
+                  (Stream.MODEL_AUDIO, self.audio_positions)]
         return np.concatenate([np.full(n, int(s), np.int32) for s, n in counts])
+
+    def audio_patches(self, frames):
+        """(..., F, n_mels) model-audio frames -> (..., audio_positions, audio_group * n_mels): one patch per
+        position, what the flow head draws."""
+        return frames.reshape(*frames.shape[:-2], self.audio_positions, self.audio_group * frames.shape[-1])
+
+    def audio_frames(self, patches):
+        """The inverse of `audio_patches`."""
+        return patches.reshape(*patches.shape[:-2], self.frames, patches.shape[-1] // self.audio_group)
 
     # ------------------------------------------------------------ the input schema: every batch and step input
 

@@ -79,3 +79,21 @@ def embedding_table(num: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32) 
     """Token or stream embeddings with logical axes (vocab, embed)."""
     return nnx.Embed(num, embed, dtype=dtype, rngs=rngs,
                      embedding_init=nnx.with_partitioning(_EMBED_INIT, ("vocab", "embed")))
+
+
+class GroupEmbed(nnx.Module):
+    """(..., n, embed) per-item embeddings -> (..., n / group, embed): each run of `group` items (audio frames,
+    text slots) becomes one decoder position, the concatenation of its items each mapped to embed / group
+    (one map for all), so where in the group an item sits is where its share of the vector lies
+    (`MicroTurnLayout`'s groups). Its parameters are embed^2 / group, not the group * embed^2 of a map of the
+    whole concatenation: 13M, not 205M, at the published scale's width."""
+
+    def __init__(self, group: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False):
+        if embed % group:
+            raise ValueError(f"embed={embed} must be divisible by the group of {group} that shares a position.")
+        self.group = group
+        self.proj = Linear(embed, embed // group, ("embed", None), rngs, dtype, deterministic=deterministic)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        *lead, n, d = x.shape
+        return self.proj(x).reshape(*lead, n // self.group, d)

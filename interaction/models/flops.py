@@ -2,11 +2,12 @@
 floors and MFU.
 
 FLOPs counted: every matmul of the decoder (attention projections, attention over `context` keys, the
-active feed-forward experts), the patch stem, the text head and the flow head. Not counted: embedding
+active feed-forward experts), the patch stem, the group embeddings, the text head with its depth head
+and the flow head. Not counted: embedding
 lookups, norms, softmax and other elementwise work. XLA's own cost analysis is no substitute: it counts
 the body of a loop once, and the streaming step is mostly loops.
 
-Bytes: what a streaming micro-turn must read at the least. Its 1 + text_out_slots + frames decoder
+Bytes: what a streaming micro-turn must read at the least. Its `MicroTurnLayout.passes` decoder
 passes run one after another, each reading the weights its tokens use (all but the experts none of them
 chose) and the whole KV cache (`micro_turn_passes`); at batch 1 that traffic, not arithmetic, bounds the
 step (`step_bytes`).
@@ -43,25 +44,39 @@ def _decoder_token(model, context: int) -> float:
     return total
 
 
+def _size(module) -> int:
+    """Parameters of an optional part (a group embedding or the depth head of a layout without them: 0)."""
+    return 0 if module is None else size(module)
+
+
+def _text_slot(model) -> float:
+    """FLOPs of reading one text slot: the depth head (if any) and the text head."""
+    return 2 * (_size(model.text_depth) + model.spec.decoder.embed * text.VOCAB_SIZE)
+
+
 def block_forward(model, context: int, flow_evals: int) -> float:
-    """Forward FLOPs of one micro-turn block: its slots through the decoder, each attending to `context`
-    keys; its patches through the stem; its text slots through the text head; and `flow_evals` passes of
-    the flow head per audio frame (1 in training, the Euler steps when sampling)."""
-    spec, lay = model.spec, model.spec.layout
-    return float(lay.block_len * _decoder_token(model, context) + lay.patches * 2 * size(model.video)
-                 + lay.text_out_slots * 2 * spec.decoder.embed * text.VOCAB_SIZE
-                 + lay.frames * flow_evals * 2 * size(model.flow))
+    """Forward FLOPs of one micro-turn block: its positions through the decoder, each attending to `context`
+    keys; its patches through the stem; its groups through their embeddings; its text slots through the
+    depth and text heads; and `flow_evals` passes of the flow head per audio position (1 in training, the
+    Euler steps when sampling)."""
+    lay = model.spec.layout
+    groups = (lay.user_positions * _size(model.user_audio_group) + lay.text_positions * _size(model.text_group)
+              + lay.audio_positions * _size(model.audio_group))
+    return float(lay.block_len * _decoder_token(model, context) + lay.patches * 2 * size(model.video) + 2 * groups
+                 + lay.text_out_slots * _text_slot(model) + lay.audio_positions * flow_evals * 2 * size(model.flow))
 
 
 def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, weight_bytes: int,
                       kv_bytes: int) -> list[tuple[float, float]]:
     """(FLOPs, bytes read) of each decoder pass of one streaming micro-turn, run one after another for
-    `sessions` batched sessions: the input pass, one per text slot, one per audio frame.
+    `sessions` batched sessions: the input pass (with the first text position), one per other text position,
+    one per audio position (`MicroTurnLayout.passes` in all).
 
     A pass reads every decoder weight but the experts no token of it chose (of E experts with top-k
     routing, N tokens leave an expected E (1 - k/E)^N unread), every session's `context` cached keys and
-    values (a local layer's window at most), and its head: the stem (input pass), the text head (text
-    slots) or the flow head `flow_evals` times (audio frames)."""
+    values (a local layer's window at most), and its heads: the stem and the user-audio group embedding
+    (input pass), the text group embedding and the depth and text heads (a text position), or the audio
+    group embedding and the flow head `flow_evals` times (an audio position)."""
     spec, lay = model.spec, model.spec.layout
     d = spec.decoder
     cached = sum(layers * _keys(block, context) for block, layers in model.decoder.counted_blocks())
@@ -77,11 +92,15 @@ def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, we
                 weights -= experts * (1 - m.top_k / m.num_experts) ** tokens  # expected experts left unread
         return tokens * _decoder_token(model, context) + head_flops, weight_bytes * (weights + head_params) + kv
 
-    text_head, flow = spec.decoder.embed * text.VOCAB_SIZE, size(model.flow)
-    first = one(sessions * lay.input_len, sessions * lay.patches * 2 * size(model.video), size(model.video))
-    texts = [one(sessions, sessions * 2 * text_head, text_head)] * lay.text_out_slots
-    frames = [one(sessions, sessions * flow_evals * 2 * flow, flow_evals * flow)] * lay.frames
-    return [first] + texts + frames
+    text_params = _size(model.text_group) + _size(model.text_depth) + spec.decoder.embed * text.VOCAB_SIZE
+    text_flops = sessions * (2 * _size(model.text_group) + lay.text_group * _text_slot(model))
+    stem = size(model.video) + _size(model.user_audio_group)
+    stem_flops = sessions * 2 * (lay.patches * size(model.video) + lay.user_positions * _size(model.user_audio_group))
+    audio_params = _size(model.audio_group) + flow_evals * size(model.flow)
+    first = one(sessions * (lay.input_len + 1), stem_flops + text_flops, stem + text_params)
+    texts = [one(sessions, text_flops, text_params)] * (lay.text_positions - 1)
+    audio = [one(sessions, sessions * 2 * audio_params, audio_params)] * lay.audio_positions
+    return [first] + texts + audio
 
 
 def step_bytes(model, context: int, flow_evals: int) -> float:

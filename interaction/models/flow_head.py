@@ -9,6 +9,12 @@ The velocity network is a DiT-style MLP: every residual block is modulated (shif
 AdaLN from SiLU(cond embedding + time embedding). The modulation layers and the output layer start at
 zero, so at initialisation every block is the identity and the head predicts zero velocity.
 
+A patch of `frames` frames (`MicroTurnLayout.audio_group`; flattened, (..., frames * features)) is drawn
+jointly from one conditioning vector: the velocity network runs on each frame with the frame's own
+embedding added to its conditioning, and before every block a learned linear map over the frame axis
+(starting at zero) mixes the frames, so each frame's velocity sees the others'. With one frame neither
+exists and the head is a per-frame head.
+
 Axes: the head's hidden width is `embed`, its inner MLP width and modulation outputs `mlp`. The two
 inputs (features, cond) and the output features stay unnamed (None): naming the cond axis `embed`
 too would repeat `embed` in one kernel, which no mesh rule can lay out.
@@ -22,7 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interaction.models import invariant
-from interaction.models.layers import Linear, mean_last
+from interaction.models.layers import Linear, dense, mean_last, param
 
 _MLP_RATIO = 4
 _TIME_FREQS = 32  # sinusoidal frequencies for t; the time embedding sees 2 * _TIME_FREQS features
@@ -74,9 +80,13 @@ class FlowHead(nnx.Module):
     which then runs only the x_t path: per step, 2 + 2 * depth products instead of 6 + 3 * depth."""
 
     def __init__(self, features: int, cond_dim: int, hidden: int, depth: int, *, rngs: nnx.Rngs,
-                 dtype=jnp.float32, deterministic: bool = False):
+                 dtype=jnp.float32, deterministic: bool = False, frames: int = 1):
         det = self.deterministic = deterministic
-        self.features, self.dtype = features, dtype
+        self.frames, self.frame_features, self.features, self.dtype = frames, features, frames * features, dtype
+        if frames > 1:
+            self.frame_embed = param(rngs, nnx.initializers.normal(stddev=0.02), (None, "embed"), (frames, hidden))
+            self.mixes = nnx.List([param(rngs, nnx.initializers.zeros_init(), (None, None), (frames, frames))
+                                   for _ in range(depth)])
         self.inp = Linear(features, hidden, (None, "embed"), rngs, dtype, deterministic=det)
         self.cond_embed = Linear(cond_dim, hidden, (None, "embed"), rngs, dtype, deterministic=det)
         self.time_in = Linear(2 * _TIME_FREQS, hidden, (None, "mlp"), rngs, dtype, deterministic=det)
@@ -89,20 +99,35 @@ class FlowHead(nnx.Module):
         """(...,) times -> (..., hidden)."""
         return self.time_out(jax.nn.silu(self.time_in(_sinusoid(t).astype(self.dtype))))
 
+    def per_frame(self, pre: jax.Array) -> jax.Array:
+        """(..., hidden) cond + time embedding -> (..., frames, hidden) SiLU of it plus each frame's embedding:
+        the input of every AdaLN modulation."""
+        if self.frames > 1:
+            return jax.nn.silu(pre[..., None, :] + self.frame_embed[...].astype(pre.dtype))
+        return jax.nn.silu(pre)[..., None, :]
+
     def conditioning(self, t: jax.Array, cond: jax.Array) -> jax.Array:
-        """SiLU(cond embedding + time embedding), the input of every AdaLN modulation."""
-        return jax.nn.silu(self.cond_embed(cond.astype(self.dtype)) + self.time_embedding(t))
+        return self.per_frame(self.cond_embed(cond.astype(self.dtype)) + self.time_embedding(t))
 
     def modulations(self, c: jax.Array) -> tuple[jax.Array, ...]:
         """Every block's modulation and the final one, from the conditioning c (..., hidden)."""
         return tuple(block.modulation(c) for block in self.blocks) + (self.final_modulation(c),)
 
+    def _mix(self, x: jax.Array, i: int) -> jax.Array:
+        """(..., frames, hidden): each frame plus block i's linear map of all the frames."""
+        mixed = dense(jnp.swapaxes(x, -1, -2), self.mixes[i][...].T.astype(x.dtype), self.deterministic)
+        return x + jnp.swapaxes(mixed, -1, -2)
+
     def velocity(self, x_t: jax.Array, modulations: tuple[jax.Array, ...]) -> jax.Array:
-        x = self.inp(x_t.astype(self.dtype))
-        for block, modulation in zip(self.blocks, modulations):
+        """(..., frames * features) -> the same: the velocity of a patch given its modulations."""
+        x = self.inp(x_t.reshape(*x_t.shape[:-1], self.frames, self.frame_features).astype(self.dtype))
+        for i, (block, modulation) in enumerate(zip(self.blocks, modulations)):
+            if self.frames > 1:
+                x = self._mix(x, i)
             x = x + block.modulated(x, modulation)
         shift, scale = jnp.split(modulations[-1], 2, axis=-1)
-        return self.out(_norm(x, self.deterministic) * (1 + scale) + shift)
+        v = self.out(_norm(x, self.deterministic) * (1 + scale) + shift)
+        return v.reshape(*v.shape[:-2], self.features)
 
     def __call__(self, x_t: jax.Array, t: jax.Array, cond: jax.Array) -> jax.Array:
         return self.velocity(x_t, self.modulations(self.conditioning(t, cond)))
@@ -137,7 +162,7 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     dt = 1.0 / steps
     times = head.time_embedding(jnp.arange(steps, dtype=jnp.float32) * dt)  # (steps, hidden)
     times = times.reshape((steps,) + (1,) * (cond.ndim - 1) + times.shape[-1:])
-    c = jax.nn.silu(head.cond_embed(cond.astype(head.dtype)) + times)  # (steps, ..., hidden)
+    c = head.per_frame(head.cond_embed(cond.astype(head.dtype)) + times)  # (steps, ..., frames, hidden)
     modulations = head.modulations(c)
 
     def step(x, modulation):

@@ -1,12 +1,14 @@
-"""The interaction model: micro-turn blocks in, text logits and audio-frame conditioning out.
+"""The interaction model: micro-turn blocks in, text logits and audio-patch conditioning out.
 
 Training sees a window of T micro-turn blocks as one causal sequence of T x block_len tokens
-(docs/design.md). Input-segment slots embed what arrived; output-segment slots embed the model's *previous* output
-token (teacher forcing: text slot j sees text token j-1, audio frame j sees frame j-1, across block
-boundaries), so the hidden state at an output slot predicts that slot's own token. Positions are
-absolute (micro-turn index x block_len + slot), and every slot adds its stream's embedding.
+(docs/design.md). Input-segment positions embed what arrived; output-segment positions embed the model's
+*previous* output group (teacher forcing: text position p sees the text slots of position p-1, audio position
+q the frames of q-1, across block boundaries), so the hidden state at an output position predicts that
+position's own group: the text depth head reads its slots out one by one (`text_depth`), the flow head draws
+its frames as one patch. With groups of 1 a position is one slot or one frame. Positions are absolute
+(micro-turn index x block_len + position), and every position adds its stream's embedding.
 
-The hidden state at a block's first text-out slot is where the model decides whether to speak (that
+The hidden state at a block's first text-out position is where the model decides whether to speak (its first
 slot's token is its speaking state); the listening heads read the same vector, so what they are taught
 to hear (`listening.NAMES`) is what the decision sees.
 """
@@ -30,6 +32,7 @@ from interaction.models.flow_head import sample as flow_sample
 from interaction.models.layers import LECUN, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
+from interaction.models.text_depth import TextDepth
 from interaction.models.transformer import DecoderSpec, make_decoder, moe_spec
 from interaction.sharding import constrain
 
@@ -60,7 +63,10 @@ class ModelSpec:
         """From an `experiments/configs/model.py` config."""
         d, lay = c.decoder, c.layout
         layout = MicroTurnLayout(dmel=DMelConfig(frame_rate=lay.frame_rate), video_size=lay.video_size,
-                                 text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots)
+                                 text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots,
+                                 # runs saved before the groups existed have one position per frame and slot
+                                 user_audio_group=lay.get("user_audio_group", 1),
+                                 audio_group=lay.get("audio_group", 1), text_group=lay.get("text_group", 1))
         moe = moe_spec(d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
         window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
@@ -98,17 +104,27 @@ class ModelSpec:
         return jnp.clip(flow_out * self.mel_scale + self.mel_center, dm.log_min, dm.log_max)
 
     def __post_init__(self):
+        if self.transcript_weight > 0 and self.layout.user_audio_group > 1:
+            raise ValueError(f"transcript_weight={self.transcript_weight} reads the user's words out at one "
+                             f"position per frame; user_audio_group={self.layout.user_audio_group} groups the "
+                             "frames. Set one of them to its default (0, 1).")
         if self.flat_audio_share > 0 and self.own_audio_share > 0:
             raise ValueError(f"flat_audio_share={self.flat_audio_share} and own_audio_share={self.own_audio_share}: "
                              "both replace the fed-back frames; set one of them to 0")
 
 
-def _shift_right(x: jax.Array, fill) -> jax.Array:
-    """Shifts a (B, T, S, ...) stream by one slot along the flattened (T*S) axis, `fill` entering first."""
+def _shift_right(x: jax.Array, fill, group: int = 1) -> jax.Array:
+    """Shifts a (B, T, S, ...) stream by one group of `group` slots along the flattened (T*S) axis, a group
+    of `fill` entering first."""
     b, t, s = x.shape[:3]
-    flat = x.reshape(b, t * s, *x.shape[3:])
+    flat = x.reshape(b, t * s // group, group, *x.shape[3:])
     first = jnp.full_like(flat[:, :1], fill)
     return jnp.concatenate([first, flat[:, :-1]], axis=1).reshape(x.shape)
+
+
+def _grouped(group: embedders.GroupEmbed | None, x: jax.Array) -> jax.Array:
+    """(..., n, embed) per-item embeddings as positions: grouped, or as they are where the group is 1."""
+    return x if group is None else group(x)
 
 
 class InteractionModel(nnx.Module):
@@ -121,11 +137,16 @@ class InteractionModel(nnx.Module):
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
+        group = lambda k: embedders.GroupEmbed(k, d, rngs=rngs, dtype=dtype, deterministic=det) if k > 1 else None  # noqa: E731
+        self.user_audio_group, self.audio_group = group(lay.user_audio_group), group(lay.audio_group)
+        self.text_group = group(lay.text_group)
+        self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det)
+                           if lay.text_group > 1 else None)
         self.decoder = make_decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
-                             deterministic=det)
+                             deterministic=det, frames=lay.audio_group)
 
     def text_logits(self, h: jax.Array) -> jax.Array:
         """(..., embed) decoder outputs -> (..., vocab) text logits."""
@@ -135,15 +156,37 @@ class InteractionModel(nnx.Module):
         """(..., embed) decoder outputs at a first text-out slot -> (..., len(listening.NAMES)) logits."""
         return dense(h, self.listen_head[...].astype(h.dtype), self.spec.decoder.deterministic).astype(jnp.float32)
 
+    def text_vectors(self, h: jax.Array, tokens: jax.Array) -> jax.Array:
+        """(..., P, embed) text-out positions and the (..., P * text_group) tokens of their slots -> the
+        (..., P * text_group, embed) vectors the text head reads: the depth head's, or the positions' own."""
+        if self.text_depth is None:
+            return h
+        g = self.spec.layout.text_group
+        embedded = self.text(tokens).reshape(*h.shape[:-1], g, h.shape[-1])
+        out = self.text_depth(h, embedded)
+        return out.reshape(*out.shape[:-3], out.shape[-3] * g, out.shape[-1])
+
+    def heard(self, tokens: jax.Array) -> jax.Array:
+        """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed)."""
+        return _grouped(self.user_audio_group, self.audio(tokens))
+
+    def fed_text(self, tokens: jax.Array) -> jax.Array:
+        """(..., n * text_group) text-out tokens heard back -> (..., n, embed) position embeddings."""
+        return _grouped(self.text_group, self.text(tokens))
+
+    def fed_audio(self, tokens: jax.Array) -> jax.Array:
+        """(..., n * audio_group, n_mels) model-audio dMel tokens heard back -> (..., n, embed)."""
+        return _grouped(self.audio_group, self.audio(tokens))
+
     def embed(self, batch: dict, fed_audio: jax.Array | None = None) -> jax.Array:
         """(B, T, block_len, embed) token embeddings of a window of blocks. `fed_audio` (default the batch's
         `model_audio`) is the model's own audio as it hears it back."""
         lay = self.spec.layout
         video = self.video(batch["video"]) * batch["video_new"][..., None, None]
-        prev_text = _shift_right(batch["text_out"], text.Special.PAD)
-        prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0)
-        parts = [self.audio(batch["user_audio"]), video, self.text(batch["text_in"]), self.text(prev_text),
-                 self.audio(prev_audio)]
+        prev_text = _shift_right(batch["text_out"], text.Special.PAD, lay.text_group)
+        prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0, lay.audio_group)
+        parts = [self.heard(batch["user_audio"]), video, self.text(batch["text_in"]),
+                 self.fed_text(prev_text), self.fed_audio(prev_audio)]
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
         return constrain(blocks, ("activation_batch", "activation_time", None, "activation_embed"))
 
@@ -161,25 +204,26 @@ class InteractionModel(nnx.Module):
         h, aux = self.decoder(*self.sequence(batch, fed_audio))
         return h.reshape(b, t, self.spec.layout.block_len, -1), aux
 
-    def heads(self, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(B, T, block_len, embed) -> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed)
-        and listening logits (B, T, K), all read off the output segment."""
+    def heads(self, h: jax.Array, text_out: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(B, T, block_len, embed) and the text-out tokens (B, T, S_out) the depth head is teacher-forced on
+        -> text logits (B, T, S_out, vocab), audio conditioning (B, T, audio_positions, embed) and listening
+        logits (B, T, K), all read off the output segment."""
         lay = self.spec.layout
         out = h[:, :, lay.input_len :]
-        logits = constrain(self.text_logits(out[:, :, : lay.text_out_slots]),
+        logits = constrain(self.text_logits(self.text_vectors(out[:, :, : lay.text_positions], text_out)),
                            ("activation_batch", "activation_time", None, "activation_vocab"))
-        return logits.astype(jnp.float32), out[:, :, lay.text_out_slots :], self.listen_logits(out[:, :, 0])
+        return logits.astype(jnp.float32), out[:, :, lay.text_positions :], self.listen_logits(out[:, :, 0])
 
     def transcript_logits(self, h: jax.Array) -> jax.Array:
-        """(B, T, block_len, embed) -> (B, T, F, vocab): the user's words read out at the user-audio slots,
-        through the text head (one vocabulary for what it hears and what it says)."""
+        """(B, T, block_len, embed) -> (B, T, F, vocab): the user's words read out at the user-audio positions
+        (one per frame), through the text head (one vocabulary for what it hears and what it says)."""
         return self.text_logits(h[:, :, : self.spec.layout.frames]).astype(jnp.float32)
 
     def __call__(self, batch: dict, fed_audio: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
-        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, F, embed), listening logits
-        (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
+        """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, audio_positions, embed), listening
+        logits (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
         h, aux = self.hidden(batch, fed_audio)
-        return (*self.heads(h), aux)
+        return (*self.heads(h, batch["text_out"]), aux)
 
 
 def parameter_counts(model: InteractionModel) -> tuple[int, int]:
@@ -292,7 +336,8 @@ def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share
     _, cond, _, _ = model(batch)
     mel = flow_sample(model.flow, jax.lax.stop_gradient(cond), rng, steps=OWN_AUDIO_FLOW_STEPS,
                       temperature=model.spec.audio_temperature)
-    own = dmel.quantize(model.spec.log_mel(mel), model.spec.layout.dmel).astype(batch["model_audio"].dtype)
+    lay = model.spec.layout
+    own = dmel.quantize(model.spec.log_mel(lay.audio_frames(mel)), lay.dmel).astype(batch["model_audio"].dtype)
     tokens = batch["model_audio"]
     pick = jax.random.uniform(jax.random.fold_in(rng, 1), tokens.shape[:1]) < share
     return jnp.where((pick[:, None] & (voiced > 0))[..., None, None], own, tokens)
@@ -318,7 +363,7 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
                                             jax.random.fold_in(rng, 4))
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     h, aux = model.hidden(fed, fed_audio)
-    logits, cond, listen = model.heads(h)
+    logits, cond, listen = model.heads(h, fed["text_out"])
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     voiced = trained * state * worded
@@ -326,7 +371,7 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     weights = weights.at[..., 1:].multiply(worded[..., None])
     text_loss = jnp.sum(ce * weights) / jnp.maximum(
         jnp.sum(trained) * ce.shape[-1], 1.0)
-    target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
+    target = spec.layout.audio_patches((batch["model_mel"] - spec.mel_center) / spec.mel_scale)
     audio_loss = flow_loss(model.flow, target, cond, rng, mask=jnp.broadcast_to(voiced[..., None], target.shape[:-1]))
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32))
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}

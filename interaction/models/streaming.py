@@ -1,12 +1,14 @@
 """The micro-turn streaming step (docs/design.md): step(model, state, inputs, rng) -> (state, outputs).
 
-One call consumes one micro-turn's input segment (user audio frames, video patches, text-in slots) in
-a single pass through the cached decoder, then emits the output segment token by token: the speaking
-state (the first text slot: speak or stay silent), the text slots (each sampled from the text head and
-fed back) and then the audio frames (each drawn from the flow head, quantised to dMel and fed back;
-exact silence when the model chose to stay silent). All state is an explicit pytree of fixed-shape arrays: one
-ring-buffer KV cache per block, the micro-turn index and the last emitted text token and audio frame of
-every session. Nothing grows with the session; a session longer than the cache keeps running with a
+One call consumes one micro-turn's input segment (user audio, video patches, text-in slots) together
+with the first text-out position (whose input, the last text group, is already known) in a single pass
+through the cached decoder, then emits the output segment position by position, one pass each: the text
+positions, whose slots the depth head reads out one after another (the first slot is the speaking state:
+speak or stay silent; then the bytes, each sampled and fed back), and then the audio positions, each a patch
+of `audio_group` frames drawn from the flow head, quantised to dMel and fed back (exact silence when the
+model chose to stay silent). `MicroTurnLayout.passes` counts the passes. All state is an explicit pytree of
+fixed-shape arrays: one ring-buffer KV cache per block, the micro-turn index and the last emitted text group
+and audio group of every session. Nothing grows with the session; a session longer than the cache keeps running with a
 sliding attention window. Within a micro-turn the caches are read only: the turn's keys collect in a
 block of their own (`KVCache` of block_len slots per layer) and are written into the caches at its end.
 
@@ -39,8 +41,8 @@ INPUTS = STEP_INPUTS  # what `step` reads of a micro-turn
 class StreamState:
     caches: tuple  # one KVCache per block (scanned layers: one KVCache with a leading layers axis)
     time: jax.Array  # (B,) int32 micro-turn index of the next step
-    last_text: jax.Array  # (B,) int32 last text-out token emitted
-    last_audio: jax.Array  # (B, n_mels) int32 last audio frame emitted, as dMel tokens
+    last_text: jax.Array  # (B, text_group) int32 last text-out group emitted
+    last_audio: jax.Array  # (B, audio_group, n_mels) int32 last audio group emitted, as dMel tokens
     speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
 
 
@@ -55,8 +57,10 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
                          "micro-turns: a local layer's cache is a ring of whole micro-turns.")
     caches = model.decoder.init_cache(batch, capacity_turns * spec.layout.block_len, dtype, windowed=True)
     time = jnp.zeros(batch, jnp.int32) if start_time is None else jnp.asarray(start_time, jnp.int32)
-    return StreamState(caches=caches, time=time, last_text=jnp.full(batch, int(text.Special.PAD), jnp.int32),
-                       last_audio=jnp.zeros((batch, spec.layout.dmel.n_mels), jnp.int32),
+    lay = spec.layout
+    return StreamState(caches=caches, time=time,
+                       last_text=jnp.full((batch, lay.text_group), int(text.Special.PAD), jnp.int32),
+                       last_audio=jnp.zeros((batch, lay.audio_group, lay.dmel.n_mels), jnp.int32),
                        speaking=jnp.zeros(batch, bool))
 
 
@@ -84,8 +88,8 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
     return StreamState(
         caches=tuple(c.clear(rows) for c in state.caches),  # rows broadcast over a stacked cache's layers axis
         time=jnp.where(rows, 0, state.time),
-        last_text=jnp.where(rows, int(text.Special.PAD), state.last_text),
-        last_audio=jnp.where(rows[:, None], 0, state.last_audio),
+        last_text=jnp.where(rows[:, None], int(text.Special.PAD), state.last_text),
+        last_audio=jnp.where(rows[:, None, None], 0, state.last_audio),
         speaking=state.speaking & ~rows,
     )
 
@@ -136,29 +140,38 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     the model speaking without words.
 
     Returns text_tokens (B, S_out), text_logits (B, S_out, V), speak (B,) the chance of VOICED, voiced (B,)
-    bool, listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, F, embed),
-    mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
+    bool, listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, audio_positions,
+    embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
     """
     spec, lay = model.spec, model.spec.layout
     audio_temperature = spec.audio_temperature if audio_temperature is None else audio_temperature
     byte_threshold = BYTE_THRESHOLD if byte_threshold is None else byte_threshold
     streams = model.streams(jnp.asarray(lay.stream_ids()))  # (block_len, embed)
     base = state.time * lay.block_len
+    sessions, g, k = state.time.shape[0], lay.text_group, lay.audio_group
+    first_text, first_audio = lay.input_len, lay.input_len + lay.text_positions
 
     video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
-    x = jnp.concatenate([model.audio(inputs["user_audio"]), video, model.text(inputs["text_in"])], axis=1)
-    positions = base[:, None] + jnp.arange(lay.input_len)
-    blocks = model.decoder.init_cache(state.time.shape[0], lay.block_len, state.caches[0].v.dtype)
-    _, blocks = model.decoder.step(x + streams[: lay.input_len], positions, state.caches, blocks)
+    x = jnp.concatenate([model.heard(inputs["user_audio"]), video, model.text(inputs["text_in"]),
+                         model.fed_text(state.last_text)], axis=1)
+    positions = base[:, None] + jnp.arange(lay.input_len + 1)
+    blocks = model.decoder.init_cache(sessions, lay.block_len, state.caches[0].v.dtype)
+    h, blocks = model.decoder.step(x + streams[: lay.input_len + 1], positions, state.caches, blocks)
+    h0 = h[:, -1]
 
-    def emit(blocks, token_embedding, slot):
+    def emit(blocks, position_embedding, slot):
         pos = (base + slot)[:, None]
-        h, blocks = model.decoder.step(token_embedding[:, None] + streams[slot], pos, state.caches, blocks)
+        h, blocks = model.decoder.step(position_embedding + streams[slot], pos, state.caches, blocks)
         return h[:, 0], blocks
 
+    def slot_logits(h, group, j):
+        """The text logits of slot j of a text position with hidden state h, its group's tokens so far `group`."""
+        v = h if model.text_depth is None else model.text_depth.slot(h, model.text(group), j)
+        return model.text_logits(v).astype(jnp.float32)
+
     pad, voiced_id = int(text.Special.PAD), int(text.Special.VOICED)
-    h0, blocks = emit(blocks, model.text(state.last_text), lay.input_len)
-    first_logits = model.text_logits(h0).astype(jnp.float32)
+    empty = jnp.full((sessions, g), pad, jnp.int32)
+    first_logits = slot_logits(h0, empty, 0)
     speak = jax.nn.sigmoid(first_logits[:, voiced_id] - first_logits[:, pad])
     speak_threshold, keep_threshold = floor_thresholds(spec, speak_threshold, keep_threshold)
     threshold = jnp.where(state.speaking, keep_threshold, speak_threshold)
@@ -166,55 +179,69 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     first = jnp.where(voiced, voiced_id, pad).astype(jnp.int32)
     text_rng, audio_rng = invariant.split(rng)
 
-    def text_slot(carry, j):
-        blocks, prev, open_row, key = carry
-        h, blocks = emit(blocks, model.text(prev), lay.input_len + j)
-        logits = model.text_logits(h).astype(jnp.float32)
-        key, sub = invariant.split(key)
-        if teacher is not None:
-            token = teacher["text_out"][:, j]
-        else:
-            byte_logits = logits.at[:, voiced_id].set(-jnp.inf).at[:, pad].set(-jnp.inf)
-            if temperature > 0:
-                token = invariant.categorical(sub, byte_logits / temperature).astype(jnp.int32)
+    def read(h, group, open_row, key, p, slots):
+        """Reads `slots` of text position p (hidden state h) one by one: bytes, fed to the depth head."""
+        def body(carry, j):
+            group, open_row, key = carry
+            logits = slot_logits(h, group, j)
+            key, sub = invariant.split(key)
+            if teacher is not None:
+                token = teacher["text_out"][:, p * g + j]
             else:
-                token = jnp.argmax(byte_logits, axis=-1).astype(jnp.int32)
-            p_pad = jax.nn.softmax(logits.at[:, voiced_id].set(-jnp.inf), axis=-1)[:, pad]
-            open_row = open_row & (1.0 - p_pad > byte_threshold)
-            token = jnp.where(open_row, token, pad)
-        return (blocks, token, open_row, key), (token, logits)
+                byte_logits = logits.at[:, voiced_id].set(-jnp.inf).at[:, pad].set(-jnp.inf)
+                if temperature > 0:
+                    token = invariant.categorical(sub, byte_logits / temperature).astype(jnp.int32)
+                else:
+                    token = jnp.argmax(byte_logits, axis=-1).astype(jnp.int32)
+                p_pad = jax.nn.softmax(logits.at[:, voiced_id].set(-jnp.inf), axis=-1)[:, pad]
+                open_row = open_row & (1.0 - p_pad > byte_threshold)
+                token = jnp.where(open_row, token, pad)
+            return (group.at[:, j].set(token), open_row, key), logits
+        (group, open_row, key), logits = jax.lax.scan(body, (group, open_row, key), slots)
+        return group, open_row, key, logits
 
-    (blocks, last_text, _, _), (rest_tokens, rest_logits) = jax.lax.scan(
-        text_slot, (blocks, first, voiced, text_rng), jnp.arange(1, lay.text_out_slots))
-    text_tokens = jnp.concatenate([first[None], rest_tokens])
-    text_logits = jnp.concatenate([first_logits[None], rest_logits])
+    group0, open_row, text_rng, logits0 = read(h0, empty.at[:, 0].set(first), voiced, text_rng, 0, jnp.arange(1, g))
 
-    first_frame = lay.input_len + lay.text_out_slots
-    silence = jnp.zeros((lay.dmel.n_mels,), jnp.int32)  # dMel bin 0 in every channel: log_min
+    def text_position(carry, p):
+        blocks, prev, open_row, key = carry
+        h, blocks = emit(blocks, model.fed_text(prev), first_text + p)
+        group, open_row, key, logits = read(h, empty, open_row, key, p, jnp.arange(g))
+        return (blocks, group, open_row, key), (group, logits)
 
-    def audio_frame(carry, f):
+    (blocks, last_text, _, _), (groups, logits) = jax.lax.scan(
+        text_position, (blocks, group0, open_row, text_rng), jnp.arange(1, lay.text_positions))
+    slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
+    text_tokens = jnp.concatenate([group0, slots_first(groups).reshape(sessions, -1)], axis=1)
+    text_logits = jnp.concatenate([first_logits[:, None], slots_first(logits0),
+                                   jnp.moveaxis(logits, 2, 0).reshape(sessions, -1, logits.shape[-1])], axis=1)
+
+    silence = jnp.zeros((k, lay.dmel.n_mels), jnp.int32)  # dMel bin 0 in every channel: log_min
+    teacher_audio = None if teacher is None or "model_audio" not in teacher else (
+        teacher["model_audio"].reshape(sessions, lay.audio_positions, k, lay.dmel.n_mels))
+
+    def audio_position(carry, q):
         blocks, prev, key = carry
-        cond, blocks = emit(blocks, model.audio(prev), first_frame + f)
+        cond, blocks = emit(blocks, model.fed_audio(prev), first_audio + q)
         key, sub = invariant.split(key)
-        mel = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
-        mel = spec.log_mel(mel)
-        mel = jnp.where(voiced[:, None], mel, lay.dmel.log_min)
-        token = jnp.where(voiced[:, None], dmel.quantize(mel, lay.dmel), silence)
-        if teacher is not None and "model_audio" in teacher:
-            token = teacher["model_audio"][:, f]
+        patch = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
+        mel = spec.log_mel(patch).reshape(sessions, k, lay.dmel.n_mels)
+        mel = jnp.where(voiced[:, None, None], mel, lay.dmel.log_min)
+        token = jnp.where(voiced[:, None, None], dmel.quantize(mel, lay.dmel), silence)
+        if teacher_audio is not None:
+            token = teacher_audio[:, q]
         return (blocks, token, key), (cond, mel, token)
 
     (blocks, last_audio, _), (cond, mel, audio_tokens) = jax.lax.scan(
-        audio_frame, (blocks, state.last_audio, audio_rng), jnp.arange(lay.frames))
+        audio_position, (blocks, state.last_audio, audio_rng), jnp.arange(lay.audio_positions))
 
     caches = model.decoder.write_cache(state.caches, blocks)  # the whole turn's keys, once
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio,
                             speaking=voiced)
-    slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
+    frames = lambda x: slots_first(x).reshape(sessions, lay.frames, lay.dmel.n_mels)  # noqa: E731
     return new_state, {
-        "text_tokens": slots_first(text_tokens), "text_logits": slots_first(text_logits), "speak": speak,
+        "text_tokens": text_tokens, "text_logits": text_logits, "speak": speak,
         "voiced": voiced, "listen": jax.nn.sigmoid(model.listen_logits(h0)),
-        "audio_cond": slots_first(cond), "mel": slots_first(mel), "audio_tokens": slots_first(audio_tokens),
+        "audio_cond": slots_first(cond), "mel": frames(mel), "audio_tokens": frames(audio_tokens),
     }
 
 

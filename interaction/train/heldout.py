@@ -42,12 +42,14 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
     frame_w = jnp.broadcast_to(voiced[..., None], target.shape[:-1])
     loss_rng, sample_rng = jax.random.split(rng)
     frames = frame_w.sum()
-    predicted = flow_sample(model.flow, cond, sample_rng, steps=flow_steps, temperature=0.0)
+    lay = spec.layout
+    predicted = lay.audio_frames(flow_sample(model.flow, cond, sample_rng, steps=flow_steps, temperature=0.0))
     return {
         "text_ce": jnp.sum(ce * token_w), "text_tokens": token_w.sum(), "text_correct": jnp.sum(correct * token_w),
         "nonpad_tokens": nonpad_w.sum(), "nonpad_correct": jnp.sum(correct * nonpad_w),
         "label_counts": jnp.zeros(text.VOCAB_SIZE).at[labels.reshape(-1)].add(token_w.reshape(-1)),
-        "flow": flow_loss(model.flow, target, cond, loss_rng, mask=frame_w) * frames, "frames": frames,
+        "flow": flow_loss(model.flow, lay.audio_patches(target), cond, loss_rng,
+                          mask=jnp.broadcast_to(voiced[..., None], cond.shape[:-1])) * frames, "frames": frames,
         "frame_se": jnp.sum(jnp.square(predicted - target).mean(-1) * frame_w),
         "mel_sum": jnp.einsum("...c,...->c", target, frame_w),
         "mel_sqsum": jnp.einsum("...c,...->c", jnp.square(target), frame_w),
