@@ -110,7 +110,7 @@ class FlowHead(nnx.Module):
         return self.per_frame(self.cond_embed(cond.astype(self.dtype)) + self.time_embedding(t))
 
     def modulations(self, c: jax.Array) -> tuple[jax.Array, ...]:
-        """Every block's modulation and the final one, from the conditioning c (..., hidden)."""
+        """Every block's modulation and the final one, from the conditioning c (..., frames, hidden)."""
         return tuple(block.modulation(c) for block in self.blocks) + (self.final_modulation(c),)
 
     def _mix(self, x: jax.Array, i: int) -> jax.Array:

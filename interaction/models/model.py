@@ -137,7 +137,9 @@ class InteractionModel(nnx.Module):
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
-        group = lambda k: embedders.GroupEmbed(k, d, rngs=rngs, dtype=dtype, deterministic=det) if k > 1 else None  # noqa: E731
+        def group(k: int) -> embedders.GroupEmbed | None:  # none where a position holds one item
+            return embedders.GroupEmbed(k, d, rngs=rngs, dtype=dtype, deterministic=det) if k > 1 else None
+
         self.user_audio_group, self.audio_group = group(lay.user_audio_group), group(lay.audio_group)
         self.text_group = group(lay.text_group)
         self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det)
