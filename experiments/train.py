@@ -102,12 +102,13 @@ def main(argv):
     train_iter = iter(pipeline.make_dataset(data_dir / "train.array_record", layout, window_turns=c.data.window_turns,
                                             batch_size=local_batch, seed=c.seed, workers=c.data.workers,
                                             prefetch=c.data.prefetch, decision_share=c.data.decision_share,
+                                            burn_in=c.data.burn_in_turns,
                                             **host))
 
     def eval_batches():
         return pipeline.make_dataset(data_dir / "eval.array_record", layout, window_turns=c.data.window_turns,
                                      batch_size=local_batch, seed=c.seed + 1, num_epochs=c.data.eval_epochs,
-                                     shuffle=False, **host)
+                                     shuffle=False, burn_in=c.data.burn_in_turns, **host)
 
     # ---------------------------------------------------------------- model and optimizer
     mesh = sharding.make_mesh(mesh_shape(c.model.mesh))

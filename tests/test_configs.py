@@ -100,6 +100,10 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     tiny.model.babble_text_share = 1.5
     with pytest.raises(ValueError, match=r"model.babble_text_share=1.5 must lie in \[0, 1\]"):
         train_config.check_config(tiny)
+    tiny = train_config.get_config("tiny")
+    tiny.data.burn_in_turns = tiny.data.window_turns + 1  # more than the window
+    with pytest.raises(ValueError, match=r"data.burn_in_turns=21 must lie in \[0, data.window_turns=20\]"):
+        train_config.check_config(tiny)
 
 
 def test_runs_saved_with_the_old_dispatch_names_still_load():

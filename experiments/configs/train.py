@@ -76,6 +76,8 @@ def check_config(c, processes: int = 1) -> None:
     d = c.data
     if d.window_turns < 1 or d.batch_size < 1 or d.eval_epochs < 1:
         problems.append("data.window_turns, data.batch_size and data.eval_epochs must be at least 1")
+    if d.burn_in_turns is not None and not 0 <= d.burn_in_turns <= d.window_turns:
+        problems.append(f"data.burn_in_turns={d.burn_in_turns} must lie in [0, data.window_turns={d.window_turns}]")
     for name in ("flat_audio_share", "own_audio_share", "level_audio_share", "babble_text_share"):
         if not 0 <= c.model[name] <= 1:
             problems.append(f"model.{name}={c.model[name]} must lie in [0, 1] (a share of the training windows)")
@@ -103,6 +105,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.data.window_turns = r["window"]  # micro-turns per training window (20 = 4 s)
     c.data.batch_size = r["batch"]  # global: split evenly over processes
     c.data.decision_share = 0.5  # windows placed around a floor decision (the rest start anywhere)
+    # micro-turns at a window's start whose speech is not trained (it began before the window, or answers what
+    # the window did not hear); None: half the window
+    c.data.burn_in_turns = ml_collections.FieldReference(None, field_type=int)
     c.data.eval_epochs = 1  # held-out windows: this many random windows of every held-out conversation
     c.data.workers = 0  # grain worker processes per host (0: decode in the training process)
     c.data.prefetch = 2  # batches prepared ahead in a thread when workers == 0

@@ -4,7 +4,8 @@ Each element is a dict of arrays with a leading window axis of `window` micro-tu
 `MicroTurnLayout.batch_spec`, the one schema of a batch. Outputs are trained (`trained`) where valid, except
 a voiced micro-turn among the window's first `burn_in`: there the window does not yet show why the model
 speaks (an utterance begun before it, a question it did not hear), so those outputs are not trained (their
-listening targets are), while silence is: with little heard, the model learns to wait. Nor is the model's
+listening targets are), while silence is: with little heard, the model learns to wait. A window from the
+conversation's start has nothing before it to miss and burns nothing in. Nor is the model's
 speech in a false start (`Script.false_start`): it is heard, and only the stop that follows is trained; nor its
 silence in a false yield (`Script.false_yield`), where only the resumption that follows is.
 Later in the window every output is trained, the ends of utterances longer than a window among them.
@@ -153,7 +154,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
 def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: float,
            burn_in: int | None = None) -> dict[str, np.ndarray]:
     """`length` micro-turns from `start`, padded past the end (valid=False, PAD, silence at `mel_floor`).
-    `burn_in` (default: half the window): the micro-turns at its start whose speech is not trained."""
+    `burn_in` (default: half the window): the micro-turns at its start whose speech is not trained, where
+    `start` > 0."""
     out = {}
     features = {k: v for k, v in features.items() if k != "decision"}
     for name, arr in features.items():
@@ -168,7 +170,7 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
         out[name] = piece
     untaught = out.pop("untaught", None)
     if "text_out" in out:
-        early = np.arange(length) < (length // 2 if burn_in is None else burn_in)
+        early = np.arange(length) < (0 if start == 0 else length // 2 if burn_in is None else burn_in)
         out["trained"] = out["valid"] & ~(early & (out["text_out"][:, 0] == text.Special.VOICED))
         if untaught is not None:
             out["trained"] &= ~untaught
@@ -198,6 +200,7 @@ class _RandomWindow(grain.transforms.RandomMap):
     length: int
     mel_floor: float
     decision_share: float = 0.0
+    burn_in: int | None = None
 
     def random_map(self, features, rng: np.random.Generator):
         blocks = len(features["valid"])
@@ -207,16 +210,17 @@ class _RandomWindow(grain.transforms.RandomMap):
             at = int(decisions[rng.integers(decisions.size)])
             start = at - int(rng.integers(self.length // 2, self.length))
             start = int(np.clip(start, 0, max(blocks - self.length, 0)))
-        return window(features, start, self.length, self.mel_floor)
+        return window(features, start, self.length, self.mel_floor, self.burn_in)
 
 
 def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, num_epochs: int | None = None,
                  shuffle: bool = True, workers: int = 0, prefetch: int = 0,
-                 decision_share: float = 0.0) -> grain.IterDataset:
+                 decision_share: float = 0.0, burn_in: int | None = None) -> grain.IterDataset:
     """Shuffled, windowed, batched training data for one host (shard) of `shard_count`.
 
-    `decision_share` of the windows are placed around a floor decision (see `_RandomWindow`).
+    `decision_share` of the windows are placed around a floor decision (see `_RandomWindow`); `burn_in`
+    as in `window`.
     Iterators of the result have `get_state()` / `set_state()`: restoring a state resumes exactly.
     `num_epochs=None` repeats forever, reshuffling every epoch. `workers` > 0 decodes in that many worker
     processes; otherwise `prefetch` > 0 prepares that many batches ahead in a background thread.
@@ -234,7 +238,7 @@ def make_dataset(paths, layout: MicroTurnLayout, *, window_turns: int, batch_siz
     if shuffle:
         ds = ds.shuffle()
     ds = ds.repeat(num_epochs).map(_Decode(layout)).random_map(
-        _RandomWindow(window_turns, layout.dmel.log_min, decision_share))
+        _RandomWindow(window_turns, layout.dmel.log_min, decision_share, burn_in))
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if workers > 0:
         return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
