@@ -170,7 +170,8 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
         out[name] = piece
     untaught = out.pop("untaught", None)
     if "text_out" in out:
-        early = np.arange(length) < (0 if start == 0 else length // 2 if burn_in is None else burn_in)
+        burn = length // 2 if burn_in is None else burn_in
+        early = np.arange(length) < (burn if start > 0 else 0)
         out["trained"] = out["valid"] & ~(early & (out["text_out"][:, 0] == text.Special.VOICED))
         if untaught is not None:
             out["trained"] &= ~untaught
