@@ -4,8 +4,7 @@ Each element is a dict of arrays with a leading window axis of `window` micro-tu
 `MicroTurnLayout.batch_spec`, the one schema of a batch. Outputs are trained (`trained`) where valid, except
 a voiced micro-turn among the window's first `burn_in`: there the window does not yet show why the model
 speaks (an utterance begun before it, a question it did not hear), so those outputs are not trained (their
-listening targets are), while silence is: with little heard, the model learns to wait. A window from the
-conversation's start has nothing before it to miss and burns nothing in. Nor is the model's
+listening targets are), while silence is: with little heard, the model learns to wait. Nor is the model's
 speech in a false start (`Script.false_start`): it is heard, and only the stop that follows is trained; nor its
 silence in a false yield (`Script.false_yield`), where only the resumption that follows is.
 Later in the window every output is trained, the ends of utterances longer than a window among them.
@@ -154,8 +153,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
 def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: float,
            burn_in: int | None = None) -> dict[str, np.ndarray]:
     """`length` micro-turns from `start`, padded past the end (valid=False, PAD, silence at `mel_floor`).
-    `burn_in` (default: half the window): the micro-turns at its start whose speech is not trained, where
-    `start` > 0."""
+    `burn_in` (default: half the window): the micro-turns at its start whose speech is not trained."""
     out = {}
     features = {k: v for k, v in features.items() if k != "decision"}
     for name, arr in features.items():
@@ -170,8 +168,7 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
         out[name] = piece
     untaught = out.pop("untaught", None)
     if "text_out" in out:
-        burn = length // 2 if burn_in is None else burn_in
-        early = np.arange(length) < (burn if start > 0 else 0)
+        early = np.arange(length) < (length // 2 if burn_in is None else burn_in)
         out["trained"] = out["valid"] & ~(early & (out["text_out"][:, 0] == text.Special.VOICED))
         if untaught is not None:
             out["trained"] &= ~untaught
