@@ -1,8 +1,9 @@
 """The streaming step: equals the training forward, traces once, fixed state, resets, long sessions.
 
 The model here has a local layer (a window of 2 micro-turns, shorter than the 6-turn training windows,
-so the window binds) under a global one: every test covers both kinds of cache. Every test runs for both
-layouts: one position per frame and text slot, and the configs' groups (`experiments/configs/model.py`)."""
+so the window binds) under a global one: every test covers both kinds of cache. The tests that compare
+streaming with the training forward run for both layouts (`model`): one position per frame and text slot, and
+the configs' groups (`experiments/configs/model.py`); the others run for the configs' groups (`grouped`)."""
 import dataclasses
 import functools
 
@@ -26,9 +27,7 @@ INPUTS = ("user_audio", "video", "video_new", "text_in")
 TEACHER = ("text_out", "model_audio")
 
 
-@pytest.fixture(scope="module", params=list(LAYOUTS))
-def spec(request):
-    lay = LAYOUTS[request.param]
+def _spec(lay):
     return model_lib.ModelSpec(
         decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
                             moe=MoESpec(num_experts=4, top_k=2, every=2),
@@ -36,9 +35,21 @@ def spec(request):
         layout=lay, flow_hidden=32, flow_depth=1)
 
 
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def spec(request):
+    return _spec(LAYOUTS[request.param])
+
+
 @pytest.fixture(scope="module")
 def model(spec):
+    """The model in either layout."""
     return model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def grouped():
+    """The model in the configs' layout."""
+    return model_lib.InteractionModel(_spec(LAYOUTS["grouped"]), rngs=nnx.Rngs(0))
 
 
 def _turn(batch, t, names):
@@ -74,16 +85,16 @@ def test_a_local_layer_keeps_its_window_and_the_window_binds(spec, model, batch)
         streaming.init_state(model_lib.InteractionModel(bad, rngs=nnx.Rngs(0)), 1, capacity_turns=4)
 
 
-def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(model, batch):
-    graphdef, params = nnx.split(model)
-    chex.clear_trace_counter()  # the other layout's run of this test traced its own step
+def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(grouped, batch):
+    graphdef, params = nnx.split(grouped)
+    chex.clear_trace_counter()  # count this test's traces only
 
     @functools.partial(jax.jit, donate_argnums=1)  # the state is updated in place
     @chex.assert_max_traces(n=1)
     def step(params, state, inputs, rng):
         return streaming.step(nnx.merge(graphdef, params), state, inputs, rng, flow_steps=2)
 
-    state = streaming.init_state(model, 2, capacity_turns=4)
+    state = streaming.init_state(grouped, 2, capacity_turns=4)
     shapes = jax.tree.map(lambda x: (x.shape, x.dtype), state)  # read before the first step donates it
     for t in range(1000):  # 250 times the cache capacity
         state, out = step(params, state, _turn(batch, t % 6, INPUTS), jax.random.key(t))
@@ -94,51 +105,52 @@ def test_one_trace_fixed_state_and_sessions_longer_than_the_cache(model, batch):
     assert (np.asarray(out["audio_tokens"]) >= 0).all() and (np.asarray(out["audio_tokens"]) < 16).all()
     # The cache holds exactly the last `capacity` positions.
     pos = np.asarray(state.caches[0].pos[0])
-    top = 1000 * model.spec.layout.block_len
+    top = 1000 * grouped.spec.layout.block_len
     assert sorted(pos.tolist()) == list(range(top - len(pos), top))
 
 
-def test_reset_starts_one_session_and_leaves_the_other(model, batch):
+def test_reset_starts_one_session_and_leaves_the_other(grouped, batch):
     teach = lambda t: _turn(batch, t, TEACHER)  # noqa: E731
-    run = jax.jit(lambda s, t: streaming.step(model, s, _turn(batch, t, INPUTS), jax.random.key(7), teacher=teach(t)),
+    run = jax.jit(lambda s, t: streaming.step(grouped, s, _turn(batch, t, INPUTS), jax.random.key(7), teacher=teach(t)),
                   static_argnums=1)
-    state = streaming.init_state(model, 2, capacity_turns=8)
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     for t in range(3):
         state, _ = run(state, t)
     _, continued = run(state, 3)
     restarted_state = streaming.reset(state, jnp.array([True, False]))
     _, restarted = run(restarted_state, 3)
-    _, fresh = run(streaming.init_state(model, 2, capacity_turns=8), 3)
+    _, fresh = run(streaming.init_state(grouped, 2, capacity_turns=8), 3)
     np.testing.assert_allclose(restarted["text_logits"][0], fresh["text_logits"][0], atol=1e-5)
     np.testing.assert_allclose(restarted["text_logits"][1], continued["text_logits"][1], atol=1e-5)
     assert not np.allclose(restarted["text_logits"][0], continued["text_logits"][0], atol=1e-5)
 
 
-def test_free_running_outputs_are_valid_and_greedy_is_deterministic(model, batch):
-    state = streaming.init_state(model, 2, capacity_turns=8)
+def test_free_running_outputs_are_valid_and_greedy_is_deterministic(grouped, batch):
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
-    _, a = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0)
-    _, b = streaming.step(model, state, inputs, jax.random.key(2), temperature=0.0)
+    _, a = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0)
+    _, b = streaming.step(grouped, state, inputs, jax.random.key(2), temperature=0.0)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    lay = model.spec.layout
+    lay = grouped.spec.layout
     assert a["text_tokens"].shape == (2, lay.text_out_slots) and a["mel"].shape == (2, lay.frames, 80)
     assert (np.asarray(a["text_tokens"]) < 272).all()
     np.testing.assert_array_equal(a["audio_tokens"], np.clip(np.floor((np.asarray(a["mel"]) + 7) / (9 / 16)), 0, 15))
 
 
-def test_the_speaking_state_gates_text_and_audio(model, batch):
+def test_the_speaking_state_gates_text_and_audio(grouped, batch):
     """The first slot decides: silent means all-PAD text and exact silence, played and fed back; speaking
     means bytes (never the state token) and the flow head's frames. The chance is VOICED against PAD there."""
-    state = streaming.init_state(model, 2, capacity_turns=8)
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
-    silent_state, silent = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=1.0)
+    silent_state, silent = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=1.0,
+                                          speak_threshold=1.0)
     assert not np.asarray(silent["voiced"]).any()
     assert (np.asarray(silent["text_tokens"]) == text.Special.PAD).all()
-    log_min = model.spec.layout.dmel.log_min
+    log_min = grouped.spec.layout.dmel.log_min
     assert (np.asarray(silent["mel"]) == log_min).all() and not np.asarray(silent["audio_tokens"]).any()
     assert not np.asarray(silent_state.last_audio).any() and (np.asarray(silent_state.last_text) == 0).all()
-    _, spoken = streaming.step(model, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=0.0)
+    _, spoken = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=1.0, speak_threshold=0.0)
     tokens = np.asarray(spoken["text_tokens"])
     assert np.asarray(spoken["voiced"]).all() and (tokens[:, 0] == text.Special.VOICED).all()
     assert (tokens[:, 1:] != text.Special.VOICED).all()
@@ -147,43 +159,43 @@ def test_the_speaking_state_gates_text_and_audio(model, batch):
     expected = 1 / (1 + np.exp(first[:, text.Special.PAD] - first[:, text.Special.VOICED]))
     np.testing.assert_allclose(spoken["speak"], expected, rtol=1e-5)
     assert spoken["listen"].shape == (2, len(listening.NAMES))
-    logits, _, listen, _ = model(batch)  # the listening heads read the first text slot, as in training
+    logits, _, listen, _ = grouped(batch)  # the listening heads read the first text slot, as in training
     np.testing.assert_allclose(spoken["listen"], jax.nn.sigmoid(listen[:, 0]), atol=1e-5)
     np.testing.assert_allclose(first, logits[:, 0, 0], atol=1e-4)
 
 
-def test_keeping_the_floor_takes_its_own_threshold(model, batch):
-    """Silent, the model starts when its chance of speaking passes speak_threshold; speaking, it goes on
+def test_keeping_the_floor_takes_its_own_threshold(grouped, batch):
+    """Silent, the grouped starts when its chance of speaking passes speak_threshold; speaking, it goes on
     while that chance passes keep_threshold. The state remembers which bar applies, and a reset forgets it."""
-    state = streaming.init_state(model, 2, capacity_turns=8)
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
-    _, probe = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0)
+    _, probe = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0)
     p = np.asarray(probe["speak"])
     above, below = float(p.min()) - 1e-3, float(p.max()) + 1e-3  # every chance passes one, none the other
-    silent_state, silent = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,
+    silent_state, silent = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0,
                                           speak_threshold=below, keep_threshold=above)
     assert not np.asarray(silent["voiced"]).any() and not np.asarray(silent_state.speaking).any()
-    spoken_state, spoken = streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,
+    spoken_state, spoken = streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0,
                                           speak_threshold=above)
     assert np.asarray(spoken["voiced"]).all() and np.asarray(spoken_state.speaking).all()
     # Speaking already (nothing else changed, so the chance is the same): it now meets keep_threshold.
     speaking = state.replace(speaking=jnp.ones(2, bool))
-    _, kept = streaming.step(model, speaking, inputs, jax.random.key(1), temperature=0.0,
+    _, kept = streaming.step(grouped, speaking, inputs, jax.random.key(1), temperature=0.0,
                              speak_threshold=below, keep_threshold=above)
     assert np.asarray(kept["voiced"]).all()
-    _, dropped = streaming.step(model, speaking, inputs, jax.random.key(1), temperature=0.0,
+    _, dropped = streaming.step(grouped, speaking, inputs, jax.random.key(1), temperature=0.0,
                                 speak_threshold=above, keep_threshold=below)
     assert not np.asarray(dropped["voiced"]).any()
     restarted = streaming.reset(speaking, jnp.array([True, False]))
     np.testing.assert_array_equal(restarted.speaking, [False, True])
 
 
-def test_a_byte_comes_while_its_chance_of_not_pad_passes_byte_threshold(model, batch):
+def test_a_byte_comes_while_its_chance_of_not_pad_passes_byte_threshold(grouped, batch):
     """Speaking, a byte slot emits a byte when its chance of not PAD (VOICED aside) is above byte_threshold,
     and once it has not, the rest of the row is PAD."""
-    state = streaming.init_state(model, 2, capacity_turns=8)
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
-    run = lambda **kw: streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
+    run = lambda **kw: streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
                                       speak_threshold=0.0, **kw)[1]
     logits = np.asarray(run(byte_threshold=0.0)["text_logits"], np.float64)[:, 1]  # slot 1 follows VOICED
     logits[:, text.Special.VOICED] = -np.inf
@@ -196,23 +208,26 @@ def test_a_byte_comes_while_its_chance_of_not_pad_passes_byte_threshold(model, b
     np.testing.assert_array_equal(run()["text_tokens"], run(byte_threshold=streaming.BYTE_THRESHOLD)["text_tokens"])
 
 
-def test_the_step_draws_its_frames_at_the_specs_audio_temperature(model, batch):
-    """By default the frames come at the temperature the model's own frames were trained with."""
-    state = streaming.init_state(model, 2, capacity_turns=8)
+def test_the_step_draws_its_frames_at_the_specs_audio_temperature(grouped, batch):
+    """By default the frames come at the temperature the grouped's own frames were trained with."""
+    state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
-    run = lambda **kw: np.asarray(streaming.step(model, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
+    run = lambda **kw: np.asarray(streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731
                                                  speak_threshold=0.0, **kw)[1]["mel"])
-    np.testing.assert_array_equal(run(), run(audio_temperature=model.spec.audio_temperature))
-    assert not np.allclose(run(), run(audio_temperature=model.spec.audio_temperature + 0.8))
+    np.testing.assert_array_equal(run(), run(audio_temperature=grouped.spec.audio_temperature))
+    assert not np.allclose(run(), run(audio_temperature=grouped.spec.audio_temperature + 0.8))
 
 
 # ---------------------------------------------------------------- deterministic mode
 
+def _deterministic(spec):
+    return dataclasses.replace(spec, decoder=dataclasses.replace(
+        spec.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, impl="dense")))
+
+
 @pytest.fixture(scope="module")
 def det_model(spec):
-    det = dataclasses.replace(spec, decoder=dataclasses.replace(
-        spec.decoder, deterministic=True, moe=MoESpec(num_experts=4, top_k=2, every=2, impl="dense")))
-    return model_lib.InteractionModel(det, rngs=nnx.Rngs(0))
+    return model_lib.InteractionModel(_deterministic(spec), rngs=nnx.Rngs(0))
 
 
 def test_deterministic_streaming_equals_the_training_forward_bit_for_bit(det_model, batch):
@@ -248,9 +263,10 @@ def test_deterministic_sessions_sample_the_same_alone_and_in_any_slot_of_a_batch
     assert len({np.asarray(together["text_tokens"][i]).tobytes() for i in range(8)}) > 1  # they did differ
 
 
-def test_deterministic_mode_is_the_same_model_and_trains(model, det_model, batch):
+def test_deterministic_mode_is_the_same_model_and_trains(grouped, batch):
     """Same parameters, same function up to summation order; its gradients (through the tile loops) are finite."""
-    for a, b in zip(model(batch)[:2], det_model(batch)[:2]):
+    det_model = model_lib.InteractionModel(_deterministic(grouped.spec), rngs=nnx.Rngs(0))
+    for a, b in zip(grouped(batch)[:2], det_model(batch)[:2]):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
     graphdef, params = nnx.split(det_model)
     loss, grads = jax.jit(jax.value_and_grad(
