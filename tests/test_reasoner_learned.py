@@ -66,6 +66,22 @@ def test_search_episodes_search_open_and_read_through_views_and_hold_subjects_ou
     assert asked & held and not asked & train
 
 
+def test_a_batch_is_cut_to_its_longest_episode_and_the_loss_is_the_same():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    b = episodes.batch(np.random.default_rng(0), 8, search_share=0.0)
+    width = b["tokens"].shape[1]
+    longest = max(int(np.flatnonzero(row != text.Special.PAD)[-1]) + 1 for row in b["tokens"])
+    assert width % episodes.BUCKET == 0 and longest <= width < longest + episodes.BUCKET < episodes.LENGTH
+    full = {k: np.pad(v, ((0, 0), (0, episodes.LENGTH - width))) for k, v in b.items()}
+    model = learned.ReasonerModel(DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64),
+                                  rngs=nnx.Rngs(0))
+    loss = nnx.jit(training.loss_fn)
+    cut, padded = (float(loss(model, {k: jnp.asarray(v) for k, v in x.items()})) for x in (b, full))
+    assert cut == pytest.approx(padded, rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def trained():
     spec = DecoderSpec(embed=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=256)

@@ -12,7 +12,7 @@ its title names the subject; a name no document mentions gets "not found" after 
 reads each result through `view`: a search's first hit as `id | title`, a passage's first
 `PASSAGE_VIEW` characters. After a unit conversion or an answer read from a document it writes the UI surface
 to show, as one line (`surface.line_of_trace`: `table|FROM|TO`, `card|DOC_ID|TITLE`). Sequences have a fixed
-length, `LENGTH`.
+length, `LENGTH`; a training batch is cut to its longest episode (`batch`).
 
 Training never reads the collection the tools serve: its search episodes ask about the articles of a
 larger gazetteer (`TRAIN_ARTICLES`, another seed), indexed apart, so that the reasoner learns to copy a name
@@ -35,6 +35,7 @@ from interaction.tools import documents, registry, search
 
 S = text.Special
 LENGTH = 448  # tokens per episode; longer questions are refused
+BUCKET = 64  # a batch's width is a multiple of this
 EPOCH = datetime.datetime(2026, 1, 1)
 MAX_CALLS = 3  # tool calls per episode
 SEARCH_SHARE = 0.3  # episodes asking about the gazetteer
@@ -142,5 +143,10 @@ def encode(e: Episode) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batch(rng: np.random.Generator, n: int, search_share: float = SEARCH_SHARE) -> dict[str, np.ndarray]:
-    tokens, masks = zip(*(encode(make_episode(rng, search_share=search_share)) for _ in range(n)))
-    return {"tokens": np.stack(tokens), "target": np.stack(masks)}
+    """`n` fresh episodes, cut after the longest one's last token, rounded up to a multiple of `BUCKET`. What
+    is cut is padding, which no token before it reads, so the loss is the same; a jitted step compiles once
+    per width."""
+    tokens, masks = map(np.stack, zip(*(encode(make_episode(rng, search_share=search_share)) for _ in range(n))))
+    used = int(np.flatnonzero((tokens != S.PAD).any(0))[-1]) + 1
+    width = min(LENGTH, -(-used // BUCKET) * BUCKET)
+    return {"tokens": tokens[:, :width], "target": masks[:, :width]}
