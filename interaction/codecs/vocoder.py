@@ -8,13 +8,17 @@ Live decoding (`StreamingGriffinLim`) runs the same iteration on a sliding buffe
 their phase from the previous piece (warm start), new frames start from their neighbours' phase
 advanced by one hop, and only the newest piece's samples are emitted. A sample is final once every
 frame overlapping it has arrived, i.e. `n_fft - hop` samples after the end of its own frame, so live
-audio lags the frames by `added_latency_s` plus the compute time of one call.
+audio lags the frames by `added_latency_s` plus the compute time of one call. Its iterations run as one
+jitted XLA program over every stream at once (`_refine`): the element-wise work fuses, where NumPy and
+librosa would make a pass over memory per operation and recompute the overlap-add's window sum each time.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 
+import jax
+import jax.numpy as jnp
 import librosa
 import numpy as np
 
@@ -64,15 +68,53 @@ def decode(logmel, cfg: dmel.DMelConfig, n_iter: int = 32, seed: int = 0, invers
     return y[cfg.history : cfg.history + len(logmel) * cfg.hop].astype(np.float32)  # drop the causal left padding
 
 
+@functools.lru_cache(maxsize=8)
+def _inverse_window_sum(cfg: dmel.DMelConfig, count: int) -> np.ndarray:
+    """1 / the squared Hann windows' sum over the overlap-add of `count` frames (1 where that sum is nearly 0,
+    as librosa's istft leaves those samples)."""
+    total = librosa.filters.window_sumsquare(window="hann", n_frames=count, hop_length=cfg.hop,
+                                             win_length=cfg.n_fft, n_fft=cfg.n_fft, dtype=np.float32)
+    nonzero = total > np.finfo(np.float32).tiny
+    return np.where(nonzero, 1.0 / np.where(nonzero, total, 1.0), 1.0).astype(np.float32)
+
+
+def _overlap_add(frames, hop: int):
+    """(rows, T, n) frames -> (rows, n + hop * (T - 1)) samples, frame t added at t * hop."""
+    count, n = frames.shape[-2:]
+    length = n + hop * (count - 1)
+    return sum(jnp.pad(frames[:, t], ((0, 0), (t * hop, length - n - t * hop))) for t in range(count))
+
+
+@functools.partial(jax.jit, static_argnames=("hop", "n_iter"))
+def _refine(mag, angles, window, inverse_window_sum, *, hop: int, n_iter: int):
+    """Fast Griffin-Lim (Perraudin et al., momentum 0.99) on causal frames, as librosa's with center=False:
+    (rows, T, n_freq) magnitude and unit phase -> the refined phase and the buffer's samples (rows, L)."""
+    n, count = window.shape[0], mag.shape[1]
+
+    def istft(spec):
+        return _overlap_add(jnp.fft.irfft(spec, n=n, axis=-1) * window, hop) * inverse_window_sum
+
+    def stft(y):
+        return jnp.fft.rfft(jnp.stack([y[:, t * hop: t * hop + n] for t in range(count)], 1) * window, axis=-1)
+
+    def iteration(_, carry):
+        angles, prev = carry
+        rebuilt = stft(istft(mag * angles))
+        step = rebuilt - (0.99 / 1.99) * prev
+        return step / (jnp.abs(step) + 1e-16), rebuilt
+
+    angles, _ = jax.lax.fori_loop(0, n_iter, iteration, (angles, jnp.zeros_like(angles)))
+    return angles, istft(mag * angles)
+
+
 @dataclasses.dataclass
 class StreamingGriffinLim:
     """Griffin-Lim over successive log-mel pieces; `push` returns exactly piece_frames * hop samples.
 
     The output stream is the offline signal delayed by `cfg.history` samples (`added_latency_s`).
     State (magnitude and phase of the last `context_frames`) lives in this object. With `sessions` set,
-    one object renders that many streams at once, each a row of every array: one batched STFT per
-    iteration instead of one per stream (the per-call overhead dominates a 200 ms piece), and every row
-    computed exactly as alone (`reset` starts a row's stream anew).
+    one object renders that many streams at once, each a row of every array, in one call: a row's
+    arithmetic never reads another row (`reset` starts a row's stream anew).
     """
 
     cfg: dmel.DMelConfig
@@ -88,10 +130,10 @@ class StreamingGriffinLim:
         if self.context_frames is None:
             self.context_frames = 2 * -(-self.cfg.n_fft // self.cfg.hop)
         n_freq = self.cfg.n_fft // 2 + 1
-        lead = () if self.sessions is None else (self.sessions,)
+        rows = self.sessions or 1
         # Silence before a stream's start: zero magnitude, zero phase, over the whole context.
-        self._mag = np.zeros((*lead, n_freq, self.context_frames), np.float32)
-        self._angles = np.ones((*lead, n_freq, self.context_frames), np.complex64)
+        self._mag = np.zeros((rows, self.context_frames, n_freq), np.float32)
+        self._angles = np.ones((rows, self.context_frames, n_freq), np.complex64)
         self._window = librosa.filters.get_window("hann", self.cfg.n_fft, fftbins=True).astype(np.float32)
         self._bin_advance = np.exp(2j * np.pi * np.arange(n_freq) * self.cfg.hop / self.cfg.n_fft).astype(np.complex64)
 
@@ -107,38 +149,27 @@ class StreamingGriffinLim:
         else:
             self._mag[row], self._angles[row] = 0.0, 1.0
 
-    def _stft(self, y):
-        return librosa.stft(y, n_fft=self.cfg.n_fft, hop_length=self.cfg.hop, window=self._window, center=False)
-
-    def _istft(self, spec):
-        return librosa.istft(spec, hop_length=self.cfg.hop, window=self._window, center=False)
-
     def push(self, logmel_piece) -> np.ndarray:
         piece = np.asarray(logmel_piece)
-        lead = self._mag.shape[:-2]
+        lead = () if self.sessions is None else (self.sessions,)
         if piece.shape[:-2] != lead or piece.ndim != len(lead) + 2 or piece.shape[-1] != self.cfg.n_mels \
                 or piece.shape[-2] == 0:
             raise ValueError(f"expected {'(' + str(lead[0]) + ', ' if lead else '('}frames > 0, {self.cfg.n_mels}) "
                              f"log-mel, got shape {piece.shape}.")
         frames = piece.shape[-2]
         new_mag = _INVERSIONS[self.inversion](piece.reshape(-1, self.cfg.n_mels), self.cfg)  # (n_freq, rows * frames)
-        new_mag = np.moveaxis(new_mag.reshape(-1, *lead, frames), 0, -2)  # (*lead, n_freq, frames)
+        new_mag = new_mag.T.reshape(len(self._mag), frames, -1)
         # New frames start from the last known phase advanced by one hop per frame.
-        new_angles = self._angles[..., -1:] * self._bin_advance[:, None] ** np.arange(1, frames + 1)
-        mag = np.concatenate([self._mag, new_mag], axis=-1)
-        angles = np.concatenate([self._angles, new_angles], axis=-1)
-        prev = np.zeros_like(angles)
-        for _ in range(self.n_iter):  # fast Griffin-Lim (Perraudin et al.), momentum 0.99
-            rebuilt = self._stft(self._istft(mag * angles))
-            angles_new = rebuilt - (0.99 / 1.99) * prev
-            prev = rebuilt
-            angles = angles_new / (np.abs(angles_new) + 1e-16)
-        y = self._istft(mag * angles)
+        new_angles = self._angles[:, -1:] * self._bin_advance ** np.arange(1, frames + 1)[:, None]
+        mag = np.concatenate([self._mag, new_mag], axis=1)
+        angles, y = _refine(mag, np.concatenate([self._angles, new_angles], axis=1), self._window,
+                            _inverse_window_sum(self.cfg, mag.shape[1]), hop=self.cfg.hop, n_iter=self.n_iter)
         keep = self.context_frames
-        self._mag, self._angles = mag[..., -keep:], angles[..., -keep:].astype(np.complex64)
+        self._mag, self._angles = mag[:, -keep:], np.array(angles[:, -keep:])
         # Samples of frame j's own hop sit at [j*hop, (j+1)*hop) of the buffer; emit the new hops.
-        start = (mag.shape[-1] - frames) * self.cfg.hop
-        return y[..., start : start + frames * self.cfg.hop].astype(np.float32)
+        start = (mag.shape[1] - frames) * self.cfg.hop
+        out = np.asarray(y[:, start : start + frames * self.cfg.hop])
+        return out if lead else out[0]
 
 
 def live_decoder(cfg: dmel.DMelConfig, sessions: int) -> StreamingGriffinLim:
