@@ -165,7 +165,7 @@ def test_the_speaking_state_gates_text_and_audio(grouped, batch):
 
 
 def test_keeping_the_floor_takes_its_own_threshold(grouped, batch):
-    """Silent, the grouped starts when its chance of speaking passes speak_threshold; speaking, it goes on
+    """Silent, the model starts when its chance of speaking passes speak_threshold; speaking, it goes on
     while that chance passes keep_threshold. The state remembers which bar applies, and a reset forgets it."""
     state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
@@ -209,7 +209,7 @@ def test_a_byte_comes_while_its_chance_of_not_pad_passes_byte_threshold(grouped,
 
 
 def test_the_step_draws_its_frames_at_the_specs_audio_temperature(grouped, batch):
-    """By default the frames come at the temperature the grouped's own frames were trained with."""
+    """By default the frames come at the temperature the model's own frames were trained with."""
     state = streaming.init_state(grouped, 2, capacity_turns=8)
     inputs = _turn(batch, 0, INPUTS)
     run = lambda **kw: np.asarray(streaming.step(grouped, state, inputs, jax.random.key(1), temperature=0.0,  # noqa: E731

@@ -165,7 +165,7 @@ class StreamingGriffinLim:
         angles, y = _refine(mag, np.concatenate([self._angles, new_angles], axis=1), self._window,
                             _inverse_window_sum(self.cfg, mag.shape[1]), hop=self.cfg.hop, n_iter=self.n_iter)
         keep = self.context_frames
-        self._mag, self._angles = mag[:, -keep:], np.array(angles[:, -keep:])
+        self._mag, self._angles = mag[:, -keep:], np.array(angles[:, -keep:])  # a host copy `reset` can write
         # Samples of frame j's own hop sit at [j*hop, (j+1)*hop) of the buffer; emit the new hops.
         start = (mag.shape[1] - frames) * self.cfg.hop
         out = np.asarray(y[:, start : start + frames * self.cfg.hop])
