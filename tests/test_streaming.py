@@ -68,6 +68,30 @@ def test_streaming_equals_the_training_forward(model, batch):
     np.testing.assert_array_equal(out["text_tokens"], batch["text_out"])
 
 
+def test_a_camera_that_starts_late_and_skips_frames_is_seen_as_in_training(grouped, batch):
+    """Each new frame's change is measured against the last new frame before it: within the training window,
+    and in streaming through the state, which also starts a session with no frame before its first."""
+    b, t = batch["video_new"].shape
+    new = np.array([[False, True, False, True, True, False], [True, False, False, True, False, True]])[:, :t]
+    frames = np.random.default_rng(0).integers(0, 256, batch["video"].shape, dtype=np.uint8)
+    latest = np.maximum.accumulate(np.where(new, np.arange(t), -1), axis=1)  # the latest new frame's block
+    held = frames[np.arange(b)[:, None], np.maximum(latest, 0)] * (latest >= 0)[..., None, None, None, None]
+    seen = dict(batch, video=jnp.asarray(held.astype(np.uint8)), video_new=jnp.asarray(new))
+    logits, cond, _, _ = grouped(seen)
+    state = streaming.init_state(grouped, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
+    state, out = jax.jit(lambda s, i, t: streaming.run_session(grouped, s, i, jax.random.key(0), teacher=t))(
+        state, {k: seen[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
+    np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(state.last_frame, held[:, -1])
+    assert np.asarray(state.saw_frame).all()
+    # The change is seen: the same latest frames, each new frame compared with itself, read differently.
+    still = grouped.seen(seen["video"], seen["video"], seen["video_new"])
+    moving = grouped.seen(seen["video"], jnp.roll(seen["video"], 1, axis=1), seen["video_new"])
+    assert not np.allclose(still[new], moving[new], atol=1e-3)
+    np.testing.assert_array_equal(moving[~new], 0.0)  # no new frame: nothing seen
+
+
 def test_a_local_layer_keeps_its_window_and_the_window_binds(spec, model, batch):
     block = spec.layout.block_len
     state = streaming.init_state(model, 2, capacity_turns=8)

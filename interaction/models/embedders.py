@@ -5,7 +5,8 @@
   stream a token belongs to is added by the stream embedding.
 - video: the hMLP stem. A 40x40 patch is embedded hierarchically, 40 = 5 x 2 x 2 x 2: a linear map on
   every 5x5 sub-patch, then three stages that each merge 2x2 neighbours with a linear map. Each stage
-  is followed by RMSNorm and GELU; there is no BatchNorm, so a token depends on its own patch only.
+  is followed by RMSNorm and GELU; there is no BatchNorm, so a token depends on its own patch only. A
+  second stem of the same form reads a patch's change since the previous frame (signed differences).
 - text and stream identity: plain embedding tables.
 Parameters carry logical axis names only (vocab, embed, mlp); the config maps them to mesh axes.
 """
@@ -42,12 +43,14 @@ class DMelEmbed(nnx.Module):
 
 
 class HMLPStem(nnx.Module):
-    """(..., 40, 40, 3) uint8 patches -> (..., embed)."""
+    """(..., 40, 40, 3) patches -> (..., embed): uint8 pixels, or with `signed` the differences of two frames'
+    pixels (integers in [-255, 255])."""
 
     FIRST = 5  # 40 = 5 * 2 * 2 * 2
     MERGES = 3
 
-    def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False):
+    def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
+                 signed: bool = False):
         if embed % 4:
             raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
         widths = [embed // 4, embed // 2, embed, embed]
@@ -56,13 +59,13 @@ class HMLPStem(nnx.Module):
         self.merges = nnx.List([Linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
         self.norms = nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths])
-        self.dtype = dtype
+        self.dtype, self.signed = dtype, signed
 
     def __call__(self, patches: jax.Array) -> jax.Array:
         *lead, h, w, c = patches.shape
         if (h, w, c) != (video.PATCH, video.PATCH, 3):
             raise ValueError(f"expected (..., {video.PATCH}, {video.PATCH}, 3) patches, got {patches.shape}")
-        x = patches.astype(self.dtype) / 127.5 - 1.0
+        x = patches.astype(self.dtype) / 255.0 if self.signed else patches.astype(self.dtype) / 127.5 - 1.0
         g = video.PATCH // self.FIRST  # 8x8 grid of 5x5 sub-patches
         x = x.reshape(*lead, g, self.FIRST, g, self.FIRST, c)
         x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, self.FIRST * self.FIRST * c)

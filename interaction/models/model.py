@@ -135,6 +135,7 @@ class InteractionModel(nnx.Module):
         det = spec.decoder.deterministic
         self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
+        self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
         def group(k: int) -> embedders.GroupEmbed | None:  # none where a position holds one item
@@ -168,6 +169,14 @@ class InteractionModel(nnx.Module):
         out = self.text_depth(h, embedded)
         return out.reshape(*out.shape[:-3], out.shape[-3] * g, out.shape[-1])
 
+    def seen(self, frame: jax.Array, previous: jax.Array, new: jax.Array) -> jax.Array:
+        """(..., P, 40, 40, 3) uint8 patches of the latest frame and of the new frame before it (the frame itself
+        where none came before), `new` (...) whether the latest frame is new -> (..., P, embed): each patch's
+        look plus its change, zero without a new frame. The change is what a drifting scene does not have:
+        a shape that appears, vanishes or turns colour."""
+        change = frame.astype(jnp.int16) - previous.astype(jnp.int16)
+        return (self.video(frame) + self.motion(change)) * new[..., None, None]
+
     def heard(self, tokens: jax.Array) -> jax.Array:
         """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed)."""
         return _grouped(self.user_audio_group, self.audio(tokens))
@@ -184,7 +193,11 @@ class InteractionModel(nnx.Module):
         """(B, T, block_len, embed) token embeddings of a window of blocks. `fed_audio` (default the batch's
         `model_audio`) is the model's own audio as it hears it back."""
         lay = self.spec.layout
-        video = self.video(batch["video"]) * batch["video_new"][..., None, None]
+        frames, new = batch["video"], batch["video_new"]
+        # The new frame before each block's, within the window (the streaming state carries it across steps).
+        before = jnp.cumsum(new, axis=1) - new > 0
+        last_new = jnp.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+        video = self.seen(frames, jnp.where(before[..., None, None, None, None], last_new, frames), new)
         prev_text = _shift_right(batch["text_out"], text.Special.PAD, lay.text_group)
         prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0, lay.audio_group)
         parts = [self.heard(batch["user_audio"]), video, self.text(batch["text_in"]),

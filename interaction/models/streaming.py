@@ -7,10 +7,11 @@ positions, whose slots the depth head reads out one after another (the first slo
 speak or stay silent; then the bytes, each sampled and fed back), and then the audio positions, each a patch
 of `audio_group` frames drawn from the flow head, quantised to dMel and fed back (exact silence when the
 model chose to stay silent). `MicroTurnLayout.passes` counts the passes. All state is an explicit pytree of
-fixed-shape arrays: one ring-buffer KV cache per block, the micro-turn index and the last emitted text group
-and audio group of every session. Nothing grows with the session; a session longer than the cache keeps running with a
-sliding attention window. Within a micro-turn the caches are read only: the turn's keys collect in a
-block of their own (`KVCache` of block_len slots per layer) and are written into the caches at its end.
+fixed-shape arrays: one ring-buffer KV cache per block, the micro-turn index, the last emitted text group
+and audio group and the last camera frame of every session. Nothing grows with the session; a session
+longer than the cache keeps running with a sliding attention window. Within a micro-turn the caches are read
+only: the turn's keys collect in a block of their own (`KVCache` of block_len slots per layer) and are
+written into the caches at its end.
 
 With `teacher` outputs the step feeds back the given tokens instead of its own choices; its logits and
 audio conditioning then equal the full-sequence training forward (tested).
@@ -26,7 +27,7 @@ from flax import nnx, struct
 from jax.sharding import NamedSharding
 
 from interaction import sharding
-from interaction.codecs import dmel, text
+from interaction.codecs import dmel, text, video
 from interaction.data.layout import STEP_INPUTS
 from interaction.models import invariant
 from interaction.models.cache import KVCache
@@ -44,6 +45,8 @@ class StreamState:
     last_text: jax.Array  # (B, text_group) int32 last text-out group emitted
     last_audio: jax.Array  # (B, audio_group, n_mels) int32 last audio group emitted, as dMel tokens
     speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
+    last_frame: jax.Array  # (B, P, 40, 40, 3) uint8 patches of the last new camera frame
+    saw_frame: jax.Array  # (B,) bool whether a new camera frame has come in this session
 
 
 def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
@@ -61,7 +64,9 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
     return StreamState(caches=caches, time=time,
                        last_text=jnp.full((batch, lay.text_group), int(text.Special.PAD), jnp.int32),
                        last_audio=jnp.zeros((batch, lay.audio_group, lay.dmel.n_mels), jnp.int32),
-                       speaking=jnp.zeros(batch, bool))
+                       speaking=jnp.zeros(batch, bool),
+                       last_frame=jnp.zeros((batch, lay.patches, video.PATCH, video.PATCH, 3), jnp.uint8),
+                       saw_frame=jnp.zeros(batch, bool))
 
 
 def state_shardings(state: StreamState, mesh, rules) -> StreamState:
@@ -75,7 +80,8 @@ def state_shardings(state: StreamState, mesh, rules) -> StreamState:
                    for c in state.caches)
     per_session = named(("batch",))
     return StreamState(caches=caches, time=per_session(state.time), last_text=per_session(state.last_text),
-                       last_audio=per_session(state.last_audio), speaking=per_session(state.speaking))
+                       last_audio=per_session(state.last_audio), speaking=per_session(state.speaking),
+                       last_frame=per_session(state.last_frame), saw_frame=per_session(state.saw_frame))
 
 
 def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -91,6 +97,8 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
         last_text=jnp.where(rows[:, None], int(text.Special.PAD), state.last_text),
         last_audio=jnp.where(rows[:, None, None], 0, state.last_audio),
         speaking=state.speaking & ~rows,
+        last_frame=jnp.where(rows[:, None, None, None, None], 0, state.last_frame).astype(jnp.uint8),
+        saw_frame=state.saw_frame & ~rows,
     )
 
 
@@ -151,9 +159,10 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     sessions, g, k = state.time.shape[0], lay.text_group, lay.audio_group
     first_text, first_audio = lay.input_len, lay.input_len + lay.text_positions
 
-    video = model.video(inputs["video"]) * inputs["video_new"][:, None, None]
-    x = jnp.concatenate([model.heard(inputs["user_audio"]), video, model.text(inputs["text_in"]),
-                         model.fed_text(state.last_text)], axis=1)
+    frame, new = inputs["video"], inputs["video_new"]
+    previous = jnp.where(state.saw_frame[:, None, None, None, None], state.last_frame, frame)
+    x = jnp.concatenate([model.heard(inputs["user_audio"]), model.seen(frame, previous, new),
+                         model.text(inputs["text_in"]), model.fed_text(state.last_text)], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len + 1)
     blocks = model.decoder.init_cache(sessions, lay.block_len, state.caches[0].v.dtype)
     h, blocks = model.decoder.step(x + streams[: lay.input_len + 1], positions, state.caches, blocks)
@@ -236,7 +245,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     caches = model.decoder.write_cache(state.caches, blocks)  # the whole turn's keys, once
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio,
-                            speaking=voiced)
+                            speaking=voiced, last_frame=jnp.where(new[:, None, None, None, None], frame,
+                                                                  state.last_frame),
+                            saw_frame=state.saw_frame | new)
     frames = lambda x: slots_first(x).reshape(sessions, lay.frames, lay.dmel.n_mels)  # noqa: E731
     return new_state, {
         "text_tokens": text_tokens, "text_logits": text_logits, "speak": speak,
