@@ -11,6 +11,7 @@ import pytest
 from interaction.codecs import text, text_stream
 from interaction.data import listening
 from interaction.data.pipeline import SlotQueue, _text_slots
+from interaction.reasoner import rules
 from interaction.reasoner.base import Answer, CallableReasoner, Request, ScriptedReasoner
 from interaction.reasoner.runtime import ReasonerRuntime
 
@@ -209,9 +210,23 @@ def test_fixed_latency_lands_answers_exactly_then_waiting_for_a_slow_reasoner():
         ReasonerRuntime(slow, text_in_slots=8, latency_turns=2).delegate("q", "")
 
 
+def test_a_timer_shows_its_countdown_at_once_and_is_said_when_due_whatever_comes_between():
+    rt = ReasonerRuntime(CallableReasoner(rules.respond), text_in_slots=8, latency_turns=1)
+    rt.delegate("Tell me when five seconds have passed.", "", microturn=3)
+    assert (rt.arrived(3) == PAD).all() and (rt.arrived(4) == PAD).all()
+    (_, ready), = rt.ready  # answered: the countdown can show, nothing is said yet
+    assert ready.surface is not None and rt.reminders == 1 and not rt.delivered
+    rt.delegate("What is 2 times 3?", "", microturn=10)  # a new request does not cancel the timer
+    rows = {m: rt.arrived(m) for m in range(5, 40)}
+    assert [(m, a.text) for _, m, a in rt.delivered] == [(11, "2 times 3 is 6."), (3 + 25, "Five seconds have passed.")]
+    assert rows[28][0] == text.Special.RESULT and rt.reminders == 0
+    rt.delegate("Set a timer for one second.", "", microturn=40)
+    rt.close()  # a closed session's timers are dropped
+    assert rt.reminders == 0
+
+
 def test_rules_answer_the_corpus_questions_as_the_corpus_does():
     from interaction.data.scenarios import spoken_result, tool_question
-    from interaction.reasoner import rules
     from interaction.tools import registry
 
     rng = np.random.default_rng(3)

@@ -12,6 +12,7 @@ import pytest
 
 from interaction.codecs import text
 from interaction.data import layout as layout_lib
+from interaction.data import lexicon
 from interaction.live import protocol
 from interaction.live.session import LiveSession
 from interaction.reasoner import rules, surface
@@ -84,9 +85,13 @@ def test_bad_surfaces_are_refused_with_the_reason(bad, reason):
 
 def test_the_rules_compose_a_countdown_a_table_and_a_sourced_card():
     timer = rules.respond(Request("Set a timer for five minutes.", "", NOW))
-    assert timer.text == "A timer for five minutes is running."
+    assert timer.text == "Five minutes have passed." and timer.after_s == 300  # said when the time is up
     assert [c for c in timer.surface["components"] if c["component"] == "Timer"][0]["seconds"] == 300
+    assert rules.respond(Request("Tell me when a minute has passed.", "", NOW)).text == "One minute has passed."
     assert rules.timer("start a timer for 90 seconds") == (90, "90 seconds")
+    for form in lexicon.TIMER_REQUESTS:  # every way the corpus' users ask, as the model hands it over
+        for n, word in lexicon.NUMBER_WORDS.items():
+            assert {rules.timer(said.format(n=word)) for said in lexicon.forms(form)} == {(n, f"{word} seconds")}
     assert rules.timer("set a timer for 0 seconds") is None and rules.timer("what is a timer") is None
 
     units = rules.respond(Request("How many kilometres are in 12 miles?", "", NOW))

@@ -234,6 +234,11 @@ def translation(s: Script) -> None:
         t = u1 + s.pause() * 0.6  # the user goes on while the model translates
 
 
+def _boundary(t: float) -> float:
+    """The first micro-turn boundary at or after t: where a reasoner's result enters text-in."""
+    return float(np.ceil(t / MICROTURN_SECONDS) * MICROTURN_SECONDS)
+
+
 def timer(s: Script) -> None:
     n = int(s.rng.choice(s.timing.timer_seconds))
     request = s.phrase(lx.TIMER_REQUESTS).format(n=lx.NUMBER_WORDS[n])
@@ -244,10 +249,15 @@ def timer(s: Script) -> None:
     ack = lx.pick(s.rng, lx.TIMER_ACKS)
     m0, m1 = s.model(u1 + gap, ack)
     s.event("model_turn", m0, m1, text=ack, gap=round(gap, 4))
+    # The model has no clock beyond its context: it hands the count to the reasoner (a tool that keeps time),
+    # which says when the time is up, counted from the hand-over; the model then says so.
+    s.text(m0, "delegate", request)
     due = u1 + n
-    done = lx.pick(s.rng, lx.TIMER_DONE).format(n=lx.NUMBER_WORDS[n], N=lx.NUMBER_WORDS[n].capitalize())
     s.event("timer_due", due, due, seconds=n)
-    d0, d1 = s.model(due, done)
+    done = lx.pick(s.rng, lx.TIMER_DONE).format(n=lx.NUMBER_WORDS[n], N=lx.NUMBER_WORDS[n].capitalize())
+    arrival = _boundary(m0 + n)
+    s.text(arrival, "result", done)
+    d0, d1 = s.model(s.user_busy_until(arrival + s.gap()), done)
     s.event("model_turn", d0, d1, text=done, timer=True)
 
 
@@ -314,7 +324,7 @@ def delegation(s: Script) -> None:
     s.event("model_turn", a0, a1, text=ack, gap=round(gap, 4))
     s.text(a0, "delegate", question)
     latency = s.uniform(s.timing.reasoner_latency_min, s.timing.reasoner_latency_max)
-    arrival = float(np.ceil((a0 + latency) / 0.2) * 0.2)  # results enter at a micro-turn boundary
+    arrival = _boundary(a0 + latency)
     if searched:
         (tool, argument), result_text = registry.parse_call(trace[0]["call"]), fact
     else:

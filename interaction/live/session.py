@@ -42,7 +42,7 @@ class LiveSession:
         self._heard_typed: list[tuple[float, str, str]] = []  # (time, "user", text) of what the user typed
         self._calls = itertools.count()
         self._call_ids: dict[int, str] = {}  # reasoner request id -> the call id the client was told
-        self._delivered = 0
+        self._delivered = self._ready = 0
         self._shown: set[str] = set()  # render_ui call ids the client has not yet acknowledged
         self.microturn = 0
 
@@ -141,9 +141,10 @@ class LiveSession:
                 events.append(protocol.event("conversation.item.created", item={
                     "type": "function_call_output", "call_id": self._call_ids.pop(rid, None),
                     "output": answer.text, "status": "completed" if answer.ok else "incomplete"}))
+            for _, answer in self.runtime.ready[self._ready:]:  # a timer's countdown shows before it goes off
                 if answer.surface is not None:
                     events.extend(self.render(answer.surface))
-            self._delivered = len(self.runtime.delivered)
+            self._delivered, self._ready = len(self.runtime.delivered), len(self.runtime.ready)
         self.microturn += 1
         return events
 

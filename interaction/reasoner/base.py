@@ -32,6 +32,7 @@ class Answer:
     ok: bool = True
     trace: tuple[dict, ...] = ()  # {"call": "name(argument)", "result": text}, in order
     surface: dict | None = None  # a UI surface to show beside the answer (`surface.py`), checked where shown
+    after_s: float = 0.0  # > 0: a reminder (a timer going off), said this long after the request was made
 
 
 class Reasoner(Protocol):

@@ -8,7 +8,8 @@ so it plugs in as any external reasoner would: `CallableReasoner(rules.answer)`,
 experiments.evaluate --reasoner=interaction.reasoner.rules:answer`. A question it cannot read gets an error
 answer. `respond` is the same with a UI surface beside the answer (`surface.py`): a unit conversion as a
 two-row table, a search answer as a card naming its source, and a timer request ("set a timer for five
-minutes") as a live countdown; the live server's default reasoner.
+minutes") as a live countdown, whose answer ("Five minutes have passed.") is said when the time is up;
+the live server's default reasoner.
 """
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ from interaction.tools import documents, knowledge, registry
 _TIMES = re.compile(r"what is (\d+) times (\d+)\??")
 _UNITS = re.compile(r"how many (\w+) are in (\d+) (\w+)\??")
 _NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+_NUMBERS |= {"fifteen": 15, "twenty": 20, "thirty": 30}
 _COUNT = "|".join(_NUMBERS)
-_TIMER = re.compile(rf"(?:please )?(?:set|start) (?:a|an|the) timer for (\d+|an?|{_COUNT}) (second|minute|hour)s?\.?")
+_SPAN = rf"(\d+|an?|{_COUNT}) (second|minute|hour)s?"
+_TIMERS = (re.compile(rf"(?:please )?(?:set|start) (?:a|an|the) timer for {_SPAN}(?:,? please)?[.!]?"),
+           re.compile(rf"(?:(?:can|could) you )?(?:tell me|let me know) when {_SPAN} "
+                      r"(?:have|has|are|is) (?:passed|gone by|up)[.?!]?"))
 _UNIT_S = {"second": 1, "minute": 60, "hour": 3600}
 
 
@@ -70,8 +75,10 @@ def search_and_read(question: str, index=None) -> tuple[str, tuple[dict, ...]]:
 
 
 def timer(question: str) -> tuple[int, str] | None:
-    """(seconds, spoken length) for a timer request ("set a timer for five minutes"); None for any other."""
-    m = _TIMER.fullmatch(" ".join(question.lower().split()))
+    """(seconds, spoken length) for a timer request ("set a timer for five minutes", "tell me when ten seconds
+    have passed"); None for any other."""
+    said = " ".join(question.lower().split())
+    m = next((m for m in (p.fullmatch(said) for p in _TIMERS) if m is not None), None)
     if m is None:
         return None
     count, unit = m.groups()
@@ -89,7 +96,8 @@ def respond(request: Request) -> Answer:
         seconds, said = asked
         shown = surface.card(surface.new_id("timer"), f"Timer: {said}",
                              {"component": "Timer", "seconds": seconds, "label": said})
-        return Answer(f"A timer for {said} is running.", surface=shown)
+        gone = "have" if said.split()[0] != "one" else "has"
+        return Answer(f"{said[0].upper()}{said[1:]} {gone} passed.", surface=shown, after_s=seconds)
     if documents.read_question(request.text) is not None:
         text, trace = search_and_read(request.text)
         return Answer(text, trace=trace, surface=surface.from_trace(request.text, trace, text))
