@@ -143,8 +143,9 @@ class Script:
         """In the training split only, with chance `timing.contrast_onset_prob`: whether a turn the user
         interrupts has backchannels first, or a turn the user backchannels through is interrupted after
         one, so that the model hears both onsets in one answer and learns from the words that follow them
-        which one it heard."""
-        return not self.heldout and self.rng.uniform() < self.timing.contrast_onset_prob
+        which one it heard. Draws nothing where the chance is 0, so the option left off changes no other draw."""
+        chance = self.timing.contrast_onset_prob
+        return not self.heldout and chance > 0 and self.rng.uniform() < chance
 
     def false_yield(self, b0: float, b1: float, m0: float, answer: str) -> tuple[float, float, float, str] | None:
         """In the training split only, with chance `timing.false_yield_prob`: the model, saying `answer` from
