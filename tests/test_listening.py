@@ -205,6 +205,25 @@ def test_speech_over_side_talk_is_told_apart_as_a_response_or_a_turn_running_on(
     assert floor_probe.summarize([probed(answered)])["false_start"]["value"] > 0
 
 
+def test_a_timer_going_off_and_a_visual_change_are_answered_by_a_turn_begun_soon_after(tiny_corpus):
+    """The reference begins a turn after each (answered); silence, or one turn held from before the cue
+    through it, answers neither."""
+    for kind, num, den, figure in (("timer", "timers_said", "timers", "timer_said"),
+                                   ("visual_cue", "changes_remarked", "changes", "remark_said")):
+        conv = _convs(tiny_corpus, kind)[0]
+        feats = pipeline.conversation_features(conv, LAYOUT)
+        reference = feats["text_out"][:, 0] == text.Special.VOICED
+        m = len(reference)
+        held = np.zeros(m, bool)
+        cue = conv.events_of("visual_cue" if kind == "visual_cue" else "timer_due")[0]
+        held[listening.turn_of(cue.start) - 3 :] = True
+        rows = {name: floor_probe.counts(conv, reference.astype(float), voiced, feats["listen"])
+                for name, voiced in (("reference", reference), ("silent", np.zeros(m, bool)), ("held", held))}
+        assert rows["reference"][den] >= 1 and rows["reference"][num] == rows["reference"][den], kind
+        assert rows["silent"][num] == 0 and rows["held"][num] < rows["held"][den], kind
+        assert floor_probe.summarize([rows["reference"]])[figure]["value"] == 1.0
+
+
 def test_the_onset_auc_tells_a_model_that_stops_for_interruptions_only_from_one_that_leans(tiny_corpus):
     """Stopping where the reference stops, and talking through backchannels, separates the two onsets (AUC
     1); stopping, or going on, for both does not (0.5), however often it stops."""

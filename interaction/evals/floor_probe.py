@@ -29,6 +29,7 @@ from interaction.evals import fdb_rules, intervals
 STOP_WITHIN_S = 0.6  # an interruption is handled when the model is silent this soon after it begins
 REPLY_WITHIN_S = 2.0  # a reply later than this after a turn end is a miss, not a latency
 FALSE_AFTER_S = 0.5  # side talk and background: a response up to this long after they end counts
+CUED_WITHIN_S = 2.0  # a timer going off or a visual change is answered by a turn begun this soon after it
 # A pause is taken over by speaking in it for a turn's length, not by a backchannel (the stories' reference
 # backchannels in their pauses): Full-Duplex-Bench's 1 s, plus the micro-turn its edges can add to a run.
 TAKEOVER_S = fdb_rules.TURN_SECONDS + MICROTURN_SECONDS
@@ -192,6 +193,15 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
         if span.size:
             kept.append(float(says[span].mean() >= 0.8))
     out["backchannels"], out["floor_kept"] = float(len(kept)), float(sum(kept))
+    # Cues no user turn gives: a timer going off (its reasoner's answer entering text-in; the due time in a
+    # corpus without one) and a visual change. Answered when it begins a turn within CUED_WITHIN_S.
+    begins = says & ~np.concatenate([[False], says[:-1]])
+    answered = lambda t: float(begins[_turns(t, t + CUED_WITHIN_S, m + 1)].any())  # noqa: E731
+    results = [t.time for t in conv.text_items if t.channel == "result"]
+    timers = [results[0] if results else e.start for e in conv.events_of("timer_due")]
+    changes = [e.start for e in conv.events_of("visual_cue")]
+    out["timers"], out["timers_said"] = float(len(timers)), float(sum(map(answered, timers)))
+    out["changes"], out["changes_remarked"] = float(len(changes)), float(sum(map(answered, changes)))
     return out
 
 
@@ -294,4 +304,6 @@ def summarize(rows: list[dict]) -> dict:
         "false_response": _rate(rows, "false_responses", "distractors"),
         "false_start": _rate(rows, "false_starts", "distractors"),
         "floor_kept": _rate(rows, "floor_kept", "backchannels"),
+        "timer_said": _rate(rows, "timers_said", "timers"),
+        "remark_said": _rate(rows, "changes_remarked", "changes"),
     }
