@@ -59,8 +59,6 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     t.reasoner_latency_min, t.reasoner_latency_max = 1.0, 3.0
     t.search_delegation_share = 0.25  # delegated questions about the search collection (search, open, read)
     t.remark_latency_median = 0.6  # model's reaction to a visual cue
-    t.visual_changes = 2  # at most this many changes in a visual-cue conversation (at least one)
-    t.train_visual_changes = 2  # the same in the training split
     t.timer_seconds = [5, 6, 8, 10]
     t.tail = 1.0  # seconds of audio after the last speech
     return c

@@ -186,8 +186,7 @@ def visual_cue(s: Script) -> None:
     s.shapes = [scene.random_shape(s.rng) for _ in range(int(s.rng.integers(1, 3)))]
     alive = list(range(len(s.shapes)))  # indices of the initial shapes still on screen
     colours = [x.colour for x in s.shapes]
-    most = s.timing.visual_changes if s.heldout else s.timing.train_visual_changes
-    for _ in range(int(s.rng.integers(1, most + 1))):
+    for _ in range(int(s.rng.integers(1, 3))):
         cue_t = round(t + s.uniform(1.0, 3.0), 1)
         action = str(s.rng.choice(["appear", "vanish", "recolour"] if len(alive) > 1 else ["appear", "recolour"]))
         if action == "appear":
