@@ -65,7 +65,8 @@ def test_step_bytes_count_the_cache_once_per_pass_and_only_the_experts_used():
     assert lay.text_positions > 1  # so the second pass is a text position's
     assert one[1][1] == pytest.approx(4 * (decoder_total - (total - active) + text_heads))  # one token: its top-k
     many = flops.micro_turn_passes(model, sessions=64, context=0, flow_evals=8, weight_bytes=2, kv_bytes=2)
-    first = flops.size(model.video) + flops.size(model.user_audio_group) + text_heads  # the first text position too
+    stems = flops.size(model.video) + flops.size(model.motion)
+    first = stems + flops.size(model.user_audio_group) + text_heads  # the first text position too
     assert many[0][1] == pytest.approx(2 * (decoder_total + first), rel=1e-6)  # every expert
     # The passes' FLOPs add up to the block's.
     assert sum(f for f, _ in one) == pytest.approx(flops.block_forward(model, 0, flow_evals=8))

@@ -6,7 +6,7 @@
 - video: the hMLP stem. A 40x40 patch is embedded hierarchically, 40 = 5 x 2 x 2 x 2: a linear map on
   every 5x5 sub-patch, then three stages that each merge 2x2 neighbours with a linear map. Each stage
   is followed by RMSNorm and GELU; there is no BatchNorm, so a token depends on its own patch only. A
-  patch's change since an earlier frame may enter beside its pixels, as three more input channels.
+  second stem of the same form reads a patch's change since the previous frame (signed differences).
 - text and stream identity: plain embedding tables.
 Parameters carry logical axis names only (vocab, embed, mlp); the config maps them to mesh axes.
 """
@@ -43,37 +43,29 @@ class DMelEmbed(nnx.Module):
 
 
 class HMLPStem(nnx.Module):
-    """(..., 40, 40, 3) uint8 patches -> (..., embed). Built with `change`, it also reads each patch's change
-    since an earlier frame (signed pixel differences, (..., 40, 40, 3)) as three more channels of the first
-    map: seeing a change costs 75 x embed/4 parameters, where a second stem would cost 6.5 embed^2."""
+    """(..., 40, 40, 3) patches -> (..., embed): uint8 pixels, or with `signed` the differences of two frames'
+    pixels (integers in [-255, 255])."""
 
     FIRST = 5  # 40 = 5 * 2 * 2 * 2
     MERGES = 3
 
     def __init__(self, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
-                 change: bool = False):
+                 signed: bool = False):
         if embed % 4:
             raise ValueError(f"embed={embed} must be divisible by 4 (the stem widens embed/4 -> embed/2 -> embed).")
         widths = [embed // 4, embed // 2, embed, embed]
         det = deterministic
-        self.channels = 6 if change else 3
-        self.first = Linear(self.FIRST * self.FIRST * self.channels, widths[0], (None, "embed"), rngs, dtype,
-                            deterministic=det)
+        self.first = Linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
         self.merges = nnx.List([Linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
         self.norms = nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths])
-        self.dtype = dtype
+        self.dtype, self.signed = dtype, signed
 
-    def __call__(self, patches: jax.Array, change: jax.Array | None = None) -> jax.Array:
+    def __call__(self, patches: jax.Array) -> jax.Array:
         *lead, h, w, c = patches.shape
         if (h, w, c) != (video.PATCH, video.PATCH, 3):
             raise ValueError(f"expected (..., {video.PATCH}, {video.PATCH}, 3) patches, got {patches.shape}")
-        if (change is not None) != (self.channels == 6):
-            raise ValueError("a change goes with a stem built to read one (change=True), and only with it.")
-        x = patches.astype(self.dtype) / 127.5 - 1.0
-        if change is not None:
-            x = jnp.concatenate([x, change.astype(self.dtype) / 255.0], axis=-1)
-        c = self.channels
+        x = patches.astype(self.dtype) / 255.0 if self.signed else patches.astype(self.dtype) / 127.5 - 1.0
         g = video.PATCH // self.FIRST  # 8x8 grid of 5x5 sub-patches
         x = x.reshape(*lead, g, self.FIRST, g, self.FIRST, c)
         x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, self.FIRST * self.FIRST * c)

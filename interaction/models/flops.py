@@ -54,15 +54,20 @@ def _text_slot(model) -> float:
     return 2 * (_size(model.text_depth) + model.spec.decoder.embed * text.VOCAB_SIZE)
 
 
+def _stems(model) -> int:
+    """Parameters a patch passes through: the stems of its look and of its change (one use each)."""
+    return size(model.video) + size(model.motion)
+
+
 def block_forward(model, context: int, flow_evals: int) -> float:
     """Forward FLOPs of one micro-turn block: its positions through the decoder, each attending to `context`
-    keys; its patches through the stem; its groups through their embeddings; its text slots through the
+    keys; its patches through the stems; its groups through their embeddings; its text slots through the
     depth and text heads; and `flow_evals` passes of the flow head per audio position (1 in training, the
     Euler steps when sampling)."""
     lay = model.spec.layout
     groups = (lay.user_positions * _size(model.user_audio_group) + lay.text_positions * _size(model.text_group)
               + lay.audio_positions * _size(model.audio_group))
-    return float(lay.block_len * _decoder_token(model, context) + lay.patches * 2 * size(model.video) + 2 * groups
+    return float(lay.block_len * _decoder_token(model, context) + lay.patches * 2 * _stems(model) + 2 * groups
                  + lay.text_out_slots * _text_slot(model) + lay.audio_positions * flow_evals * 2 * size(model.flow))
 
 
@@ -74,7 +79,7 @@ def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, we
 
     A pass reads every decoder weight but the experts no token of it chose (of E experts with top-k
     routing, N tokens leave an expected E (1 - k/E)^N unread), every session's `context` cached keys and
-    values (a local layer's window at most), and its heads: the stem and the user-audio group embedding
+    values (a local layer's window at most), and its heads: the stems and the user-audio group embedding
     (input pass), the text group embedding and the depth and text heads (a text position), or the audio
     group embedding and the flow head `flow_evals` times (an audio position)."""
     spec, lay = model.spec, model.spec.layout
@@ -94,8 +99,8 @@ def micro_turn_passes(model, *, sessions: int, context: int, flow_evals: int, we
 
     text_params = _size(model.text_group) + _size(model.text_depth) + spec.decoder.embed * text.VOCAB_SIZE
     text_flops = sessions * (2 * _size(model.text_group) + lay.text_group * _text_slot(model))
-    stem = size(model.video) + _size(model.user_audio_group)
-    stem_flops = sessions * 2 * (lay.patches * size(model.video) + lay.user_positions * _size(model.user_audio_group))
+    stem = _stems(model) + _size(model.user_audio_group)
+    stem_flops = sessions * 2 * (lay.patches * _stems(model) + lay.user_positions * _size(model.user_audio_group))
     audio_params = _size(model.audio_group) + flow_evals * size(model.flow)
     first = one(sessions * (lay.input_len + 1), stem_flops + text_flops, stem + text_params)
     texts = [one(sessions, text_flops, text_params)] * (lay.text_positions - 1)

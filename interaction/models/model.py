@@ -134,7 +134,8 @@ class InteractionModel(nnx.Module):
         self.spec = spec
         det = spec.decoder.deterministic
         self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
-        self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, change=True)
+        self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
+        self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
         def group(k: int) -> embedders.GroupEmbed | None:  # none where a position holds one item
@@ -170,11 +171,11 @@ class InteractionModel(nnx.Module):
 
     def seen(self, frame: jax.Array, previous: jax.Array, new: jax.Array) -> jax.Array:
         """(..., P, 40, 40, 3) uint8 patches of the latest frame and of the new frame before it (the frame itself
-        where none came before), `new` (...) whether the latest frame is new -> (..., P, embed): each patch
-        read with its change, zero without a new frame. The change is what a drifting scene does not have:
+        where none came before), `new` (...) whether the latest frame is new -> (..., P, embed): each patch's
+        look plus its change, zero without a new frame. The change is what a drifting scene does not have:
         a shape that appears, vanishes or turns colour."""
         change = frame.astype(jnp.int16) - previous.astype(jnp.int16)
-        return self.video(frame, change) * new[..., None, None]
+        return (self.video(frame) + self.motion(change)) * new[..., None, None]
 
     def heard(self, tokens: jax.Array) -> jax.Array:
         """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed)."""
