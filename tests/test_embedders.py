@@ -41,6 +41,11 @@ def test_hmlp_tokens_depend_only_on_their_own_patch():
         stem(jnp.zeros((1, 32, 32, 3), jnp.uint8))
     with pytest.raises(ValueError, match="divisible by 4"):
         embedders.HMLPStem(30, rngs=nnx.Rngs(0))
+    narrow = embedders.HMLPStem(32, rngs=nnx.Rngs(0), signed=True, width=16)  # merges 16 wide, then a map to 32
+    signed = jnp.asarray(patches, jnp.int16) - 128
+    assert narrow(signed).shape == (2, 4, 32) and narrow.out is not None
+    count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))  # noqa: E731
+    assert count(narrow) < count(embedders.HMLPStem(32, rngs=nnx.Rngs(0), signed=True))
 
 
 def test_split_merge_jit_equals_eager_and_axes_are_logical():

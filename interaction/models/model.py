@@ -127,6 +127,9 @@ def _grouped(group: embedders.GroupEmbed | None, x: jax.Array) -> jax.Array:
     return x if group is None else group(x)
 
 
+CHANGE_WIDTH = 1024  # the change stem's width at most: all of embed up to `small`, 14M parameters at 7168
+
+
 class InteractionModel(nnx.Module):
     def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, dtype=None):
         d, lay = spec.decoder.embed, spec.layout
@@ -135,7 +138,8 @@ class InteractionModel(nnx.Module):
         det = spec.decoder.deterministic
         self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
-        self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True)
+        self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True,
+                                         width=CHANGE_WIDTH)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
         def group(k: int) -> embedders.GroupEmbed | None:  # none where a position holds one item
