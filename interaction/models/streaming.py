@@ -97,7 +97,7 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
         last_text=jnp.where(rows[:, None], int(text.Special.PAD), state.last_text),
         last_audio=jnp.where(rows[:, None, None], 0, state.last_audio),
         speaking=state.speaking & ~rows,
-        last_frame=jnp.where(rows[:, None, None, None, None], 0, state.last_frame).astype(jnp.uint8),
+        last_frame=state.last_frame,  # unread until the session's first new frame replaces it
         saw_frame=state.saw_frame & ~rows,
     )
 
