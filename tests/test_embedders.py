@@ -82,3 +82,24 @@ def test_a_group_is_its_items_mapped_and_laid_side_by_side():
     assert not np.allclose(swapped[:, 0], out[:, 0]) and np.array_equal(swapped[:, 1], out[:, 1])
     with pytest.raises(ValueError, match="divisible"):
         embedders.GroupEmbed(3, 32, rngs=nnx.Rngs(0))
+
+
+def test_the_change_stem_trains_on_no_change_and_hears_a_flicker_as_small():
+    """Most of a frame's change is zero. Its stem has no norms, so there its gradients stay of the order of a
+    changed patch's (through norms they were about 1e10 and clipping then stalled every other weight), and a
+    one-level flicker moves its embedding less than a shape appearing."""
+    stem = embedders.HMLPStem(32, rngs=nnx.Rngs(0), signed=True)
+    graphdef, params = nnx.split(stem, nnx.Param)
+    shape = jnp.zeros((1, 40, 40, 3), jnp.int16).at[:, 10:30, 10:30].set(200)
+
+    upstream = jax.random.normal(jax.random.key(1), (1, 32))  # what the decoder sends back, whatever the change
+
+    def grad_norm(change):
+        grads = jax.grad(lambda p: (nnx.merge(graphdef, p)(change) * upstream).sum())(params)
+        return float(jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads))))
+
+    still, moved = grad_norm(jnp.zeros_like(shape)), grad_norm(shape)
+    assert np.isfinite(still) and still < 10 * moved, (still, moved)
+    base = stem(jnp.zeros_like(shape))
+    flicker = float(jnp.abs(stem(jnp.ones_like(shape)) - base).sum())
+    assert flicker < float(jnp.abs(stem(shape) - base).sum())

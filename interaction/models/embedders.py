@@ -45,7 +45,11 @@ class DMelEmbed(nnx.Module):
 class HMLPStem(nnx.Module):
     """(..., 40, 40, 3) patches -> (..., embed): uint8 pixels, or with `signed` the differences of two frames'
     pixels (integers in [-255, 255]). With `width` below embed its merges are that wide and a map to embed
-    follows: a stem's merges cost 6.5 width^2 parameters."""
+    follows: a stem's merges cost 6.5 width^2 parameters.
+
+    A signed stem has no norms. Most of a change is zero, and a norm would scale the zero input's activations
+    (its biases alone) up to unit size: its gradient there is 1/sqrt(eps) per norm, about 1e10 through four,
+    and it would make a one-level flicker as loud as a shape appearing."""
 
     FIRST = 5  # 40 = 5 * 2 * 2 * 2
     MERGES = 3
@@ -63,7 +67,8 @@ class HMLPStem(nnx.Module):
         self.first = Linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
         self.merges = nnx.List([Linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
-        self.norms = nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths])
+        self.norms = (None if signed else
+                      nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths]))
         self.dtype, self.signed = dtype, signed
 
     def __call__(self, patches: jax.Array) -> jax.Array:
@@ -74,14 +79,17 @@ class HMLPStem(nnx.Module):
         g = video.PATCH // self.FIRST  # 8x8 grid of 5x5 sub-patches
         x = x.reshape(*lead, g, self.FIRST, g, self.FIRST, c)
         x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, self.FIRST * self.FIRST * c)
-        x = jax.nn.gelu(self.norms[0](self.first(x)))
-        for merge, norm in zip(self.merges, self.norms[1:]):
+        x = jax.nn.gelu(self._norm(0, self.first(x)))
+        for i, merge in enumerate(self.merges, 1):
             g //= 2  # concatenate each 2x2 block of neighbours, then mix
             x = x.reshape(*lead, g, 2, g, 2, x.shape[-1])
             x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, 4 * x.shape[-1])
-            x = jax.nn.gelu(norm(merge(x)))
+            x = jax.nn.gelu(self._norm(i, merge(x)))
         x = x.reshape(*lead, x.shape[-1])
         return x if self.out is None else self.out(x)
+
+    def _norm(self, i: int, x: jax.Array) -> jax.Array:
+        return x if self.norms is None else self.norms[i](x)
 
 
 def embedding_table(num: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32) -> nnx.Embed:
