@@ -57,6 +57,20 @@ def test_speech_early_in_a_window_is_not_trained_but_silence_is(tiny_corpus):
         tail["text_out"][:, 0] == text.Special.VOICED)))
 
 
+def test_an_interpreter_speaking_over_the_user_talks_over_but_not_uncalled(tiny_corpus):
+    conv = _convs(tiny_corpus, "translation")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    m = len(feats["valid"])
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    as_reference = floor_probe.counts(conv, reference.astype(float), reference, feats["listen"])
+    chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), feats["listen"])
+    assert as_reference["talk_over"] == as_reference["ref_talk_over"] > 0
+    assert as_reference["uncalled_talk_over"] == 0
+    assert 0 < chatty["uncalled_talk_over"] == chatty["talk_over"] - chatty["ref_talk_over"]
+    figures = floor_probe.summarize([as_reference, chatty])
+    assert figures["talk_over_uncalled"]["value"] < figures["talk_over"]["value"]
+
+
 def test_listening_targets_follow_the_events(tiny_corpus):
     names = listening.NAMES
     conv = _convs(tiny_corpus, "side_talk")[0]

@@ -115,6 +115,7 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     over = user & ~excused
     out = {"user_turns": float(over.sum()), "talk_over": float((says & over).sum()),
            "ref_talk_over": float((reference & over).sum()),
+           "uncalled_talk_over": float((says & over & ~reference).sum()),
            "tp": float((says & reference).sum()), "fp": float((says & ~reference).sum()),
            "fn": float((~says & reference).sum()),
            "speak_block0": float(speak_tf[0]),
@@ -267,6 +268,9 @@ def summarize(rows: list[dict]) -> dict:
     return {
         "talk_over": _rate(rows, "talk_over", "user_turns"),
         "talk_over_reference": _rate(rows, "ref_talk_over", "user_turns"),
+        # Only where the reference is silent: an interpreter speaks over the user by design, so the reference
+        # itself talks over 0.08 of the user's speech as `talk_over` counts it, and 0 as this counts it.
+        "talk_over_uncalled": _rate(rows, "uncalled_talk_over", "user_turns"),
         "speak_block0": {"value": float(np.mean([r["speak_block0"] for r in rows])),
                          "ci": intervals.mean_interval([r["speak_block0"] for r in rows]), "n": float(len(rows))},
         "speak_while_user": _rate(rows, "speak_user_sum", "speak_user_n"),
