@@ -68,9 +68,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.level_audio_share = 0.0  # training: windows whose fed-back voiced frames are one flat frame at a random level
     c.babble_text_share = 0.0  # training: windows whose fed-back voiced bytes are babble (bytes and frames untrained)
     # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
-    # streams. From its mean (0) its frames land above speech level; 0.8 is near the level but made the floor
-    # worse at 600 steps (docs/results.md, ablation row v12), so 0 stays the default.
-    c.audio_temperature = 0.0
+    # streams: 1, as it serves (from its mean, 0, its frames are loud flat noise; docs/results.md). Trained on its
+    # frames at 0 and served at 1, it heard itself quieter than it trained and ended its turns on that.
+    c.audio_temperature = 1.0
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,
