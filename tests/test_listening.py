@@ -57,13 +57,17 @@ def test_speech_early_in_a_window_is_not_trained_but_silence_is(tiny_corpus):
         tail["text_out"][:, 0] == text.Special.VOICED)))
 
 
-def test_an_interpreter_speaking_over_the_user_talks_over_but_not_uncalled(tiny_corpus):
-    conv = _convs(tiny_corpus, "translation")[0]
+def _reference_and_chatty(conv):
+    """The probe's counts of a model that speaks as the reference does, and of one that never stops."""
     feats = pipeline.conversation_features(conv, LAYOUT)
     m = len(feats["valid"])
     reference = feats["text_out"][:, 0] == text.Special.VOICED
-    as_reference = floor_probe.counts(conv, reference.astype(float), reference, feats["listen"])
-    chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), feats["listen"])
+    return (floor_probe.counts(conv, reference.astype(float), reference, feats["listen"]),
+            floor_probe.counts(conv, np.ones(m), np.ones(m, bool), feats["listen"]))
+
+
+def test_an_interpreter_speaking_over_the_user_talks_over_but_not_uncalled(tiny_corpus):
+    as_reference, chatty = _reference_and_chatty(_convs(tiny_corpus, "translation")[0])
     assert as_reference["talk_over"] == as_reference["ref_talk_over"] > 0
     assert as_reference["uncalled_talk_over"] == 0
     assert 0 < chatty["uncalled_talk_over"] == chatty["talk_over"] - chatty["ref_talk_over"]
@@ -181,12 +185,7 @@ def test_story_pauses_can_be_left_out_of_the_hearing_auc_and_smart_turn_hears_th
 
 
 def test_probe_reads_stops_at_interruptions_free_running_and_teacher_forced(tiny_corpus):
-    conv = _convs(tiny_corpus, "interruption")[0]
-    feats = pipeline.conversation_features(conv, LAYOUT)
-    m = len(feats["valid"])
-    reference = feats["text_out"][:, 0] == text.Special.VOICED
-    polite = floor_probe.counts(conv, reference.astype(float), reference, feats["listen"])
-    chatty = floor_probe.counts(conv, np.ones(m), np.ones(m, bool), feats["listen"])
+    polite, chatty = _reference_and_chatty(_convs(tiny_corpus, "interruption")[0])
     assert polite["interruptions"] == polite["interruptions_tf"] == chatty["interruptions"] == 1
     assert polite["interrupt_stops"] == polite["interrupt_stops_tf"] == 1
     assert chatty["interrupt_stops"] == chatty["interrupt_stops_tf"] == 0
