@@ -85,9 +85,9 @@ def test_a_group_is_its_items_mapped_and_laid_side_by_side():
 
 
 def test_the_change_stem_trains_on_no_change_and_hears_a_flicker_as_small():
-    """Most of a frame's change is zero. Its stem has no norms, so there its gradients stay of the order of a
-    changed patch's (through norms they were about 1e10 and clipping then stalled every other weight), and a
-    one-level flicker moves its embedding less than a shape appearing."""
+    """Most of a frame's change is zero. Its stem's norms have a floor, so there its gradients stay of the order
+    of a changed patch's (through norms without one they were about 1e10 and clipping then stalled every other
+    weight), and a one-level flicker moves its embedding less than a shape appearing."""
     stem = embedders.HMLPStem(32, rngs=nnx.Rngs(0), signed=True)
     graphdef, params = nnx.split(stem, nnx.Param)
     shape = jnp.zeros((1, 40, 40, 3), jnp.int16).at[:, 10:30, 10:30].set(200)

@@ -47,9 +47,15 @@ class HMLPStem(nnx.Module):
     pixels (integers in [-255, 255]). With `width` below embed its merges are that wide and a map to embed
     follows: a stem's merges cost 6.5 width^2 parameters.
 
-    A signed stem has no norms. Most of a change is zero, and a norm would scale the zero input's activations
-    (its biases alone) up to unit size: its gradient there is 1/sqrt(eps) per norm, about 1e10 through four,
-    and it would make a one-level flicker as loud as a shape appearing."""
+    A signed stem's input has a gain (`CHANGE_GAIN`) and its norms a floor (`CHANGE_EPS`). Most of a change is
+    zero, where each map's output is its bias alone, and a norm with a tiny eps scales that up to unit size: its
+    gradient there is 1/sqrt(eps), about 1e10 through four, and a one-level flicker would sound as loud as a
+    shape appearing. With the floor, activations below unit size pass nearly as they are (gradient at most 1);
+    with the gain, a shape's change lies above it and is normed as the video stem's activations are. Without
+    norms the change is stable but too quiet beside the frame's own embedding to be used (docs/results.md)."""
+
+    CHANGE_GAIN = 8.0 / 255.0  # pixel differences -> the signed stem's input: a changed pixel is of order 1 to 8
+    CHANGE_EPS = 1.0  # the signed stem's norms: x / sqrt(mean(x^2) + 1)
 
     FIRST = 5  # 40 = 5 * 2 * 2 * 2
     MERGES = 3
@@ -67,29 +73,26 @@ class HMLPStem(nnx.Module):
         self.first = Linear(self.FIRST * self.FIRST * 3, widths[0], (None, "embed"), rngs, dtype, deterministic=det)
         self.merges = nnx.List([Linear(4 * widths[i], widths[i + 1], ("mlp", "embed"), rngs, dtype, deterministic=det)
                                for i in range(self.MERGES)])
-        self.norms = (None if signed else
-                      nnx.List([RMSNorm(w, rngs, dtype, deterministic=det) for w in widths]))
+        eps = self.CHANGE_EPS if signed else 1e-6
+        self.norms = nnx.List([RMSNorm(w, rngs, dtype, deterministic=det, eps=eps) for w in widths])
         self.dtype, self.signed = dtype, signed
 
     def __call__(self, patches: jax.Array) -> jax.Array:
         *lead, h, w, c = patches.shape
         if (h, w, c) != (video.PATCH, video.PATCH, 3):
             raise ValueError(f"expected (..., {video.PATCH}, {video.PATCH}, 3) patches, got {patches.shape}")
-        x = patches.astype(self.dtype) / 255.0 if self.signed else patches.astype(self.dtype) / 127.5 - 1.0
+        x = patches.astype(self.dtype) * self.CHANGE_GAIN if self.signed else patches.astype(self.dtype) / 127.5 - 1.0
         g = video.PATCH // self.FIRST  # 8x8 grid of 5x5 sub-patches
         x = x.reshape(*lead, g, self.FIRST, g, self.FIRST, c)
         x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, self.FIRST * self.FIRST * c)
-        x = jax.nn.gelu(self._norm(0, self.first(x)))
-        for i, merge in enumerate(self.merges, 1):
+        x = jax.nn.gelu(self.norms[0](self.first(x)))
+        for merge, norm in zip(self.merges, self.norms[1:]):
             g //= 2  # concatenate each 2x2 block of neighbours, then mix
             x = x.reshape(*lead, g, 2, g, 2, x.shape[-1])
             x = jnp.moveaxis(x, -4, -3).reshape(*lead, g, g, 4 * x.shape[-1])
-            x = jax.nn.gelu(self._norm(i, merge(x)))
+            x = jax.nn.gelu(norm(merge(x)))
         x = x.reshape(*lead, x.shape[-1])
         return x if self.out is None else self.out(x)
-
-    def _norm(self, i: int, x: jax.Array) -> jax.Array:
-        return x if self.norms is None else self.norms[i](x)
 
 
 def embedding_table(num: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32) -> nnx.Embed:
