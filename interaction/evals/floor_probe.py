@@ -269,7 +269,7 @@ def summarize(rows: list[dict]) -> dict:
         "talk_over": _rate(rows, "talk_over", "user_turns"),
         "talk_over_reference": _rate(rows, "ref_talk_over", "user_turns"),
         # Only where the reference is silent: an interpreter speaks over the user by design, so the reference
-        # itself talks over 0.08 of the user's speech as `talk_over` counts it, and 0 as this counts it.
+        # itself talks over some of the user's speech as `talk_over` counts it, and none as this counts it.
         "talk_over_uncalled": _rate(rows, "uncalled_talk_over", "user_turns"),
         "speak_block0": {"value": float(np.mean([r["speak_block0"] for r in rows])),
                          "ci": intervals.mean_interval([r["speak_block0"] for r in rows]), "n": float(len(rows))},
