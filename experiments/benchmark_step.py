@@ -29,6 +29,10 @@ run (`experiments/moshi_peer.py`, which says how to install it; nothing is insta
 rows, and gives the speed-up of ours against it per 200 ms, at p50 and at p99. Every row gives its sequential
 decoder passes per micro-turn (`MicroTurnLayout.passes`).
 
+--pieces also times the step's parts for each size, each jitted alone: the call itself (a function that takes
+the step's arguments and returns at once), the input pass (the block's input positions and its first text
+position through every layer), a one-position pass, and the whole step with 1 flow step instead of 8.
+
 --ungrouped also times each size with a decoder position per frame and text slot (groups of 1), as
 `<size>/ungrouped` rows, with its cost as a ratio to the default.
 
@@ -46,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
+from flax import nnx
 
 from experiments import benchmark_common as bench
 from experiments import moshi_peer
@@ -55,6 +60,7 @@ from experiments.configs import reasoner as reasoner_config
 from interaction import MICROTURN_SECONDS
 from interaction.models import flops as model_flops
 from interaction.models import model as model_lib
+from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec
 from interaction.reasoner import learned
 from interaction.reasoner.process import ProcessReasoner
@@ -66,9 +72,15 @@ _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micr
 _BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works (the "
                           "sizes' own rows)")
 _MOSHI = flags.DEFINE_bool("moshi", False, "also time Moshi's streaming step at each size (experiments/moshi_peer.py)")
+_PIECES = flags.DEFINE_bool("pieces", False, "also time the step's parts, each jitted alone (the sizes' own rows)")
 _OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
 
 _BLOCK = 25  # micro-turns per idle / busy block of the --reasoner_busy comparison
+
+
+def _ms(times: list[float]) -> dict:
+    """p50_ms and p99_ms of wall times in seconds."""
+    return {"p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
 
 
 def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> dict:
@@ -104,8 +116,7 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
     flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
     moved = model_flops.step_bytes(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
     out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
-           "step_bytes": moved, "passes": lay.passes,
-           "p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
+           "step_bytes": moved, "passes": lay.passes, **_ms(times)}
     out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
     if busy:
         rspec = DecoderSpec(**reasoner_config.get_config("tiny").model)
@@ -125,11 +136,49 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
             runtime.close()
             if isolation == "process":
                 reasoner.close()
-            b = out[f"busy_{isolation}"] = {"idle_p99_ms": 1000 * float(np.percentile(idle, 99)),
-                                            "p50_ms": 1000 * float(np.percentile(busy, 50)),
-                                            "p99_ms": 1000 * float(np.percentile(busy, 99)), "answers": answered}
+            b = out[f"busy_{isolation}"] = {"idle_p99_ms": _ms(idle)["p99_ms"], **_ms(busy), "answers": answered}
             b["p99_over_idle"] = b["p99_ms"] / b["idle_p99_ms"]
     return out
+
+
+def _quantiles(fn, n: int) -> dict:
+    """p50 and p99 wall time of n calls of fn, after one to compile."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return _ms(times)
+
+
+def time_pieces(model_cfg, turns: int, context_turns: int) -> dict:
+    """The step's parts, each jitted alone and timed over `turns` calls: what a call with the step's arguments
+    costs, the input pass, a one-position pass, and the step with 1 flow step."""
+    session = bench.make_session(model_cfg, context_turns)
+    model = session.model
+    lay, graphdef = model.spec.layout, nnx.split(model)[0]
+    state = session.fresh_state()
+
+    def decoder_pass(positions: int):
+        @jax.jit
+        def run(params, caches, x):
+            decoder = nnx.merge(graphdef, params).decoder
+            blocks = decoder.init_cache(1, lay.block_len, caches[0].v.dtype)
+            return decoder.step(x, jnp.arange(positions)[None], caches, blocks)
+        x = jnp.zeros((1, positions, model.spec.decoder.embed), state.caches[0].v.dtype)
+        return lambda: run(session.params, state.caches, x)
+
+    call = jax.jit(lambda params, state, *rest: state.time)
+    flow1, flow1_state = streaming.make_step(graphdef, flow_steps=1), [session.fresh_state()]
+
+    def flow1_step():
+        flow1_state[0], out = flow1(*session.args(flow1_state[0], 0))
+        return out
+
+    return {"call": _quantiles(lambda: call(*session.args(state, 0)), turns),
+            "input_pass": _quantiles(decoder_pass(lay.input_len + 1), turns),
+            "one_pass": _quantiles(decoder_pass(1), turns), "step_flow1": _quantiles(flow1_step, turns)}
 
 
 _COLUMNS = [bench.column("passes", 7, "passes"), bench.column("params", 10, "params_total", ".2f", 1e6, "M"),
@@ -159,6 +208,12 @@ def print_step(configs: dict) -> None:
         bench.print_configs(_MOSHI_COLUMNS, {name: r for size in peers for name, r in
                                              ((size, peers[size]), (f"moshi@{size}", configs[f"moshi@{size}"]))},
                             least=10)
+    pieces = {name: r["pieces"] for name, r in configs.items() if "pieces" in r}
+    if pieces:  # ms, p50 / p99
+        parts = ("call", "input_pass", "one_pass", "step_flow1")
+        bench.print_table([bench.config_column(pieces, 8)] + [
+            (f"{part} ms", 15, lambda r, part=part: f"{r[part]['p50_ms']:.2f} / {r[part]['p99_ms']:.2f}")
+            for part in parts], ({"config": name, **r} for name, r in pieces.items()))
     busy = {name: r for name, r in configs.items() if "busy_thread" in r}
     if busy:
         bench.print_table([bench.config_column(busy, 8), *_BUSY_COLUMNS],
@@ -181,6 +236,8 @@ def main(argv):
         r["bytes_floor_ms"] = 1000 * r["step_bytes"] / results["memory_bandwidth_bytes_per_s"]
         r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
         bench.against_default(step, row, {"p50_over_default": "p50_ms", "p99_over_default": "p99_ms"})
+        if _PIECES.value and not row.varied:
+            r["pieces"] = time_pieces(row.model, _TURNS.value, _CONTEXT.value)
         if _MOSHI.value and not row.varied:
             d = model_lib.ModelSpec.from_config(row.model).decoder
             peer = step[f"moshi@{row.name}"] = moshi_peer.time_step(d.embed, d.heads, d.layers,

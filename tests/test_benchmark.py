@@ -1,5 +1,5 @@
 """The speed benchmarks as users run them (`experiments.benchmark_step`, `benchmark_session`), at a few
-micro-turns: their rows, variants, floors and session samples are all written, and a bad variant is refused
+micro-turns: their rows, variants, floors, the step's timed parts and session samples are all written, and a bad variant is refused
 before anything is timed."""
 import json
 
@@ -14,7 +14,8 @@ def test_step_rows_variants_and_a_short_session(tmp_path):
     out = tmp_path / "step.json"
     log = succeeded(run_module("experiments.benchmark_step", "--sizes=tiny", "--turns=4",
                                "--variant=experiments/configs/model.py:tiny",
-                               "--variant.decoder.local_window_turns=2", "--variant_name=local", f"--out={out}"))
+                               "--variant.decoder.local_window_turns=2", "--variant_name=local", "--pieces",
+                               f"--out={out}"))
     results = json.loads(out.read_text())
     base, local = results["step"]["tiny"], results["step"]["tiny/local"]
     for row in (base, local):
@@ -23,6 +24,9 @@ def test_step_rows_variants_and_a_short_session(tmp_path):
     assert local["step_bytes"] < base["step_bytes"]  # every layer reads 2 micro-turns of cache, not 20
     assert local["p50_over_default"] == local["p50_ms"] / base["p50_ms"]
     assert "tiny/local" in log
+    pieces = base["pieces"]  # the sizes' own rows only
+    assert set(pieces) == {"call", "input_pass", "one_pass", "step_flow1"} and "pieces" not in local
+    assert all(0 < p["p50_ms"] <= p["p99_ms"] for p in pieces.values()) and "step_flow1 ms" in log
 
     out = tmp_path / "session.json"
     succeeded(run_module("experiments.benchmark_session", "--session_turns=20", "--session_window=10",
