@@ -29,7 +29,7 @@ run (`experiments/moshi_peer.py`, which says how to install it; nothing is insta
 rows, and gives the speed-up of ours against it per 200 ms, at p50 and at p99. Every row gives its sequential
 decoder passes per micro-turn (`MicroTurnLayout.passes`).
 
---pieces also times the step's parts for each size, each jitted alone: the call itself (a function that takes
+--pieces also times the step's parts for each row, each jitted alone: the call itself (a function that takes
 the step's arguments and returns at once), the input pass (the block's input positions and its first text
 position through every layer), a one-position pass, and the whole step with 1 flow step instead of 8.
 
@@ -72,7 +72,7 @@ _CONTEXT = flags.DEFINE_integer("context_turns", 150, "KV cache capacity in micr
 _BUSY = flags.DEFINE_bool("reasoner_busy", False, "also time the step while the background reasoner works (the "
                           "sizes' own rows)")
 _MOSHI = flags.DEFINE_bool("moshi", False, "also time Moshi's streaming step at each size (experiments/moshi_peer.py)")
-_PIECES = flags.DEFINE_bool("pieces", False, "also time the step's parts, each jitted alone (the sizes' own rows)")
+_PIECES = flags.DEFINE_bool("pieces", False, "also time the step's parts, each jitted alone")
 _OUT = flags.DEFINE_string("out", "experiments/results/step.json", "where to write the JSON results")
 
 _BLOCK = 25  # micro-turns per idle / busy block of the --reasoner_busy comparison
@@ -236,7 +236,7 @@ def main(argv):
         r["bytes_floor_ms"] = 1000 * r["step_bytes"] / results["memory_bandwidth_bytes_per_s"]
         r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
         bench.against_default(step, row, {"p50_over_default": "p50_ms", "p99_over_default": "p99_ms"})
-        if _PIECES.value and not row.varied:
+        if _PIECES.value:
             r["pieces"] = time_pieces(row.model, _TURNS.value, _CONTEXT.value)
         if _MOSHI.value and not row.varied:
             d = model_lib.ModelSpec.from_config(row.model).decoder
