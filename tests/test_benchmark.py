@@ -1,6 +1,6 @@
 """The speed benchmarks as users run them (`experiments.benchmark_step`, `benchmark_session`), at a few
-micro-turns: their rows, variants, floors, the step's timed parts and session samples are all written, and a bad variant is refused
-before anything is timed."""
+micro-turns: their rows, variants, floors, the step's timed parts and session samples are all written, and a
+bad variant is refused before anything is timed."""
 import json
 
 from absl import flags
