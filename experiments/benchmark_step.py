@@ -83,8 +83,7 @@ def _ms(times: list[float]) -> dict:
     return {"p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99))}
 
 
-def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> dict:
-    session = bench.make_session(model_cfg, context_turns)
+def time_step(session: bench.Session, turns: int, busy: bool = False) -> dict:
     model, state = session.model, session.fresh_state()
     lay = model.spec.layout
     xla = session.step.lower(*session.args(state, 0)).compile().cost_analysis()
@@ -113,8 +112,9 @@ def time_step(model_cfg, turns: int, context_turns: int, busy: bool = False) -> 
 
     times = timed(None)
     total, active = model_lib.parameter_counts(model)
-    flops = model_flops.block_forward(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
-    moved = model_flops.step_bytes(model, context_turns * lay.block_len, flow_evals=bench.FLOW_STEPS)
+    context = session.context_turns * lay.block_len
+    flops = model_flops.block_forward(model, context, flow_evals=bench.FLOW_STEPS)
+    moved = model_flops.step_bytes(model, context, flow_evals=bench.FLOW_STEPS)
     out = {"params_total": total, "params_active": active, "step_flops": flops, "xla_cost_analysis_flops": float(xla),
            "step_bytes": moved, "passes": lay.passes, **_ms(times)}
     out["rtf_p50"], out["rtf_p99"] = out["p50_ms"] / 1000 / MICROTURN_SECONDS, out["p99_ms"] / 1000 / MICROTURN_SECONDS
@@ -152,10 +152,9 @@ def _quantiles(fn, n: int) -> dict:
     return _ms(times)
 
 
-def time_pieces(model_cfg, turns: int, context_turns: int) -> dict:
+def time_pieces(session: bench.Session, turns: int) -> dict:
     """The step's parts, each jitted alone and timed over `turns` calls: what a call with the step's arguments
     costs, the input pass, a one-position pass, and the step with 1 flow step."""
-    session = bench.make_session(model_cfg, context_turns)
     model = session.model
     lay, graphdef = model.spec.layout, nnx.split(model)[0]
     state = session.fresh_state()
@@ -230,14 +229,15 @@ def main(argv):
     results = bench.measure_machine()
     step = results["step"] = {}
     for row in rows:
-        r = step[row.name] = time_step(row.model, _TURNS.value, _CONTEXT.value, busy=_BUSY.value and not row.varied)
+        session = bench.make_session(row.model, _CONTEXT.value)
+        r = step[row.name] = time_step(session, _TURNS.value, busy=_BUSY.value and not row.varied)
         r["floor_ms"] = 1000 * r["step_flops"] / results["matmul_peak_flops"]
         r["ratio_to_floor"] = r["p50_ms"] / r["floor_ms"]
         r["bytes_floor_ms"] = 1000 * r["step_bytes"] / results["memory_bandwidth_bytes_per_s"]
         r["ratio_to_bytes_floor"] = r["p50_ms"] / r["bytes_floor_ms"]
         bench.against_default(step, row, {"p50_over_default": "p50_ms", "p99_over_default": "p99_ms"})
         if _PIECES.value:
-            r["pieces"] = time_pieces(row.model, _TURNS.value, _CONTEXT.value)
+            r["pieces"] = time_pieces(session, _TURNS.value)
         if _MOSHI.value and not row.varied:
             d = model_lib.ModelSpec.from_config(row.model).decoder
             peer = step[f"moshi@{row.name}"] = moshi_peer.time_step(d.embed, d.heads, d.layers,
