@@ -15,6 +15,7 @@ from experiments.configs import train as train_config
 from interaction import MICROTURN_SECONDS
 from interaction.data import records, speech
 from interaction.evals import asr
+from interaction.live.engine import SlotEngine
 from interaction.models.model import ModelSpec
 from interaction.train import checkpoint
 
@@ -126,12 +127,13 @@ def define_serve_flag():
         "here overriding it, e.g. --serve.context_s=30 --serve.sessions=4 --serve.audio_temperature=0.8")
 
 
-def serve_settings(c: ml_collections.ConfigDict, flag) -> ml_collections.ConfigDict:
+def serve_settings(c: ml_collections.ConfigDict, flag=None) -> ml_collections.ConfigDict:
     """The run `c`'s serve block (the defaults where it has none, or lacks a field) with every field given as
-    --serve.FIELD on the command line put over it; refuses values that cannot work."""
+    --serve.FIELD on the command line (`flag`, if given) put over it; refuses values that cannot work."""
     s = train_config.serve_config()
     s.update({k: v for k, v in (c.get("serve") or {}).items() if k in s})
-    s.update(config_flags.get_override_values(flags.FLAGS[flag.name]))
+    if flag is not None:
+        s.update(config_flags.get_override_values(flags.FLAGS[flag.name]))
     train_config.check_serve(s)
     return s
 
@@ -144,3 +146,8 @@ def sampling(s: ml_collections.ConfigDict) -> dict:
 
 def context_turns(s: ml_collections.ConfigDict) -> int:
     return round(s.context_s / MICROTURN_SECONDS)
+
+
+def engine(model, s: ml_collections.ConfigDict, sessions: int | None = None) -> SlotEngine:
+    """The live engine of a trained model as the serve block `s` says (`sessions` slots, else its own)."""
+    return SlotEngine(model, max_sessions=sessions or s.sessions, context_turns=context_turns(s), **sampling(s))

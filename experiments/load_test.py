@@ -72,7 +72,7 @@ def main(argv):
     print(f"{'sessions':>8} {'ticks':>6} {'work p50/p99 ms':>16} {'p50 late ms':>12} {'p99 late ms':>12} "
           f"{'max late ms':>12} {'on time':>8} {'pieces/session':>15} {'holds':>6}")
     for n in map(int, _SESSIONS.value):
-        engine = SlotEngine(model, max_sessions=n, context_turns=common.context_turns(s), **common.sampling(s))
+        engine = common.engine(model, s, sessions=n)
         r = asyncio.run(_load(engine, n, _SECONDS.value))
         rows.append(r)
         print(f"{n:>8} {r['ticks']:>6} {r['p50_work_ms']:>7.1f}/{r['p99_work_ms']:<8.1f} {r['p50_late_ms']:>12.1f} "

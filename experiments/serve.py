@@ -74,7 +74,7 @@ def main(argv):
         raise ValueError(f"--serve.reasoner: {err}") from err
     model = nnx.merge(graphdef, params)
     logging.info("model %s at step %d", ModelSpec.from_config(c.model).decoder, step_count)
-    engine = SlotEngine(model, max_sessions=s.sessions, context_turns=common.context_turns(s), **common.sampling(s))
+    engine = common.engine(model, s)
     engine.step(engine.idle_inputs())  # compile before the first client
     asyncio.run(serve(engine, reasoner))
 

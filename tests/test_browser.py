@@ -1,8 +1,11 @@
 """The live page in headless Chromium: a fake microphone plays a WAV, audio comes back from the model,
 the transcript updates, typed text is acknowledged; a spoken timer request and unit question become a
-countdown and a table beside the transcript, and hostile surfaces are refused or inert. Needs Debian's
-chromium and the driver in tests/browser (`npm install --prefix tests/browser`): .ci/run installs both;
-elsewhere the test is skipped, with what to install, unless CI is set."""
+countdown and a table beside the transcript, and hostile surfaces are refused or inert; the main job's
+trained model answers a spoken question after it ends, not over it. Needs Debian's chromium and the driver
+in tests/browser (`npm install --prefix tests/browser`): .ci/run installs both; elsewhere the test is
+skipped, with what to install, unless CI is set. The trained model's test needs the main job's run
+(`bash main.sh` trains it into workdir/tiny; INTERACTION_MAIN_RUN names another run) and is skipped without
+it."""
 import asyncio
 import contextlib
 import json
@@ -16,6 +19,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments import common
 from interaction.codecs import audio
 from interaction.data import speech
 from interaction.live.engine import SlotEngine
@@ -23,9 +27,11 @@ from interaction.live.server import LiveServer
 from interaction.models import model as model_lib
 from interaction.reasoner import rules
 from interaction.reasoner.base import Answer, CallableReasoner
+from interaction.train import checkpoint
 from test_live import SPEC, DelegatingEngine
 
 DRIVER = Path(__file__).parent / "browser"
+MAIN_RUN = Path(os.environ.get("INTERACTION_MAIN_RUN", Path(__file__).resolve().parents[1] / "workdir" / "tiny"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
@@ -107,6 +113,52 @@ def test_the_page_talks_with_a_fake_microphone(server_url, tmp_path):
     assert stats["audioPieces"] >= 10 and stats["transcriptChars"] > 0  # audio came back, the transcript updated
     assert stats["errors"] == 0 and not stats["problems"], stats
     assert shot.stat().st_size > 0
+
+
+LOUD = 0.02  # a tick's microphone peak above this: the question is being said
+VOICED = 0.01  # a tick's audio peak from the model above this: it speaks (a silent tick plays exact zeros)
+
+
+def _question(timeline) -> tuple[int, int]:
+    """The ticks of the first question heard: (first, last) tick whose microphone peak is loud, the question
+    taken as over after 1 s of quiet."""
+    loud = [c["you"] > LOUD for c in timeline]
+    first = loud.index(True)
+    last, quiet = first, 0
+    for j in range(first, len(loud)):
+        last, quiet = (j, 0) if loud[j] else (last, quiet + 1)
+        if quiet == 5:
+            return first, last
+    raise AssertionError(f"the question never ended: microphone peaks {[round(c['you'], 3) for c in timeline]}")
+
+
+def test_the_trained_model_answers_a_spoken_question_after_it_ends(tmp_path):
+    """A tick's audio from the model was decided before that tick's microphone audio reached it, so a reply
+    heard at or before the question's last loud tick was begun over the question."""
+    _needs_browser()
+    if not (MAIN_RUN / "checkpoints").is_dir():
+        pytest.skip(f"no trained main job at {MAIN_RUN}: `bash main.sh` trains it (or set INTERACTION_MAIN_RUN)")
+    c, graphdef, params, _ = checkpoint.load_trained(MAIN_RUN)
+    engine = common.engine(nnx.merge(graphdef, params), common.serve_settings(c), sessions=1)
+    wave = speech.synthesize("excuse me, could you tell me what the capital of france is?",
+                             speech.Voice("en-us", "m3")).audio
+    wav = tmp_path / "question.wav"
+    audio.write_wav(wav, np.concatenate([np.zeros(8000), wave * 0.5, np.zeros(16000 * 8)]).astype(np.float32), 16000)
+    with _serving(engine, None) as url:
+        run = subprocess.run(["node", str(DRIVER / "conversation.mjs"), url, str(wav), "14"], capture_output=True,
+                             text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["stats"]["errors"] == 0 and not out["problems"], out
+    timeline = out["timeline"]
+    first, last = _question(timeline)
+    speaks = [c["model"] > VOICED for c in timeline]
+    shown = "".join("U" if c["you"] > LOUD else ("M" if m else ".") for c, m in zip(timeline, speaks))
+    assert not any(speaks[first + 1 : last + 1]), f"it spoke over the question: {shown}"
+    reply = [j for j in range(last + 1, min(last + 11, len(speaks))) if speaks[j]]
+    assert reply, f"no reply within 2 s of the question's end: {shown}"
+    said = [j for j, c in enumerate(timeline) if c["said"].strip()]
+    assert said and said[0] > last, f"its words came before the question ended: {said} ({shown})"
 
 
 def test_spoken_requests_become_a_countdown_and_a_table_and_hostile_surfaces_do_nothing(tmp_path):

@@ -5,7 +5,9 @@
 const RATE = 16000;
 const $ = (id) => document.getElementById(id);
 let ws = null, ctx = null, mic = null, node = null, playAt = 0;
-const columns = [];  // one per tick: {you, model, mark}
+// One per tick: the microphone's peak since the last, the model's audio peak and text in this one, a mark.
+// The page's browser test reads the timeline of a spoken question and the reply (window.liveTimeline).
+const columns = window.liveTimeline = [];
 let youLevel = 0;
 // What has happened so far, for a person glancing at the console and for the page's browser test.
 window.liveStats = {micChunks: 0, audioPieces: 0, transcriptChars: 0, heardTicks: 0, errors: 0, surfaces: 0,
@@ -75,13 +77,14 @@ function onEvent(e) {
                                              output_audio_format: {type: "audio/pcm", rate: RATE}}});
       break;
     case "response.output_audio.delta":
-      columns.push({you: youLevel, model: play(fromBase64(e.delta)), mark: null});
+      columns.push({you: youLevel, model: play(fromBase64(e.delta)), said: "", mark: null});
       window.liveStats.audioPieces++;
       youLevel = 0;
       draw();
       break;
     case "response.output_audio_transcript.delta":
       $("transcript").textContent += e.delta;
+      if (columns.length) columns[columns.length - 1].said += e.delta;
       window.liveStats.transcriptChars += e.delta.length;
       break;
     case "response.function_call_arguments.done":
