@@ -18,7 +18,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from experiments.common import matmul_peak, memory_bandwidth
-from interaction.codecs import pitch, text
+from interaction.codecs import text
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import model as model_lib
 from interaction.models import streaming
@@ -146,9 +146,9 @@ REAL_FIELDS = ("valid", "trained")  # all set: every micro-turn real and trained
 
 def random_inputs(layout: MicroTurnLayout, spec: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random host arrays for the fields of `spec` (name: (shape, dtype), from `layout.batch_spec` or
-    `layout.step_spec`), chosen by field and dtype: tokens below their stream's vocabulary (pitch classes
-    too), bytes 0-255, coin flips (`REAL_FIELDS` all set), the log-mel target uniform over the dMel range,
-    listening targets in [0, 1] and the micro-turns' own indices."""
+    `layout.step_spec`), chosen by field and dtype: tokens below their stream's vocabulary, bytes 0-255,
+    coin flips (`REAL_FIELDS` all set), the log-mel target uniform over the dMel range, listening targets
+    in [0, 1] and the micro-turns' own indices."""
     dm, out = layout.dmel, {}
     for name, (shape, dtype) in spec.items():
         if name == "time_index":
@@ -157,8 +157,6 @@ def random_inputs(layout: MicroTurnLayout, spec: dict, rng: np.random.Generator)
             value = np.ones(shape, bool) if name in REAL_FIELDS else rng.uniform(size=shape) < 0.5
         elif name in TEXT_FIELDS or name in DMEL_FIELDS:
             value = rng.integers(0, text.VOCAB_SIZE if name in TEXT_FIELDS else dm.n_bins, shape)
-        elif name == "user_pitch":
-            value = rng.integers(0, [pitch.CLASSES, pitch.CHANGE_CLASSES], shape)
         elif dtype == np.uint8:
             value = rng.integers(0, np.iinfo(dtype).max + 1, shape)
         elif name == "model_mel":

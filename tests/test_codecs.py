@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interaction.codecs import dmel, pitch, text, video, vocoder
+from interaction.codecs import dmel, text, video, vocoder
 from interaction.data import speech
 
 RATES = [40, 80]
@@ -46,59 +46,6 @@ def test_frames_are_causal_and_counted_by_hop(rate, spoken):
         dmel.log_mel(spoken[cut:], cfg, history=spoken[cut - cfg.history : cut]),
     ])
     np.testing.assert_allclose(chunked, full, atol=1e-5)
-
-
-@pytest.mark.parametrize("rate", RATES)
-def test_pitch_of_tones_silence_and_noise(rate):
-    cfg = dmel.DMelConfig(frame_rate=rate)
-    t = np.arange(16000) / 16000
-    for f0 in (90.0, 150.0, 240.0, 400.0):
-        buzz = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8)).astype(np.float32) * 0.1  # harmonics
-        heard = pitch.frequencies(buzz, cfg)[cfg.n_fft // cfg.hop :]  # frames whose window is all tone
-        assert np.all(np.abs(12 * np.log2(heard / f0)) < 0.5)  # within half a semitone: no octave errors
-        assert np.all(pitch.classes(heard) == pitch.classes(np.full(1, f0))[0])
-    assert not pitch.tokens_from_wave(np.zeros(16000, np.float32), cfg).any()  # unvoiced: class 0, change 0
-    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
-    assert (pitch.tokens_from_wave(noise, cfg)[:, 0] > 0).mean() < 0.05
-    assert pitch.classes(np.array([0.0, 30.0, 60.0, 1000.0])).tolist() == [0, 1, 1, pitch.CLASSES - 1]
-
-
-@pytest.mark.parametrize("rate", RATES)
-def test_pitch_streams_like_the_dmel_frames(rate, spoken):
-    cfg = dmel.DMelConfig(frame_rate=rate)
-    whole = pitch.tokens_from_wave(spoken, cfg)
-    assert whole.shape == (len(spoken) // cfg.hop, 2) and (whole[:, 0] > 0).mean() > 0.3  # mostly voiced
-    assert len(set(whole[:, 1].tolist())) > 5  # the pitch moves
-    cut = 20
-    first = pitch.tokens_from_wave(spoken[: cut * cfg.hop], cfg)
-    np.testing.assert_array_equal(whole, np.concatenate([first, pitch.tokens_from_wave(
-        spoken[cut * cfg.hop :], cfg, history=spoken[cut * cfg.hop - cfg.history : cut * cfg.hop],
-        before=first[-pitch.span(cfg) :, 0])]))
-    with pytest.raises(ValueError, match="classes before"):
-        pitch.tokens_from_wave(spoken, cfg, before=np.zeros(pitch.span(cfg) + 1))
-
-
-def test_pitch_change_is_the_rise_or_fall_since_a_span_before():
-    steps = np.array([0, 10, 12, 14, 16, 40, 0, 20], np.int32)
-    got = pitch.changes(steps, before=np.array([0, 8], np.int32))  # a span of 2 frames
-    # each against the frame two before: unvoiced then or now tells no change; 40 - 14 and 20 - 40 are clipped
-    moved = [None, 10 - 8, None, 14 - 10, 16 - 12, pitch.CHANGE_STEPS, None, -pitch.CHANGE_STEPS]
-    assert got.tolist() == [0 if m is None else 1 + pitch.CHANGE_STEPS + m for m in moved]
-
-
-def test_pitch_hears_a_sentence_go_on_or_end():
-    """The cue a pause is told from a turn's end by: said with a trailing comma a phrase ends rising, said to
-    its full stop it falls (espeak's prosody, as in the corpus)."""
-    cfg = dmel.DMelConfig()
-
-    def final_slope(phrase: str) -> float:
-        wave = speech.synthesize(phrase, speech.Voice("en-us", "m3")).audio
-        steps = pitch.tokens_from_wave(wave[: len(wave) // cfg.hop * cfg.hop], cfg)[:, 0]
-        voiced = steps[steps > 0][-8:] / pitch.STEPS_PER_SEMITONE  # the last 0.2 s voiced, in semitones
-        return float(np.polyfit(np.arange(voiced.size), voiced, 1)[0])
-
-    for phrase in ("so I went down to the store", "and then we looked at the new house"):
-        assert final_slope(phrase + ",") > 0.05 > -0.05 > final_slope(phrase + ".")
 
 
 def test_jax_encode_matches_numpy_and_is_batched(spoken):

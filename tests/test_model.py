@@ -9,7 +9,6 @@ import pytest
 from flax import nnx
 
 from experiments.configs.model import GROUPS
-from interaction.codecs import pitch
 from interaction.data import layout as layout_lib
 from interaction.models import model as model_lib
 from interaction.models import routing
@@ -18,14 +17,14 @@ from interaction.models.transformer import DecoderSpec, MoESpec
 LAYOUT = layout_lib.MicroTurnLayout()
 
 
-def _spec(layout, **kw):
+def _spec(layout):
     return model_lib.ModelSpec(decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
                                                    moe=MoESpec(num_experts=4, top_k=2, every=2)),
-                               layout=layout, flow_hidden=32, flow_depth=1, **kw)
+                               layout=layout, flow_hidden=32, flow_depth=1)
 
 
 SPEC = _spec(LAYOUT)
-SPECS = {"ungrouped": SPEC, "grouped": _spec(layout_lib.MicroTurnLayout(**GROUPS), hear_pitch=True)}
+SPECS = {"ungrouped": SPEC, "grouped": _spec(layout_lib.MicroTurnLayout(**GROUPS))}
 WINDOW = 6  # the `batch` fixture's windows (conftest)
 
 
@@ -52,26 +51,13 @@ def test_later_micro_turns_do_not_change_earlier_outputs(either, batch):
     model = either
     logits, cond, _, _ = model(batch)
     later = dict(batch)
-    for name in ("user_audio", "user_pitch", "text_in", "text_out", "model_audio"):
+    for name in ("user_audio", "text_in", "text_out", "model_audio"):
         later[name] = batch[name].at[:, 3:].set(batch[name][:, ::-1][:, 3:])
     later["video"] = batch["video"].at[:, 3:].set(255)
     logits2, cond2, _, _ = model(later)
     np.testing.assert_allclose(logits2[:, :3], logits[:, :3], atol=1e-5)
     np.testing.assert_allclose(cond2[:, :3], cond[:, :3], atol=1e-5)
     assert not np.allclose(logits2[:, 3:], logits[:, 3:], atol=1e-5)
-
-
-@pytest.mark.parametrize("hears", [False, True])
-def test_the_pitch_is_heard_only_where_asked(hears, batch):
-    model = model_lib.InteractionModel(_spec(LAYOUT, hear_pitch=hears), rngs=nnx.Rngs(0))
-    rng = np.random.default_rng(0)
-    steps = np.sort(rng.integers(1, pitch.CLASSES, batch["user_pitch"].shape[:-1]), axis=-1)
-    falling, rising = (np.stack([s, np.full_like(s, 1 + pitch.CHANGE_STEPS + change)], axis=-1)
-                       for s, change in ((steps[..., ::-1], -2), (steps, 2)))  # the same classes, falling or rising
-    logits, _, listen, _ = model(dict(batch, user_pitch=falling))
-    logits2, _, listen2, _ = model(dict(batch, user_pitch=rising))
-    assert np.allclose(listen2, listen, atol=1e-6) != hears
-    assert np.allclose(logits2, logits, atol=1e-6) != hears
 
 
 def test_an_output_slot_never_sees_its_own_target(either, batch):

@@ -23,7 +23,7 @@ from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
 
 LAYOUTS = {"ungrouped": layout_lib.MicroTurnLayout(), "grouped": layout_lib.MicroTurnLayout(**GROUPS)}
-INPUTS = streaming.INPUTS
+INPUTS = ("user_audio", "video", "video_new", "text_in")
 TEACHER = ("text_out", "model_audio")
 
 
@@ -32,7 +32,7 @@ def _spec(lay):
         decoder=DecoderSpec(embed=32, layers=2, heads=4, kv_heads=2, head_dim=8, mlp=64,
                             moe=MoESpec(num_experts=4, top_k=2, every=2),
                             local_window=2 * lay.block_len, global_every=2),
-        layout=lay, flow_hidden=32, flow_depth=1, hear_pitch=True)
+        layout=lay, flow_hidden=32, flow_depth=1)
 
 
 @pytest.fixture(scope="module", params=list(LAYOUTS))

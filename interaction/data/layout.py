@@ -116,7 +116,6 @@ class MicroTurnLayout:
         from this). Per micro-turn m of a window:
 
           user_audio  (F, 80) int32    dMel tokens of what the model hears in micro-turn m
-          user_pitch  (F, 2) int32     the same frames' pitch class and its change (`codecs.pitch`)
           video       (P, 40, 40, 3) uint8, video_new () bool: patches of the latest frame; whether it is new
           text_in     (S_in,) int32    typed text and reasoner results (PAD in empty slots)
           text_out    (S_out,) int32   the model's text for micro-turn m + 1: slot 0 its speaking state
@@ -133,7 +132,7 @@ class MicroTurnLayout:
         """
         lead = (batch, window)
         frames = (*lead, self.frames, self.dmel.n_mels)
-        return {"user_audio": (frames, np.int32), "user_pitch": ((*lead, self.frames, 2), np.int32),
+        return {"user_audio": (frames, np.int32),
                 "video": ((*lead, self.patches, video.PATCH, video.PATCH, 3), np.uint8),
                 "video_new": (lead, np.bool_), "text_in": ((*lead, self.text_in_slots), np.int32),
                 "text_out": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
@@ -148,5 +147,4 @@ class MicroTurnLayout:
                 if name in STEP_INPUTS}
 
 
-# what the streaming step reads of a micro-turn
-STEP_INPUTS = ("user_audio", "user_pitch", "video", "video_new", "text_in")
+STEP_INPUTS = ("user_audio", "video", "video_new", "text_in")  # what the streaming step reads of a micro-turn

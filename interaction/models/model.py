@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from interaction.codecs import dmel, pitch, text
+from interaction.codecs import dmel, text
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout, Stream
@@ -56,7 +56,6 @@ class ModelSpec:
     level_audio_share: float = 0.0  # training: windows whose voiced frames are one flat frame (`level_fed_audio`)
     babble_text_share: float = 0.0  # training: windows whose fed-back voiced bytes are babble (`babble_fed_text`)
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
-    hear_pitch: bool = False  # the user's frames add embeddings of their pitch class and change (`codecs.pitch`)
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
     @classmethod
@@ -89,7 +88,6 @@ class ModelSpec:
                    level_audio_share=c.get("level_audio_share", cls.level_audio_share),
                    babble_text_share=c.get("babble_text_share", cls.babble_text_share),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
-                   hear_pitch=c.get("hear_pitch", False),  # runs saved before the field existed
                    dtype=c.get("dtype", "float32"))
 
     @property
@@ -144,9 +142,6 @@ class InteractionModel(nnx.Module):
                                          width=CHANGE_WIDTH)
         self.text = embedders.embedding_table(text.VOCAB_SIZE, d, rngs=rngs, dtype=dtype)
         self.streams = embedders.embedding_table(len(Stream), d, rngs=rngs, dtype=dtype)
-        self.pitch = embedders.embedding_table(pitch.CLASSES, d, rngs=rngs, dtype=dtype) if spec.hear_pitch else None
-        self.pitch_change = (embedders.embedding_table(pitch.CHANGE_CLASSES, d, rngs=rngs, dtype=dtype)
-                             if spec.hear_pitch else None)
         def group(k: int) -> embedders.GroupEmbed | None:  # none where a position holds one item
             return embedders.GroupEmbed(k, d, rngs=rngs, dtype=dtype, deterministic=det) if k > 1 else None
 
@@ -186,13 +181,9 @@ class InteractionModel(nnx.Module):
         change = frame.astype(jnp.int16) - previous.astype(jnp.int16)
         return (self.video(frame) + self.motion(change)) * new[..., None, None]
 
-    def heard(self, tokens: jax.Array, pitches: jax.Array) -> jax.Array:
-        """(..., F, n_mels) user-audio dMel tokens and their (..., F, 2) pitch classes and changes ->
-        (..., user_positions, embed). The pitch is heard only with `hear_pitch`."""
-        frames = self.audio(tokens)
-        if self.pitch is not None:
-            frames = frames + self.pitch(pitches[..., 0]) + self.pitch_change(pitches[..., 1])
-        return _grouped(self.user_audio_group, frames)
+    def heard(self, tokens: jax.Array) -> jax.Array:
+        """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed)."""
+        return _grouped(self.user_audio_group, self.audio(tokens))
 
     def fed_text(self, tokens: jax.Array) -> jax.Array:
         """(..., n * text_group) text-out tokens heard back -> (..., n, embed) position embeddings."""
@@ -213,7 +204,7 @@ class InteractionModel(nnx.Module):
         video = self.seen(frames, jnp.where(before[..., None, None, None, None], last_new, frames), new)
         prev_text = _shift_right(batch["text_out"], text.Special.PAD, lay.text_group)
         prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0, lay.audio_group)
-        parts = [self.heard(batch["user_audio"], batch["user_pitch"]), video, self.text(batch["text_in"]),
+        parts = [self.heard(batch["user_audio"]), video, self.text(batch["text_in"]),
                  self.fed_text(prev_text), self.fed_audio(prev_audio)]
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
         return constrain(blocks, ("activation_batch", "activation_time", None, "activation_embed"))

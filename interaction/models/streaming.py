@@ -161,7 +161,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     frame, new = inputs["video"], inputs["video_new"]
     previous = jnp.where(state.saw_frame[:, None, None, None, None], state.last_frame, frame)
-    x = jnp.concatenate([model.heard(inputs["user_audio"], inputs["user_pitch"]), model.seen(frame, previous, new),
+    x = jnp.concatenate([model.heard(inputs["user_audio"]), model.seen(frame, previous, new),
                          model.text(inputs["text_in"]), model.fed_text(state.last_text)], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len + 1)
     blocks = model.decoder.init_cache(sessions, lay.block_len, state.caches[0].v.dtype)
