@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 
 from interaction.codecs import text
 from interaction.data import layout as layout_lib
+from interaction.data import pipeline, speech
 from interaction.live import protocol
 from interaction.live.client import Conversation
 from interaction.live.engine import SlotEngine
@@ -107,6 +108,19 @@ def test_audio_ahead_of_real_time_is_capped_and_a_stalled_client_is_padded():
         session.handle(json.loads(_audio_event(np.zeros(24000 * 3))))
     turns = [session.inputs()[1] for _ in range(12)]
     assert turns == [False] * 10 + [True] * 2  # 2 s kept, then silence
+
+
+def test_a_live_session_hears_what_the_pipeline_makes_of_the_same_audio():
+    """Tick by tick, the dMel tokens of a live session fed speech in real time equal the offline path's."""
+    wave = speech.synthesize("so I went down to the store, and then", speech.Voice("en-us", "m3")).audio
+    pcm = np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16)
+    session = LiveSession(SPEC.layout)
+    session.handle({"type": "session.update", "session": {"input_audio_format": {"type": "audio/pcm", "rate": 16000}}})
+    offline = pipeline.stream_inputs(pcm.astype(np.float32) / 32768, SPEC.layout)["user_audio"]
+    assert (offline > 0).mean() > 0.2  # speech, not silence
+    for m in range(len(offline)):
+        session.handle(json.loads(_audio_event(pcm[m * 3200 : (m + 1) * 3200])))
+        np.testing.assert_array_equal(session.inputs()[0]["user_audio"], offline[m], err_msg=f"micro-turn {m}")
 
 
 def test_streaming_resampler_pieces_equal_the_whole_stream():
