@@ -8,3 +8,20 @@ export function launch(wav) {
            `--use-file-for-fake-audio-capture=${wav}`, "--autoplay-policy=no-user-gesture-required"],
   });
 }
+
+// The live page at `url` with its session started: {browser, page, problems} (the page's uncaught errors
+// collect in `problems`). The caller closes the browser.
+export async function startPage(url, wav) {
+  const browser = await launch(wav);
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (err) => problems.push(String(err)));
+    await page.goto(url);
+    await page.click("#start");
+    return {browser, page, problems};
+  } catch (err) {
+    await browser.close();
+    throw err;
+  }
+}

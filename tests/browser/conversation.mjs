@@ -2,16 +2,11 @@
 // Start, listens for SECONDS and prints the page's timeline (per tick: microphone peak, the model's audio
 // peak and text) as JSON.
 // Usage: node conversation.mjs URL WAV SECONDS
-import { launch } from "./chromium.mjs";
+import { startPage } from "./chromium.mjs";
 
 const [url, wav, seconds] = process.argv.slice(2);
-const browser = await launch(wav);
+const {browser, page, problems} = await startPage(url, wav);
 try {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (err) => problems.push(String(err)));
-  await page.goto(url);
-  await page.click("#start");
   await page.waitForTimeout(Number(seconds) * 1000);
   const timeline = await page.evaluate(() => window.liveTimeline);
   const stats = await page.evaluate(() => window.liveStats);

@@ -1,16 +1,11 @@
 // Opens the live page in headless Chromium with a fake microphone playing a WAV file, presses Start,
 // and waits until audio has come back and the transcript has grown. Prints the page's stats as JSON.
 // Usage: node live_page.mjs URL WAV SCREENSHOT
-import { launch } from "./chromium.mjs";
+import { startPage } from "./chromium.mjs";
 
 const [url, wav, screenshot] = process.argv.slice(2);
-const browser = await launch(wav);
+const {browser, page, problems} = await startPage(url, wav);
 try {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (err) => problems.push(String(err)));
-  await page.goto(url);
-  await page.click("#start");
   await page.waitForFunction(
     () => window.liveStats.audioPieces >= 10 && window.liveStats.transcriptChars > 0 && window.liveStats.heardTicks >= 5,
     null, {timeout: 60000});

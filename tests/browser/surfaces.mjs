@@ -2,17 +2,13 @@
 // waits until a countdown and a table are shown beside the transcript, then hands the page's renderer
 // hostile surfaces directly and checks each is refused or inert while the session carries on.
 // Usage: node surfaces.mjs URL WAV SCREENSHOT. Prints what it saw as JSON.
-import { launch } from "./chromium.mjs";
+import { startPage } from "./chromium.mjs";
 
 const [url, wav, screenshot] = process.argv.slice(2);
-const browser = await launch(wav);
+const {browser, page, problems} = await startPage(url, wav);
 try {
-  const page = await browser.newPage();
-  const problems = [], dialogs = [];
-  page.on("pageerror", (err) => problems.push(String(err)));
+  const dialogs = [];
   page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
-  await page.goto(url);
-  await page.click("#start");
   await page.waitForSelector("#surfaces .timer", {timeout: 90000});
   await page.waitForSelector("#surfaces table", {timeout: 90000});
   const left0 = Number(await page.getAttribute("#surfaces .timer", "data-left"));
