@@ -34,7 +34,7 @@ class Gated:
         return Answer(f"answer to {request.text}")
 
 
-def wait_for(runtime, microturn, delivered: int, timeout_s: float = 30.0) -> list[np.ndarray]:
+def wait_for(runtime, microturn, delivered: int, timeout_s: float = 90.0) -> list[np.ndarray]:
     """Micro-turns from `microturn` on until `delivered` answers have arrived (within `timeout_s`: a child
     process may take seconds to start on a loaded machine)."""
     rows = []
