@@ -485,3 +485,30 @@ def test_onset_prosody_marks_interruptions_louder_and_higher_and_backchannels_qu
     t.backchannel_pitch = 60
     with pytest.raises(ValueError, match="backchannel_pitch=60"):
         corpus.validate(cfg)
+
+
+def test_stops_are_where_pauses_begin_and_turns_end_and_weigh_stop_weight(tiny_corpus):
+    import jax.numpy as jnp
+    import optax
+
+    from interaction.models import model as model_lib
+
+    conv = _convs(tiny_corpus, "pause")[0]
+    n = len(pipeline.conversation_features(conv, LAYOUT)["valid"])
+    targets = listening.targets(conv, n + 1)
+    stop = np.asarray(model_lib.stops(jnp.asarray(targets)[None]))[0]
+    moments = floor_probe.moments(conv, n)
+    assert any(not end for end, _ in moments) and any(end for end, _ in moments)  # a pause and a turn end
+    for _, k in moments:  # the block the user stops in, and the next, where the probe reads its heads
+        assert stop[k] and stop[k + 1]
+    assert stop.mean() < 0.5  # the user speaking, or silent long after a stop, is not a stop
+    # The loss is the weighted mean: the stop blocks count `stop_weight` times, the total weight is kept.
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=targets.shape), jnp.float32)[None]
+    valid = jnp.ones((1, len(targets)))
+    bce = np.asarray(optax.sigmoid_binary_cross_entropy(logits, jnp.asarray(targets)[None]).mean(-1))[0]
+    w = np.where(stop, 8.0, 1.0)
+    loss = float(model_lib.listen_loss(logits, jnp.asarray(targets)[None], valid, stop_weight=8.0))
+    np.testing.assert_allclose(loss, (bce * w).sum() / w.sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(model_lib.listen_loss(logits, jnp.asarray(targets)[None], valid)), bce.mean(),
+                               rtol=1e-5)
+    assert abs(loss - bce.mean()) > 1e-3  # the weight moves the loss

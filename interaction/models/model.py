@@ -46,6 +46,8 @@ class ModelSpec:
     balance_weight: float = 0.01
     z_weight: float = 0.001
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
+    stop_weight: float = 1.0  # of the listening heads, again, where the user stops and the block after (`stops`)
+    dmel_levels: bool = False  # audio frames embedded with their bins as numbers too (`DMelEmbed`'s levels)
     transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
@@ -78,6 +80,8 @@ class ModelSpec:
         return cls(decoder=decoder, layout=layout, flow_hidden=c.flow_hidden, flow_depth=c.flow_depth,
                    balance_weight=c.balance_weight, z_weight=c.z_weight,
                    listen_weight=c.get("listen_weight", cls.listen_weight),
+                   stop_weight=c.get("stop_weight", cls.stop_weight),
+                   dmel_levels=c.get("dmel_levels", cls.dmel_levels),
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
@@ -136,7 +140,8 @@ class InteractionModel(nnx.Module):
         dtype = jnp.dtype(spec.dtype if dtype is None else dtype)
         self.spec = spec
         det = spec.decoder.deterministic
-        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
+        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det,
+                                         levels=spec.dmel_levels)
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True,
                                          width=CHANGE_WIDTH)
@@ -256,10 +261,21 @@ def parameter_counts(model: InteractionModel) -> tuple[int, int]:
     return total, total - idle
 
 
-def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.Array:
-    """Mean binary cross-entropy of the listening heads (soft targets) over valid blocks."""
+def stops(listen: jax.Array) -> jax.Array:
+    """(B, T) where, by its listening targets (B, T, K), the user stops speaking in a block (and is silent for
+    the next micro-turn) or stopped in the block before: where a mid-turn pause is told from a turn's end."""
+    at = lambda name: listen[..., listening.NAMES.index(name)]  # noqa: E731
+    stop = (at("user_now") > 0) & (at("user_0.2s") == 0)
+    return stop | jnp.concatenate([jnp.zeros_like(stop[:, :1]), stop[:, :-1]], axis=1)
+
+
+def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array, stop_weight: float = 1.0) -> jax.Array:
+    """Weighted mean binary cross-entropy of the listening heads (soft targets) over valid blocks, the blocks
+    where the user stops (`stops`) weighing `stop_weight`: they are few (about 9%) and the rest are easy, so the
+    weight moves the loss onto them without adding to it."""
     bce = optax.sigmoid_binary_cross_entropy(logits, targets).mean(-1)
-    return jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+    weights = valid * jnp.where(stops(targets), stop_weight, 1.0) if stop_weight != 1.0 else valid
+    return jnp.sum(bce * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
 def transcript_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array, pad_weight: float) -> jax.Array:
@@ -392,7 +408,7 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
         jnp.sum(trained) * ce.shape[-1], 1.0)
     target = spec.layout.audio_patches((batch["model_mel"] - spec.mel_center) / spec.mel_scale)
     audio_loss = flow_loss(model.flow, target, cond, rng, mask=jnp.broadcast_to(voiced[..., None], target.shape[:-1]))
-    hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32))
+    hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
     if spec.transcript_weight > 0:
