@@ -13,7 +13,7 @@ from ml_collections import config_flags
 
 from experiments.configs import train as train_config
 from interaction import MICROTURN_SECONDS
-from interaction.data import records, speech
+from interaction.data import pipeline, records, speech
 from interaction.evals import asr
 from interaction.live.engine import SlotEngine
 from interaction.models.model import ModelSpec
@@ -91,6 +91,15 @@ def held_out(corpus_dir: Path, kinds=(), per_kind: int = 0) -> list:
         if not convs:
             raise FileNotFoundError(f"no held-out conversations of kinds {list(kinds)} in {corpus_dir}.")
     return records.first_of_each_kind(convs, per_kind)
+
+
+def whole_windows(convs, layout) -> list[tuple[int, dict]]:
+    """(M blocks, the whole conversation as one padded window) of every conversation."""
+    out = []
+    for conv in convs:
+        features = pipeline.conversation_features(conv, layout)
+        out.append((len(features["valid"]), pipeline.whole(features, layout.dmel.log_min)))
+    return out
 
 
 def define_kinds_flag():

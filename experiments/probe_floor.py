@@ -22,7 +22,6 @@ from flax import nnx
 
 from experiments import common
 from interaction.codecs import text
-from interaction.data import pipeline
 from interaction.evals import floor_probe, runner, smart_turn
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
@@ -44,15 +43,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "the free-running draws (text and frames
                              "its id and this, so a conversation is drawn alike whichever others are probed with it")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/probe.json, or "
                            "probe-<step>.json with --step)")
-
-
-def whole_windows(convs, layout) -> list[tuple[int, dict]]:
-    """(M blocks, the whole conversation as one padded window) of every conversation."""
-    out = []
-    for conv in convs:
-        features = pipeline.conversation_features(conv, layout)
-        out.append((len(features["valid"]), pipeline.whole(features, layout.dmel.log_min)))
-    return out
 
 
 def teacher_forced(graphdef, params, windows) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -196,7 +186,7 @@ def main(argv):
     speak, keep = streaming.floor_thresholds(spec, serve.speak_threshold, serve.keep_threshold)
     print(f"probing step {step_count} on {len(convs)} held-out conversations (speak above {speak:.3f}, keep above "
           f"{keep:.3f})", flush=True)
-    windows = whole_windows(convs, layout)
+    windows = common.whole_windows(convs, layout)
     tf = teacher_forced(graphdef, params, windows)
     fr = free_running(graphdef, params, convs, layout, serve)
     own = own_frames(graphdef, params, windows, serve)

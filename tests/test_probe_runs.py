@@ -34,3 +34,29 @@ def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path)
     assert result["reference"]["value"] < 0.6  # the measuring chain hears the reference's own speech
     assert result["model"]["value"] > result["reference"]["value"]  # two steps of training do not speak
     assert 0 <= result["heard_as_speech"]["value"] <= 1 and result["heard_as_speech"]["n"] == 2
+
+
+def test_hearing_probe_scores_four_readers_on_the_held_out_moments(smoke_run, tmp_path):
+    out = tmp_path / "hearing.json"
+    log = succeeded(run_module("experiments.probe_hearing", f"--workdir={smoke_run}", "--per_kind=2",
+                               f"--out={out}"))
+    result = json.loads(out.read_text())
+    assert "hearing at step 6" in log and result["moments"]["train"] > 0 and result["moments"]["held_out"] > 0
+    assert set(result["figures"]) == {"head", "hidden", "embedded", "dmel"}
+    for reader in result["figures"].values():
+        assert set(reader) == {"all", "stories", "rest"} and 0 <= reader["all"]["value"] <= 1
+    bad = run_module("experiments.probe_hearing", f"--workdir={smoke_run}", "--blocks=1")
+    assert bad.returncode != 0 and "--blocks=1 must be at least 2" in bad.stderr
+
+
+def test_a_linear_reader_learns_what_separates_the_moments():
+    import numpy as np
+
+    from experiments.probe_hearing import fit_logistic
+    from interaction.evals.floor_probe import auc
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 50)).astype(np.float32)
+    y = x[:, 3] - 0.5 * x[:, 7] + 0.3 * rng.normal(size=400) > 0  # two of fifty features matter
+    read = fit_logistic(x[:300], y[:300], l2=0.1)
+    assert auc(list(zip(y[300:], read(x[300:])))) > 0.95

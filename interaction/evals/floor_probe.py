@@ -223,7 +223,7 @@ def _rate(rows: list[dict], num: str, den: str) -> dict:
     return {"value": value, "ci": ci, "n": float(total[1])}
 
 
-def _auc_interval(pairs: list[list]) -> dict:
+def auc_interval(pairs: list[list]) -> dict:
     """AUC of every conversation's (is_positive, score) pairs pooled, with a bootstrap interval over
     conversations (each conversation's pairs move together)."""
     value = auc([p for row in pairs for p in row])
@@ -283,14 +283,14 @@ def summarize(rows: list[dict]) -> dict:
             "own_frame_level_reference": _rate(rows, "ref_level_sum", "go_on_n")}
            if all("own_level_sum" in r for r in rows) else {}),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
-        "turn_end_auc": _auc_interval([r["shift_scores"] for r in rows]),
-        "end_head_auc": _auc_interval([r["end_scores"] for r in rows]),
-        "turn_end_auc_no_stories": _auc_interval([_outside_stories(r, "shift_scores") for r in rows]),
-        **({"hearing_auc": _auc_interval([r["hearing_scores"] for r in rows]),
-            "hearing_auc_no_stories": _auc_interval([_outside_stories(r, "hearing_scores") for r in rows])}
+        "turn_end_auc": auc_interval([r["shift_scores"] for r in rows]),
+        "end_head_auc": auc_interval([r["end_scores"] for r in rows]),
+        "turn_end_auc_no_stories": auc_interval([_outside_stories(r, "shift_scores") for r in rows]),
+        **({"hearing_auc": auc_interval([r["hearing_scores"] for r in rows]),
+            "hearing_auc_no_stories": auc_interval([_outside_stories(r, "hearing_scores") for r in rows])}
            if all("hearing_scores" in r for r in rows) else {}),
-        **({"smart_turn_auc": _auc_interval([r["smart_turn_scores"] for r in rows]),
-            "smart_turn_auc_no_stories": _auc_interval([_outside_stories(r, "smart_turn_scores") for r in rows])}
+        **({"smart_turn_auc": auc_interval([r["smart_turn_scores"] for r in rows]),
+            "smart_turn_auc_no_stories": auc_interval([_outside_stories(r, "smart_turn_scores") for r in rows])}
            if all("smart_turn_scores" in r for r in rows) else {}),
         "pause_takeover": _rate(rows, "pause_takeovers", "pauses"),
         "reply_latency_s": {"value": _median(rows, "latencies"),
@@ -304,7 +304,7 @@ def summarize(rows: list[dict]) -> dict:
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
         "interrupt_stop_tf": _rate(rows, "interrupt_stops_tf", "interruptions_tf"),
-        "onset_auc": _auc_interval([r["onset_scores"] for r in rows]),
+        "onset_auc": auc_interval([r["onset_scores"] for r in rows]),
         "false_response": _rate(rows, "false_responses", "distractors"),
         "false_start": _rate(rows, "false_starts", "distractors"),
         "floor_kept": _rate(rows, "floor_kept", "backchannels"),
