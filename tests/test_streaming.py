@@ -297,3 +297,23 @@ def test_deterministic_mode_is_the_same_model_and_trains(grouped, batch):
         lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[0]))(params)
     assert np.isfinite(float(loss)) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     assert any(float(np.abs(np.asarray(g)).max()) > 0 for g in jax.tree.leaves(grads))
+
+
+def test_the_turn_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(batch):
+    """With `turn_stem`, every user-audio position of a micro-turn hears all of its frames (its first position the
+    last frame too), and nothing of another micro-turn; teacher-forced streaming still equals the training forward."""
+    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), turn_stem=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    kernel = model.turn_stem.kernel
+    kernel.value = 0.02 * jax.random.normal(jax.random.key(1), kernel.shape)  # it starts at zero; make it speak
+    tokens = batch["user_audio"]
+    louder = tokens.at[:, 2, -1].set(jnp.minimum(tokens[:, 2, -1] + 5, spec.layout.dmel.n_bins - 1))
+    before, after = np.asarray(model.heard(tokens)), np.asarray(model.heard(louder))
+    assert not np.allclose(before[:, 2, 0], after[:, 2, 0])  # the micro-turn's first position hears its last frame
+    np.testing.assert_array_equal(np.delete(before, 2, axis=1), np.delete(after, 2, axis=1))
+    logits, cond, _, _ = model(batch)
+    state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
+    _, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
+        state, {k: batch[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
+    np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)

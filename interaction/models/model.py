@@ -29,7 +29,7 @@ from interaction.data.layout import MicroTurnLayout, Stream
 from interaction.models import embedders
 from interaction.models.flow_head import FlowHead, flow_loss
 from interaction.models.flow_head import sample as flow_sample
-from interaction.models.layers import LECUN, dense, param
+from interaction.models.layers import LECUN, Linear, dense, param
 from interaction.models.moe import MoE
 from interaction.models.moe import param_count as moe_param_count
 from interaction.models.text_depth import TextDepth
@@ -48,6 +48,7 @@ class ModelSpec:
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
     stop_weight: float = 1.0  # of the listening heads, again, where the user stops and the block after (`stops`)
     dmel_levels: bool = False  # audio frames embedded with their bins as numbers too (`DMelEmbed`'s levels)
+    turn_stem: bool = False  # the user's micro-turn of audio also heard whole (`InteractionModel.heard`)
     transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
@@ -82,6 +83,7 @@ class ModelSpec:
                    listen_weight=c.get("listen_weight", cls.listen_weight),
                    stop_weight=c.get("stop_weight", cls.stop_weight),
                    dmel_levels=c.get("dmel_levels", cls.dmel_levels),
+                   turn_stem=c.get("turn_stem", cls.turn_stem),
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
@@ -151,6 +153,8 @@ class InteractionModel(nnx.Module):
             return embedders.GroupEmbed(k, d, rngs=rngs, dtype=dtype, deterministic=det) if k > 1 else None
 
         self.user_audio_group, self.audio_group = group(lay.user_audio_group), group(lay.audio_group)
+        self.turn_stem = (Linear(lay.frames * lay.dmel.n_mels, d, (None, "embed"), rngs, dtype, zero=True,
+                                 deterministic=det) if spec.turn_stem else None)
         self.text_group = group(lay.text_group)
         self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det)
                            if lay.text_group > 1 else None)
@@ -187,8 +191,15 @@ class InteractionModel(nnx.Module):
         return (self.video(frame) + self.motion(change)) * new[..., None, None]
 
     def heard(self, tokens: jax.Array) -> jax.Array:
-        """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed)."""
-        return _grouped(self.user_audio_group, self.audio(tokens))
+        """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed). With the turn stem, each
+        position also gets a linear map of the whole micro-turn's bins as numbers in [-1, 1]: a weight for every
+        frame and channel, so a level's rise or fall across the 200 ms is one learned direction. The input
+        segment has arrived whole when it is read, so its positions may see all of it."""
+        out = _grouped(self.user_audio_group, self.audio(tokens))
+        if self.turn_stem is None:
+            return out
+        values = tokens.astype(out.dtype) * (2.0 / (self.spec.layout.dmel.n_bins - 1)) - 1.0
+        return out + self.turn_stem(values.reshape(*values.shape[:-2], -1))[..., None, :]
 
     def fed_text(self, tokens: jax.Array) -> jax.Array:
         """(..., n * text_group) text-out tokens heard back -> (..., n, embed) position embeddings."""
