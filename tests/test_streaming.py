@@ -56,15 +56,21 @@ def _turn(batch, t, names):
     return {k: batch[k][:, t] for k in names}
 
 
-def test_streaming_equals_the_training_forward(model, batch):
-    logits, cond, _, _ = model(batch)
+def _streams_as_it_trains(model, batch, seen=None):
+    """Teacher-forced streaming of `batch` (its inputs, or those of `seen`) equals the training forward; -> the
+    session's last state and its outputs."""
+    seen = batch if seen is None else seen
+    logits, cond, _, _ = model(seen)
     state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
-    inputs = {k: batch[k] for k in INPUTS}
-    teacher = {k: batch[k] for k in TEACHER}
-    _, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
-        state, inputs, teacher)
+    state, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
+        state, {k: seen[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
     np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
+    return state, out
+
+
+def test_streaming_equals_the_training_forward(model, batch):
+    _, out = _streams_as_it_trains(model, batch)
     np.testing.assert_array_equal(out["text_tokens"], batch["text_out"])
 
 
@@ -77,12 +83,7 @@ def test_a_camera_that_starts_late_and_skips_frames_is_seen_as_in_training(group
     latest = np.maximum.accumulate(np.where(new, np.arange(t), -1), axis=1)  # the latest new frame's block
     held = frames[np.arange(b)[:, None], np.maximum(latest, 0)] * (latest >= 0)[..., None, None, None, None]
     seen = dict(batch, video=jnp.asarray(held.astype(np.uint8)), video_new=jnp.asarray(new))
-    logits, cond, _, _ = grouped(seen)
-    state = streaming.init_state(grouped, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
-    state, out = jax.jit(lambda s, i, t: streaming.run_session(grouped, s, i, jax.random.key(0), teacher=t))(
-        state, {k: seen[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
-    np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
+    state, _ = _streams_as_it_trains(grouped, batch, seen)
     np.testing.assert_array_equal(state.last_frame, held[:, -1])
     assert np.asarray(state.saw_frame).all()
     # The change is seen: the same latest frames, each new frame compared with itself, read differently.
@@ -311,9 +312,4 @@ def test_the_turn_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(batch):
     before, after = np.asarray(model.heard(tokens)), np.asarray(model.heard(louder))
     assert not np.allclose(before[:, 2, 0], after[:, 2, 0])  # the micro-turn's first position hears its last frame
     np.testing.assert_array_equal(np.delete(before, 2, axis=1), np.delete(after, 2, axis=1))
-    logits, cond, _, _ = model(batch)
-    state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
-    _, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
-        state, {k: batch[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
-    np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
+    _streams_as_it_trains(model, batch)
