@@ -24,18 +24,6 @@ def test_dmel_token_is_the_sum_of_its_channel_rows():
         emb(jnp.zeros((2, 79), jnp.int32))
 
 
-
-def test_dmel_levels_add_a_linear_map_of_the_bins_as_numbers():
-    emb = embedders.DMelEmbed(80, 16, 24, rngs=nnx.Rngs(0), levels=True)
-    bag = embedders.DMelEmbed(80, 16, 24, rngs=nnx.Rngs(0))
-    tokens = np.random.default_rng(0).integers(0, 16, (3, 80))
-    values = tokens / 15 * 2 - 1  # bin 0 is -1, the top bin 1
-    expected = np.asarray(bag(jnp.asarray(tokens))) + values @ np.asarray(emb.levels[...])
-    np.testing.assert_allclose(emb(jnp.asarray(tokens)), expected, rtol=1e-5, atol=1e-5)
-    det = embedders.DMelEmbed(80, 16, 24, rngs=nnx.Rngs(0), levels=True, deterministic=True)
-    np.testing.assert_allclose(det(jnp.asarray(tokens)), emb(jnp.asarray(tokens)), rtol=1e-5, atol=1e-5)
-
-
 def test_hmlp_tokens_depend_only_on_their_own_patch():
     stem = embedders.HMLPStem(32, rngs=nnx.Rngs(0))
     patches = jnp.asarray(np.random.default_rng(1).integers(0, 256, (2, 4, 40, 40, 3)), jnp.uint8)
@@ -70,7 +58,7 @@ def test_split_merge_jit_equals_eager_and_axes_are_logical():
         return nnx.merge(graphdef, state)(patches)
 
     np.testing.assert_allclose(apply(state, patches), stem(patches), rtol=1e-6, atol=1e-6)
-    for module in (stem, embedders.DMelEmbed(80, 16, 8, rngs=nnx.Rngs(0), levels=True),
+    for module in (stem, embedders.DMelEmbed(80, 16, 8, rngs=nnx.Rngs(0)),
                    embedders.embedding_table(272, 8, rngs=nnx.Rngs(0))):
         params = nnx.state(module, nnx.Param)
         specs = jax.tree.leaves(nnx.get_partition_spec(params),

@@ -59,7 +59,6 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.flow_hidden, c.flow_depth = _FLOW[arg]
     c.balance_weight, c.z_weight = 0.01, 0.001
     c.listen_weight = 0.5  # the listening heads' loss beside the text and flow losses
-    c.dmel_levels = False  # audio frames embedded with their bins as numbers too, beside the per-bin table
     c.turn_stem = False  # the user's micro-turn of audio also heard whole: a linear map of all its frames' bins
     c.stop_weight = 1.0  # the listening heads again where the user stops and the block after: pause or turn end
     c.transcript_weight = 0.0  # the user's words read out at the user-audio slots (0: not trained)

@@ -18,21 +18,18 @@ from flax import nnx
 
 from interaction.codecs import video
 from interaction.models import invariant
-from interaction.models.layers import Linear, RMSNorm, dense, param
+from interaction.models.layers import Linear, RMSNorm, param
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
 
 
 class DMelEmbed(nnx.Module):
-    """(..., n_mels) int tokens in [0, n_bins) -> (..., embed): the sum of per-channel bin embeddings. With
-    `levels`, plus a linear map of the bins as numbers in [-1, 1]: a table row is learned only from the frames
-    that pick it, while the map carries what a bin's level says (louder, higher) to every bin at once."""
+    """(..., n_mels) int tokens in [0, n_bins) -> (..., embed): the sum of per-channel bin embeddings."""
 
     def __init__(self, n_mels: int, n_bins: int, embed: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-                 deterministic: bool = False, levels: bool = False):
+                 deterministic: bool = False):
         self.n_mels, self.n_bins = n_mels, n_bins
         self.table = param(rngs, _EMBED_INIT, ("vocab", "embed"), (n_mels * n_bins, embed))
-        self.levels = param(rngs, _EMBED_INIT, (None, "embed"), (n_mels, embed)) if levels else None
         self.dtype, self.deterministic = dtype, deterministic
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -40,11 +37,9 @@ class DMelEmbed(nnx.Module):
             raise ValueError(f"expected {self.n_mels} channel tokens per frame, got shape {tokens.shape}")
         rows = jnp.arange(self.n_mels) * self.n_bins + tokens  # each channel has its own n_bins rows
         picked = jnp.take(self.table[...].astype(self.dtype), rows, axis=0)  # (..., n_mels, embed)
-        out = invariant.row_sum(jnp.swapaxes(picked, -1, -2)) if self.deterministic else picked.sum(axis=-2)
-        if self.levels is not None:
-            values = tokens.astype(self.dtype) * (2.0 / (self.n_bins - 1)) - 1.0
-            out = out + dense(values, self.levels[...].astype(self.dtype), self.deterministic)
-        return out
+        if self.deterministic:
+            return invariant.row_sum(jnp.swapaxes(picked, -1, -2))
+        return picked.sum(axis=-2)
 
 
 class HMLPStem(nnx.Module):

@@ -47,7 +47,6 @@ class ModelSpec:
     z_weight: float = 0.001
     listen_weight: float = 0.5  # of the listening heads' cross-entropy beside the text and flow losses
     stop_weight: float = 1.0  # of the listening heads, again, where the user stops and the block after (`stops`)
-    dmel_levels: bool = False  # audio frames embedded with their bins as numbers too (`DMelEmbed`'s levels)
     turn_stem: bool = False  # the user's micro-turn of audio also heard whole (`InteractionModel.heard`)
     transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
@@ -82,7 +81,6 @@ class ModelSpec:
                    balance_weight=c.balance_weight, z_weight=c.z_weight,
                    listen_weight=c.get("listen_weight", cls.listen_weight),
                    stop_weight=c.get("stop_weight", cls.stop_weight),
-                   dmel_levels=c.get("dmel_levels", cls.dmel_levels),
                    turn_stem=c.get("turn_stem", cls.turn_stem),
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
@@ -142,8 +140,7 @@ class InteractionModel(nnx.Module):
         dtype = jnp.dtype(spec.dtype if dtype is None else dtype)
         self.spec = spec
         det = spec.decoder.deterministic
-        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det,
-                                         levels=spec.dmel_levels)
+        self.audio = embedders.DMelEmbed(lay.dmel.n_mels, lay.dmel.n_bins, d, rngs=rngs, dtype=dtype, deterministic=det)
         self.video = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det)
         self.motion = embedders.HMLPStem(d, rngs=rngs, dtype=dtype, deterministic=det, signed=True,
                                          width=CHANGE_WIDTH)
