@@ -20,7 +20,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import app, flags
 from flax import nnx
 
@@ -41,30 +40,6 @@ _STEP = common.define_step_flag()
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/hearing.json)")
 READERS = ("head", "hidden", "embedded", "dmel")
 _END = listening.NAMES.index("turn_end")
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500):
-    """A linear reader: L2-penalised logistic regression on standardized features (Adam, full batch) -> a
-    function of features giving scores."""
-    mean, scale = x.mean(0), x.std(0) + 1e-6
-    xs, ys = jnp.asarray((x - mean) / scale, jnp.float32), jnp.asarray(y, jnp.float32)
-
-    def loss(p):
-        z = xs @ p["w"] + p["b"]
-        return optax.sigmoid_binary_cross_entropy(z, ys).mean() + 0.5 * l2 * jnp.sum(p["w"] ** 2) / xs.shape[1] ** 0.5
-
-    opt = optax.adam(0.02)
-
-    @jax.jit
-    def fit(p):
-        def step(carry, _):
-            p, s = carry
-            updates, s = opt.update(jax.grad(loss)(p), s)
-            return (optax.apply_updates(p, updates), s), None
-        return jax.lax.scan(step, (p, opt.init(p)), None, length=steps)[0][0]
-
-    p = jax.device_get(fit({"w": jnp.zeros(xs.shape[1]), "b": jnp.zeros(())}))
-    return lambda f: ((f - mean) / scale) @ p["w"] + p["b"]
 
 
 def moments_of(graphdef, params, convs, layout, blocks: int) -> list[dict]:
@@ -102,7 +77,7 @@ def scores(train: list[dict], held_out: list[dict], l2: float) -> dict:
     for reader in READERS[1:]:
         x = np.stack([f for c in train for f in c[reader]])
         y = np.array([e for c in train for e in c["ends"]])
-        read = fit_logistic(x, y, l2)
+        read = floor_probe.fit_logistic(x, y, l2)
         out[reader] = [list(zip(c["ends"], read(np.stack(c[reader])).tolist())) if c["ends"] else []
                        for c in held_out]
     return out

@@ -52,8 +52,7 @@ def test_hearing_probe_scores_four_readers_on_the_held_out_moments(smoke_run, tm
 def test_a_linear_reader_learns_what_separates_the_moments():
     import numpy as np
 
-    from experiments.probe_hearing import fit_logistic
-    from interaction.evals.floor_probe import auc
+    from interaction.evals.floor_probe import auc, fit_logistic
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 50)).astype(np.float32)

@@ -19,7 +19,10 @@ is `listening.targets(...)[k, user_now]`.
 """
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.data import listening
@@ -311,3 +314,27 @@ def summarize(rows: list[dict]) -> dict:
         "timer_said": _rate(rows, "timers_said", "timers"),
         "remark_said": _rate(rows, "changes_remarked", "changes"),
     }
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500):
+    """A linear reader: L2-penalised logistic regression on standardized features (Adam, full batch) -> a
+    function of features giving scores."""
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    xs, ys = jnp.asarray((x - mean) / scale, jnp.float32), jnp.asarray(y, jnp.float32)
+
+    def loss(p):
+        z = xs @ p["w"] + p["b"]
+        return optax.sigmoid_binary_cross_entropy(z, ys).mean() + 0.5 * l2 * jnp.sum(p["w"] ** 2) / xs.shape[1] ** 0.5
+
+    opt = optax.adam(0.02)
+
+    @jax.jit
+    def fit(p):
+        def step(carry, _):
+            p, s = carry
+            updates, s = opt.update(jax.grad(loss)(p), s)
+            return (optax.apply_updates(p, updates), s), None
+        return jax.lax.scan(step, (p, opt.init(p)), None, length=steps)[0][0]
+
+    p = jax.device_get(fit({"w": jnp.zeros(xs.shape[1]), "b": jnp.zeros(())}))
+    return lambda f: ((f - mean) / scale) @ p["w"] + p["b"]
