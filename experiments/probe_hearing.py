@@ -24,7 +24,7 @@ from absl import app, flags
 from flax import nnx
 
 from experiments import common
-from interaction.codecs import text
+from interaction.codecs import dmel, text
 from interaction.data import listening, records
 from interaction.evals import floor_probe
 from interaction.models.model import ModelSpec
@@ -61,7 +61,7 @@ def moments_of(graphdef, params, convs, layout, blocks: int) -> list[dict]:
     for conv, (m, win) in zip(convs, common.whole_windows(convs, layout)):
         first, listen, heard = (np.asarray(a[0]) for a in forward(params, {k: jnp.asarray(v)[None]
                                                                             for k, v in win.items()}))
-        levels = win["user_audio"] * (2.0 / (layout.dmel.n_bins - 1)) - 1.0
+        levels = dmel.levels(win["user_audio"].astype(np.float32), layout.dmel)
         stops = floor_probe.moments(conv, m)
         out.append({"story": conv.kind == floor_probe.STORY_KIND, "ends": [end for end, _ in stops],
                     "head": [float(listen[k : k + 2, _END].max()) for _, k in stops],

@@ -124,6 +124,11 @@ def dequantize(tokens, cfg: DMelConfig):
     return cfg.log_min + (tokens.astype(np.float32) + 0.5) * cfg.bin_width
 
 
+def levels(tokens, cfg: DMelConfig):
+    """Bin indices (of the caller's float dtype) -> numbers in [-1, 1]: bin 0 is -1, the top bin 1."""
+    return tokens * (2.0 / (cfg.n_bins - 1)) - 1.0
+
+
 def tokens_from_wave(wave, cfg: DMelConfig, history=None):
     """The jit-able encode path: waveform -> dMel tokens, no input checks."""
     return quantize(log_mel(wave, cfg, history), cfg)

@@ -318,7 +318,8 @@ def summarize(rows: list[dict]) -> dict:
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500):
     """A linear reader: L2-penalised logistic regression on standardized features (Adam, full batch) -> a
-    function of features giving scores."""
+    function of features giving scores. The penalty is `l2` per square root of the feature count, so that one
+    `l2` suits readers of 128 features and of 1,920."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     xs, ys = jnp.asarray((x - mean) / scale, jnp.float32), jnp.asarray(y, jnp.float32)
 

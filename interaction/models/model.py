@@ -195,7 +195,7 @@ class InteractionModel(nnx.Module):
         out = _grouped(self.user_audio_group, self.audio(tokens))
         if self.turn_stem is None:
             return out
-        values = tokens.astype(out.dtype) * (2.0 / (self.spec.layout.dmel.n_bins - 1)) - 1.0
+        values = dmel.levels(tokens.astype(out.dtype), self.spec.layout.dmel)
         return out + self.turn_stem(values.reshape(*values.shape[:-2], -1))[..., None, :]
 
     def fed_text(self, tokens: jax.Array) -> jax.Array:
@@ -269,11 +269,15 @@ def parameter_counts(model: InteractionModel) -> tuple[int, int]:
     return total, total - idle
 
 
+def _target(listen: jax.Array, name: str) -> jax.Array:
+    """(..., K) listening targets -> (...) the one named (`listening.NAMES`)."""
+    return listen[..., listening.NAMES.index(name)]
+
+
 def stops(listen: jax.Array) -> jax.Array:
     """(B, T) where, by its listening targets (B, T, K), the user stops speaking in a block (and is silent for
     the next micro-turn) or stopped in the block before: where a mid-turn pause is told from a turn's end."""
-    at = lambda name: listen[..., listening.NAMES.index(name)]  # noqa: E731
-    stop = (at("user_now") > 0) & (at("user_0.2s") == 0)
+    stop = (_target(listen, "user_now") > 0) & (_target(listen, "user_0.2s") == 0)
     return stop | jnp.concatenate([jnp.zeros_like(stop[:, :1]), stop[:, :-1]], axis=1)
 
 
@@ -282,7 +286,7 @@ def listen_loss(logits: jax.Array, targets: jax.Array, valid: jax.Array, stop_we
     where the user stops (`stops`) weighing `stop_weight`: they are few (about 9%) and the rest are easy, so the
     weight moves the loss onto them without adding to it."""
     bce = optax.sigmoid_binary_cross_entropy(logits, targets).mean(-1)
-    weights = valid * jnp.where(stops(targets), stop_weight, 1.0) if stop_weight != 1.0 else valid
+    weights = valid * jnp.where(stops(targets), stop_weight, 1.0)
     return jnp.sum(bce * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
@@ -299,10 +303,10 @@ def holds(listen: jax.Array, state: jax.Array) -> jax.Array:
     the user has paused and goes on within 1.2 s, or the user's speech is not addressed to the model (side
     talk); speaking, the user speaks over it and it goes on for most of the next 2 s (a backchannel, not an
     interruption, which it yields to)."""
-    at = lambda name: listen[..., listening.NAMES.index(name)]  # noqa: E731
-    paused = (at("user_now") == 0) & (at("user_1.2s") > 0)
-    aside = (at("user_now") > 0) & (at("addressed") == 0)
-    through = (at("user_now") > 0) & (at("model_2.0s") >= 0.75)
+    now = _target(listen, "user_now")
+    paused = (now == 0) & (_target(listen, "user_1.2s") > 0)
+    aside = (now > 0) & (_target(listen, "addressed") == 0)
+    through = (now > 0) & (_target(listen, "model_2.0s") >= 0.75)
     return jnp.where(state > 0, through, paused | aside)
 
 
