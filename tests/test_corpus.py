@@ -218,6 +218,7 @@ def test_missing_espeak_is_one_line_naming_the_package(tmp_path, monkeypatch):
     "field, value, message",
     [
         ("kinds", "turn_taking,smalltalk", "unknown scenario kinds"),
+        ("train_extra_kinds", "smalltalk", "unknown scenario kinds"),
         ("num_train", -1, "need counts"),
         ("video.fps", 3.0, "video.fps"),
         ("video.size", 100, "multiple of the 40-pixel patch"),
@@ -234,6 +235,19 @@ def test_bad_config_values_are_named(tiny_corpus_config, tmp_path, field, value,
     with pytest.raises(ValueError, match=message):
         corpus.write(cfg, tmp_path / "c", progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_extra_training_kinds_leave_the_held_out_split_as_it_was(tiny_corpus_config):
+    """`train_extra_kinds` lengthens the training split's cycle of kinds only: the held-out conversations are
+    the same bytes with or without it."""
+    cfg = tiny_corpus_config.copy_and_resolve_references()
+    cfg.kinds = "turn_taking,timer"
+    more = cfg.copy_and_resolve_references()
+    more.train_extra_kinds = "timer"
+    assert [corpus.generate(more, "train", i).kind for i in range(3)] == ["turn_taking", "timer", "timer"]
+    assert [corpus.generate(more, "eval", i).kind for i in range(3)] == ["turn_taking", "timer", "turn_taking"]
+    held_out = [[record for record, _ in corpus.generate_records(c, [("eval", 1)], workers=1)] for c in (cfg, more)]
+    assert held_out[0] == held_out[1]  # each made in a fresh process, as the corpus is (espeak keeps state)
 
 
 def test_only_a_complete_corpus_of_the_same_config_is_reused(tiny_corpus, tiny_corpus_config):

@@ -18,6 +18,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.seed = 0
     c.num_train, c.num_eval = SIZES[arg]
     c.kinds = ",".join(scenarios.KINDS)  # comma-separated; conversation i has the (i mod count)-th kind
+    c.train_extra_kinds = ""  # kinds the training split's cycle holds again after `kinds` (more of them to learn from)
     c.workers = 0  # 0: one per CPU core
     c.export_fdb = True  # held-out split also in Full-Duplex-Bench's per-sample layout
 

@@ -33,16 +33,18 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 4
 
 
-def kinds_of(cfg) -> list[str]:
-    """The config's scenario kinds: a comma-separated string (`--config.kinds=delegation,timer`)."""
-    return [k.strip() for k in cfg.kinds.split(",") if k.strip()]
+def kinds_of(cfg, split: str = "eval") -> list[str]:
+    """The cycle of scenario kinds of a split: `kinds`, a comma-separated string (`--config.kinds=delegation,timer`),
+    and for the training split `train_extra_kinds` after it (kinds it holds more of; "" none)."""
+    extra = cfg.get("train_extra_kinds", "") if split == "train" else ""
+    return [k.strip() for k in f"{cfg.kinds},{extra}".split(",") if k.strip()]
 
 
 def validate(cfg) -> None:
     """Raises ValueError naming the first config value that cannot make a corpus."""
     if cfg.num_train < 0 or cfg.num_eval < 0 or cfg.num_train + cfg.num_eval == 0:
         raise ValueError(f"num_train={cfg.num_train}, num_eval={cfg.num_eval}: need counts >= 0, not both 0.")
-    unknown = [k for k in kinds_of(cfg) if k not in scenarios.KINDS]
+    unknown = [k for k in kinds_of(cfg, "train") if k not in scenarios.KINDS]
     if unknown or not kinds_of(cfg):
         raise ValueError(f"unknown scenario kinds {unknown or '(none given)'}; choose from {list(scenarios.KINDS)}.")
     fps = cfg.video.fps
@@ -87,7 +89,7 @@ def generate(cfg, split: str, index: int) -> Conversation:
     """The conversation `index` of `split`, determined by cfg.seed alone."""
     seed_seq = np.random.SeedSequence([cfg.seed, _SPLIT_IDS[split], index])
     rng = np.random.default_rng(seed_seq)
-    kinds = kinds_of(cfg)
+    kinds = kinds_of(cfg, split)
     kind = kinds[index % len(kinds)]
     user_pool = [_voice(v) for v in (cfg.voices.heldout_user if split == "eval" else cfg.voices.user)]
     user_voice = user_pool[int(rng.integers(len(user_pool)))]
