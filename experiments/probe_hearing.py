@@ -51,7 +51,7 @@ def moments_of(graphdef, params, convs, layout, blocks: int) -> list[dict]:
                       model_audio=jnp.zeros_like(batch["model_audio"]))
         h, _ = model.hidden(silent)
         first = h[:, :, layout.input_len]
-        return first, jax.nn.sigmoid(model.listen_logits(first)), model.heard(batch["user_audio"])
+        return first, jax.nn.sigmoid(model.listen_logits(first)), model.heard(batch["user_audio"], batch["user_pitch"])
 
     def before(x: np.ndarray, k: int) -> np.ndarray:  # micro-turns k + 2 - blocks .. k + 1, zeros before the start
         rows = [x[j] if j >= 0 else np.zeros_like(x[0]) for j in range(k + 2 - blocks, k + 2)]

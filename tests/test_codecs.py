@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interaction.codecs import dmel, text, video, vocoder
+from interaction.codecs import dmel, pitch, text, video, vocoder
 from interaction.data import speech
 
 RATES = [40, 80]
@@ -46,6 +46,62 @@ def test_frames_are_causal_and_counted_by_hop(rate, spoken):
         dmel.log_mel(spoken[cut:], cfg, history=spoken[cut - cfg.history : cut]),
     ])
     np.testing.assert_allclose(chunked, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_pitch_of_tones_silence_and_noise(rate):
+    cfg = dmel.DMelConfig(frame_rate=rate)
+    t = np.arange(16000) / 16000
+    for f0 in (90.0, 150.0, 240.0, 400.0):
+        buzz = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8)).astype(np.float32) * 0.1  # harmonics
+        heard = pitch.features(buzz, cfg)[cfg.n_fft // cfg.hop :]  # frames whose window is all tone
+        assert np.all(heard[:, 0] == 1)
+        assert np.all(np.abs(heard[:, 1] - np.log2(f0 / pitch.REFERENCE)) < 1 / 24)  # half a semitone: no octave errors
+        assert np.all(np.abs(heard[:, 2]) < 0.1)  # a steady tone does not move
+    assert not pitch.features(np.zeros(16000, np.float32), cfg).any()  # unvoiced: all zero
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    assert pitch.features(noise, cfg)[:, 0].mean() < 0.05
+
+
+def test_pitch_change_is_the_move_since_a_span_before():
+    cfg = dmel.DMelConfig(frame_rate=40)  # a span of 4 frames
+    semitone_up = 150 * 2 ** (1 / 12)
+    f0 = np.array([0, 150, 150, 150, 150, semitone_up, 150, 0, 150], np.float32)
+    got = pitch.features_of(f0, cfg, before=np.array([0, 0, 0, 75], np.float32))
+    assert got[:, 0].tolist() == [0, 1, 1, 1, 1, 1, 1, 0, 1]
+    np.testing.assert_allclose(got[:, 1], np.where(f0 > 0, np.log2(np.maximum(f0, 1) / 150), 0), atol=1e-6)
+    # each against the frame four before (the last four of `before`, then the frames): 150 against 75 is an octave
+    # up, clipped to 2; a semitone up is 6 / 12; unvoiced then or now tells no change
+    np.testing.assert_allclose(got[:, 2], [0, 0, 0, 2, 0, 0.5, 0, 0, 0], atol=1e-5)
+    with pytest.raises(ValueError, match="frequencies before"):
+        pitch.features_of(f0, cfg, before=np.zeros(5))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_pitch_streams_like_the_dmel_frames(rate, spoken):
+    cfg = dmel.DMelConfig(frame_rate=rate)
+    whole = pitch.features(spoken, cfg)
+    assert whole.shape == (len(spoken) // cfg.hop, pitch.FEATURES) and whole[:, 0].mean() > 0.3  # mostly voiced
+    cut = 20
+    first_f0 = pitch.frequencies(spoken[: cut * cfg.hop], cfg)
+    rest = pitch.features(spoken[cut * cfg.hop :], cfg, history=spoken[cut * cfg.hop - cfg.history : cut * cfg.hop],
+                          before=first_f0[-pitch.span(cfg) :])
+    np.testing.assert_allclose(np.concatenate([pitch.features_of(first_f0, cfg), rest]), whole, atol=1e-5)
+
+
+def test_pitch_hears_a_sentence_go_on_or_end():
+    """The cue a pause is told from a turn's end by: said with a trailing comma a phrase ends rising, said to
+    its full stop it falls (espeak's prosody, as in the corpus)."""
+    cfg = dmel.DMelConfig()
+
+    def final_slope(phrase: str) -> float:
+        wave = speech.synthesize(phrase, speech.Voice("en-us", "m3")).audio
+        heard = pitch.features(wave[: len(wave) // cfg.hop * cfg.hop], cfg)
+        voiced = 12 * heard[heard[:, 0] > 0, 1][-8:]  # the last 0.2 s voiced, in semitones
+        return float(np.polyfit(np.arange(voiced.size), voiced, 1)[0])
+
+    for phrase in ("so I went down to the store", "and then we looked at the new house"):
+        assert final_slope(phrase + ",") > 0.05 > -0.05 > final_slope(phrase + ".")
 
 
 def test_jax_encode_matches_numpy_and_is_batched(spoken):

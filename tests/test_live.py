@@ -2,6 +2,7 @@
 bit, and the server carries on through bad clients, stalls and disconnects, freeing their slots."""
 import asyncio
 import base64
+import dataclasses
 import json
 
 import numpy as np
@@ -113,17 +114,23 @@ def test_audio_ahead_of_real_time_is_capped_and_a_stalled_client_is_padded():
 def test_a_live_session_hears_what_the_pipeline_makes_of_the_same_audio():
     """Tick by tick, the dMel tokens of a live session fed speech in real time equal the offline path's: the same
     bins, but where float rounding (one frame at a time against a batch) lands a level on the other side of a bin
-    edge, one bin off, in a handful of the 640 a micro-turn."""
+    edge, one bin off, in a handful of the 640 a micro-turn. With the layout's `pitch`, its pitch numbers equal the
+    offline path's too."""
     wave = speech.synthesize("so I went down to the store, and then", speech.Voice("en-us", "m3")).audio
     pcm = np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16)
-    session = LiveSession(SPEC.layout)
+    layout = dataclasses.replace(SPEC.layout, pitch=True)
+    session = LiveSession(layout)
     session.handle({"type": "session.update", "session": {"input_audio_format": {"type": "audio/pcm", "rate": 16000}}})
-    offline = pipeline.stream_inputs(pcm.astype(np.float32) / 32768, SPEC.layout)["user_audio"]
-    assert (offline > 0).mean() > 0.2  # speech, not silence
-    for m in range(len(offline)):
+    offline = pipeline.stream_inputs(pcm.astype(np.float32) / 32768, layout)
+    assert (offline["user_audio"] > 0).mean() > 0.2  # speech, not silence
+    assert (offline["user_pitch"][..., 2] != 0).any()  # the pitch moved and was heard moving
+    assert not pipeline.stream_inputs(pcm.astype(np.float32) / 32768, SPEC.layout)["user_pitch"].any()  # not asked
+    for m in range(len(offline["user_audio"])):
         session.handle(json.loads(_audio_event(pcm[m * 3200 : (m + 1) * 3200])))
-        off = np.abs(session.inputs()[0]["user_audio"].astype(int) - offline[m])
+        live = session.inputs()[0]
+        off = np.abs(live["user_audio"].astype(int) - offline["user_audio"][m])
         assert off.max() <= 1 and (off > 0).sum() <= 3, f"micro-turn {m}: {(off > 0).sum()} bins differ, by {off.max()}"
+        np.testing.assert_allclose(live["user_pitch"], offline["user_pitch"][m], atol=1e-4, err_msg=f"micro-turn {m}")
 
 
 def test_streaming_resampler_pieces_equal_the_whole_stream():

@@ -2,6 +2,8 @@
 forcing, and that a few optimizer steps reduce both losses; for one position per frame and text slot and for
 the configs' groups."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import optax
@@ -51,13 +53,29 @@ def test_later_micro_turns_do_not_change_earlier_outputs(either, batch):
     model = either
     logits, cond, _, _ = model(batch)
     later = dict(batch)
-    for name in ("user_audio", "text_in", "text_out", "model_audio"):
+    for name in ("user_audio", "user_pitch", "text_in", "text_out", "model_audio"):
         later[name] = batch[name].at[:, 3:].set(batch[name][:, ::-1][:, 3:])
     later["video"] = batch["video"].at[:, 3:].set(255)
     logits2, cond2, _, _ = model(later)
     np.testing.assert_allclose(logits2[:, :3], logits[:, :3], atol=1e-5)
     np.testing.assert_allclose(cond2[:, :3], cond[:, :3], atol=1e-5)
     assert not np.allclose(logits2[:, 3:], logits[:, 3:], atol=1e-5)
+
+
+@pytest.mark.parametrize("hears", [False, True])
+def test_the_pitch_is_heard_only_where_asked(hears, batch):
+    """The same pitch, once falling and once rising through each micro-turn, is told apart with the layout's `pitch`
+    only (its stem starts at zero, so it is given weights first)."""
+    model = model_lib.InteractionModel(_spec(dataclasses.replace(LAYOUT, pitch=hears)), rngs=nnx.Rngs(0))
+    if hears:
+        model.pitch_stem.kernel.value = 0.1 * jax.random.normal(jax.random.key(1), model.pitch_stem.kernel.shape)
+    octaves = np.linspace(-0.5, 0.5, LAYOUT.frames, dtype=np.float32)
+    rising, falling = (np.broadcast_to(np.stack([np.ones_like(o), o, np.sign(o[-1]) * np.ones_like(o)], -1),
+                                       batch["user_pitch"].shape) for o in (octaves, octaves[::-1]))
+    logits, _, listen, _ = model(dict(batch, user_pitch=rising))
+    logits2, _, listen2, _ = model(dict(batch, user_pitch=falling))
+    assert np.allclose(listen2, listen, atol=1e-6) != hears
+    assert np.allclose(logits2, logits, atol=1e-6) != hears
 
 
 def test_an_output_slot_never_sees_its_own_target(either, batch):

@@ -45,7 +45,8 @@ def test_groups_set_the_positions_and_the_passes_not_the_batch():
 def test_batches_have_constant_shapes(tiny_corpus):
     f, p = LAYOUT.frames, LAYOUT.patches
     expected = {
-        "user_audio": ((BATCH, WINDOW, f, 80), np.int32), "video": ((BATCH, WINDOW, p, 40, 40, 3), np.uint8),
+        "user_audio": ((BATCH, WINDOW, f, 80), np.int32), "user_pitch": ((BATCH, WINDOW, f, 3), np.float32),
+        "video": ((BATCH, WINDOW, p, 40, 40, 3), np.uint8),
         "video_new": ((BATCH, WINDOW), np.bool_), "text_in": ((BATCH, WINDOW, 8), np.int32),
         "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
         "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),

@@ -23,7 +23,7 @@ from interaction.models import streaming
 from interaction.models.transformer import DecoderSpec, MoESpec
 
 LAYOUTS = {"ungrouped": layout_lib.MicroTurnLayout(), "grouped": layout_lib.MicroTurnLayout(**GROUPS)}
-INPUTS = ("user_audio", "video", "video_new", "text_in")
+INPUTS = streaming.INPUTS
 TEACHER = ("text_out", "model_audio")
 
 
@@ -300,16 +300,22 @@ def test_deterministic_mode_is_the_same_model_and_trains(grouped, batch):
     assert any(float(np.abs(np.asarray(g)).max()) > 0 for g in jax.tree.leaves(grads))
 
 
-def test_the_turn_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(batch):
-    """With `turn_stem`, every user-audio position of a micro-turn hears all of its frames (its first position the
-    last frame too), and nothing of another micro-turn; teacher-forced streaming still equals the training forward."""
-    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), turn_stem=True)
+@pytest.mark.parametrize("option", ["turn_stem", "pitch"])
+def test_a_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(option, batch):
+    """With `turn_stem` (the dMel bins) or the layout's `pitch` (the pitch numbers), every user-audio position of a
+    micro-turn hears all of its frames (its first position the last frame too), and nothing of another
+    micro-turn; teacher-forced streaming still equals the training forward."""
+    spec = dataclasses.replace(_spec(dataclasses.replace(LAYOUTS["grouped"], pitch=option == "pitch")),
+                               turn_stem=option == "turn_stem")
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
-    kernel = model.turn_stem.kernel
-    kernel.value = 0.02 * jax.random.normal(jax.random.key(1), kernel.shape)  # it starts at zero; make it speak
-    tokens = batch["user_audio"]
-    louder = tokens.at[:, 2, -1].set(jnp.minimum(tokens[:, 2, -1] + 5, spec.layout.dmel.n_bins - 1))
-    before, after = np.asarray(model.heard(tokens)), np.asarray(model.heard(louder))
+    stem = model.turn_stem if option == "turn_stem" else model.pitch_stem
+    stem.kernel.value = 0.02 * jax.random.normal(jax.random.key(1), stem.kernel.shape)  # it starts at zero
+    tokens, pitches = batch["user_audio"], batch["user_pitch"]
+    if option == "turn_stem":
+        moved = (tokens.at[:, 2, -1].set(jnp.minimum(tokens[:, 2, -1] + 5, spec.layout.dmel.n_bins - 1)), pitches)
+    else:
+        moved = (tokens, pitches.at[:, 2, -1].set(jnp.array([1.0, 0.5, 1.0])))
+    before, after = np.asarray(model.heard(tokens, pitches)), np.asarray(model.heard(*moved))
     assert not np.allclose(before[:, 2, 0], after[:, 2, 0])  # the micro-turn's first position hears its last frame
     np.testing.assert_array_equal(np.delete(before, 2, axis=1), np.delete(after, 2, axis=1))
     _streams_as_it_trains(model, batch)

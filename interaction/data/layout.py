@@ -17,7 +17,7 @@ import enum
 
 import numpy as np
 
-from interaction.codecs import dmel, video
+from interaction.codecs import dmel, pitch, video
 from interaction.data import listening
 
 
@@ -38,6 +38,7 @@ class MicroTurnLayout:
     user_audio_group: int = 1  # user-audio frames per position
     audio_group: int = 1  # model-audio frames per position: the flow head draws them as one patch
     text_group: int = 1  # text-out slots per position: a depth head reads them out one after another
+    pitch: bool = False  # user_pitch holds the user's pitch (`codecs.pitch`) for the model's pitch stem; else zeros
 
     def __post_init__(self):
         if self.video_size % video.PATCH:
@@ -116,6 +117,8 @@ class MicroTurnLayout:
         from this). Per micro-turn m of a window:
 
           user_audio  (F, 80) int32    dMel tokens of what the model hears in micro-turn m
+          user_pitch  (F, 3) float32   the same frames' pitch as numbers (`codecs.pitch.features`) where
+                                       `pitch` is set; zeros, not computed, where it is not
           video       (P, 40, 40, 3) uint8, video_new () bool: patches of the latest frame; whether it is new
           text_in     (S_in,) int32    typed text and reasoner results (PAD in empty slots)
           text_out    (S_out,) int32   the model's text for micro-turn m + 1: slot 0 its speaking state
@@ -132,7 +135,7 @@ class MicroTurnLayout:
         """
         lead = (batch, window)
         frames = (*lead, self.frames, self.dmel.n_mels)
-        return {"user_audio": (frames, np.int32),
+        return {"user_audio": (frames, np.int32), "user_pitch": ((*lead, self.frames, pitch.FEATURES), np.float32),
                 "video": ((*lead, self.patches, video.PATCH, video.PATCH, 3), np.uint8),
                 "video_new": (lead, np.bool_), "text_in": ((*lead, self.text_in_slots), np.int32),
                 "text_out": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
@@ -147,4 +150,5 @@ class MicroTurnLayout:
                 if name in STEP_INPUTS}
 
 
-STEP_INPUTS = ("user_audio", "video", "video_new", "text_in")  # what the streaming step reads of a micro-turn
+# what the streaming step reads of a micro-turn
+STEP_INPUTS = ("user_audio", "user_pitch", "video", "video_new", "text_in")

@@ -20,7 +20,7 @@ import grain
 import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import dmel, text, video
+from interaction.codecs import dmel, pitch, text, video
 from interaction.data.conversation import Conversation
 from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout
@@ -82,6 +82,8 @@ def stream_inputs(wave: np.ndarray, layout: MicroTurnLayout, *, video_frames: np
     padded = np.zeros(n_turns * per_turn, np.float32)
     padded[: len(wave)] = wave
     user_tokens = dmel.tokens_from_wave(padded, layout.dmel).reshape(n_turns, f, layout.dmel.n_mels)
+    user_pitch = (pitch.features(padded, layout.dmel) if layout.pitch else
+                  np.zeros((len(padded) // layout.dmel.hop, pitch.FEATURES), np.float32)).reshape(n_turns, f, -1)
     if video_frames is None:
         patches = np.zeros((m, layout.patches, video.PATCH, video.PATCH, 3), np.uint8)
         new = np.zeros(m, bool)
@@ -93,7 +95,7 @@ def stream_inputs(wave: np.ndarray, layout: MicroTurnLayout, *, video_frames: np
                                    len(video_frames) - 1)
         patches = video.patchify(video_frames[frame_of_turn])
         new = np.concatenate([[True], frame_of_turn[1:] != frame_of_turn[:-1]])
-    return {"user_audio": user_tokens[:m], "video": patches, "video_new": new,
+    return {"user_audio": user_tokens[:m], "user_pitch": user_pitch[:m], "video": patches, "video_new": new,
             "text_in": _text_slots(list(text_in), m, layout.text_in_slots)}
 
 

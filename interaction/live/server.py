@@ -100,8 +100,8 @@ class LiveServer:
         padded = {}
         for slot, (session, _) in sessions.items():
             turn, padded[slot] = session.inputs()
-            inputs["user_audio"][slot] = turn["user_audio"]
-            inputs["text_in"][slot] = turn["text_in"]
+            for name, value in turn.items():
+                inputs[name][slot] = value
         paused = getattr(self.reasoner, "paused", None)  # a reasoner in its own process is stopped meanwhile
         with paused() if paused is not None else contextlib.nullcontext():
             out = await loop.run_in_executor(None, self.engine.step, inputs)

@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import audio, dmel, text, text_stream
+from interaction.codecs import audio, dmel, pitch, text, text_stream
 from interaction.data.layout import MicroTurnLayout
 from interaction.data.pipeline import SlotQueue
 from interaction.live import protocol
@@ -37,6 +37,7 @@ class LiveSession:
         self._resample_out = StreamingResampler(SAMPLE_RATE, self.rate_out)
         self._pending = np.zeros(0, np.int16)  # client audio not yet heard, at rate_in
         self._history = np.zeros(layout.dmel.history, np.float32)  # the codec's look-back, at 16 kHz
+        self._pitch_before = np.zeros(pitch.span(layout.dmel), np.float32)  # the frequencies its change is from
         self._typed = runtime.queue if runtime is not None else SlotQueue(layout.text_in_slots)
         self._reader = text_stream.TextStreamReader()
         self._heard_typed: list[tuple[float, str, str]] = []  # (time, "user", text) of what the user typed
@@ -105,8 +106,8 @@ class LiveSession:
     # ------------------------------------------------------------ ticks
 
     def inputs(self) -> tuple[dict[str, np.ndarray], bool]:
-        """This micro-turn's model inputs (user_audio (F, n_mels), text_in (S_in,)) and whether the client's
-        audio ran short and was padded with silence."""
+        """This micro-turn's model inputs (user_audio (F, n_mels), user_pitch (F, 3), text_in (S_in,)) and whether
+        the client's audio ran short and was padded with silence."""
         per_tick = round(MICROTURN_SECONDS * self.rate_in)
         piece, self._pending = self._pending[:per_tick], self._pending[per_tick:]
         padded = len(piece) < per_tick
@@ -114,9 +115,15 @@ class LiveSession:
         wave[: len(piece)] = audio.from_pcm16(piece)
         wave = self._resample_in.push(wave)
         tokens = dmel.tokens_from_wave(wave, self.layout.dmel, self._history)
+        if self.layout.pitch:
+            f0 = pitch.frequencies(wave, self.layout.dmel, self._history)
+            pitches = pitch.features_of(f0, self.layout.dmel, self._pitch_before)
+            self._pitch_before = np.concatenate([self._pitch_before, f0])[-len(self._pitch_before):]
+        else:
+            pitches = np.zeros((len(tokens), pitch.FEATURES), np.float32)
         self._history = np.concatenate([self._history, wave])[-self.layout.dmel.history:]
         text_in = self.runtime.arrived(self.microturn) if self.runtime is not None else self._typed.take()
-        return {"user_audio": np.asarray(tokens), "text_in": text_in}, padded
+        return {"user_audio": np.asarray(tokens), "user_pitch": pitches, "text_in": text_in}, padded
 
     def outputs(self, wave: np.ndarray, tokens: np.ndarray) -> list[dict]:
         """The model's micro-turn (its 16 kHz audio, text tokens (S_out,)) as events."""

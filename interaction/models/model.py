@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from interaction.codecs import dmel, text
+from interaction.codecs import dmel, pitch, text
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout, Stream
@@ -68,7 +68,8 @@ class ModelSpec:
                                  text_in_slots=lay.text_in_slots, text_out_slots=lay.text_out_slots,
                                  # runs saved before the groups existed have one position per frame and slot
                                  user_audio_group=lay.get("user_audio_group", 1),
-                                 audio_group=lay.get("audio_group", 1), text_group=lay.get("text_group", 1))
+                                 audio_group=lay.get("audio_group", 1), text_group=lay.get("text_group", 1),
+                                 pitch=lay.get("pitch", False))
         moe = moe_spec(d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
         window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
@@ -152,6 +153,8 @@ class InteractionModel(nnx.Module):
         self.user_audio_group, self.audio_group = group(lay.user_audio_group), group(lay.audio_group)
         self.turn_stem = (Linear(lay.frames * lay.dmel.n_mels, d, (None, "embed"), rngs, dtype, zero=True,
                                  deterministic=det) if spec.turn_stem else None)
+        self.pitch_stem = (Linear(lay.frames * pitch.FEATURES, d, (None, "embed"), rngs, dtype, zero=True,
+                                  deterministic=det) if lay.pitch else None)
         self.text_group = group(lay.text_group)
         self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det)
                            if lay.text_group > 1 else None)
@@ -187,16 +190,19 @@ class InteractionModel(nnx.Module):
         change = frame.astype(jnp.int16) - previous.astype(jnp.int16)
         return (self.video(frame) + self.motion(change)) * new[..., None, None]
 
-    def heard(self, tokens: jax.Array) -> jax.Array:
-        """(..., F, n_mels) user-audio dMel tokens -> (..., user_positions, embed). With the turn stem, each
-        position also gets a linear map of the whole micro-turn's bins as numbers in [-1, 1]: a weight for every
-        frame and channel, so a level's rise or fall across the 200 ms is one learned direction. The input
+    def heard(self, tokens: jax.Array, pitches: jax.Array) -> jax.Array:
+        """(..., F, n_mels) user-audio dMel tokens and the same frames' (..., F, pitch.FEATURES) pitch numbers ->
+        (..., user_positions, embed). With the turn stem, each position also gets a linear map of the whole
+        micro-turn's bins as numbers in [-1, 1]: a weight for every frame and channel, so a level's rise or fall
+        across the 200 ms is one learned direction; with the layout's `pitch`, likewise of its pitch numbers. The input
         segment has arrived whole when it is read, so its positions may see all of it."""
         out = _grouped(self.user_audio_group, self.audio(tokens))
-        if self.turn_stem is None:
-            return out
-        values = dmel.levels(tokens.astype(out.dtype), self.spec.layout.dmel)
-        return out + self.turn_stem(values.reshape(*values.shape[:-2], -1))[..., None, :]
+        if self.turn_stem is not None:
+            values = dmel.levels(tokens.astype(out.dtype), self.spec.layout.dmel)
+            out = out + self.turn_stem(values.reshape(*values.shape[:-2], -1))[..., None, :]
+        if self.pitch_stem is not None:
+            out = out + self.pitch_stem(pitches.astype(out.dtype).reshape(*pitches.shape[:-2], -1))[..., None, :]
+        return out
 
     def fed_text(self, tokens: jax.Array) -> jax.Array:
         """(..., n * text_group) text-out tokens heard back -> (..., n, embed) position embeddings."""
@@ -217,7 +223,7 @@ class InteractionModel(nnx.Module):
         video = self.seen(frames, jnp.where(before[..., None, None, None, None], last_new, frames), new)
         prev_text = _shift_right(batch["text_out"], text.Special.PAD, lay.text_group)
         prev_audio = _shift_right(batch["model_audio"] if fed_audio is None else fed_audio, 0, lay.audio_group)
-        parts = [self.heard(batch["user_audio"]), video, self.text(batch["text_in"]),
+        parts = [self.heard(batch["user_audio"], batch["user_pitch"]), video, self.text(batch["text_in"]),
                  self.fed_text(prev_text), self.fed_audio(prev_audio)]
         blocks = jnp.concatenate(parts, axis=2) + self.streams(jnp.asarray(lay.stream_ids()))
         return constrain(blocks, ("activation_batch", "activation_time", None, "activation_embed"))

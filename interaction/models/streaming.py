@@ -129,10 +129,10 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
          byte_threshold: float | None = None) -> tuple[StreamState, dict]:
     """One micro-turn for every session of the batch.
 
-    inputs: user_audio (B, F, n_mels) int, video (B, P, 40, 40, 3) uint8, video_new (B,) bool,
-    text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio (B, F, n_mels) tokens
-    to feed back instead of the model's own; with text_out alone the model voices the given text (its
-    own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for
+    inputs: user_audio (B, F, n_mels) int, user_pitch (B, F, 3) float, video (B, P, 40, 40, 3) uint8,
+    video_new (B,) bool, text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio
+    (B, F, n_mels) tokens to feed back instead of the model's own; with text_out alone the model voices the
+    given text (its own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for
     the batch, or (B,) keys, one per session (then a session's samples do not depend on the batch it is in).
 
     The first text slot is the decision: the model speaks in the next micro-turn when its chance of
@@ -161,8 +161,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     frame, new = inputs["video"], inputs["video_new"]
     previous = jnp.where(state.saw_frame[:, None, None, None, None], state.last_frame, frame)
-    x = jnp.concatenate([model.heard(inputs["user_audio"]), model.seen(frame, previous, new),
-                         model.text(inputs["text_in"]), model.fed_text(state.last_text)], axis=1)
+    heard = model.heard(inputs["user_audio"], inputs["user_pitch"])
+    x = jnp.concatenate([heard, model.seen(frame, previous, new), model.text(inputs["text_in"]),
+                         model.fed_text(state.last_text)], axis=1)
     positions = base[:, None] + jnp.arange(lay.input_len + 1)
     blocks = model.decoder.init_cache(sessions, lay.block_len, state.caches[0].v.dtype)
     h, blocks = model.decoder.step(x + streams[: lay.input_len + 1], positions, state.caches, blocks)
