@@ -91,7 +91,9 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     with pytest.raises(ValueError, match=r"byte_threshold=1.0 in \[0, 1\)"):
         train_config.check_serve(serve)
     long, tiny = train_config.get_config("long"), train_config.get_config("tiny")
-    assert long.model == tiny.model  # the main job's recipe, on more data for longer
+    assert long.model.layout.pitch and not tiny.model.layout.pitch
+    long.model.layout.pitch = False
+    assert long.model == tiny.model  # the main job's recipe hearing the pitch, on more data for longer
     assert long.corpus.num_train == 10 * tiny.corpus.num_train
     assert long.keep_every % long.checkpoint_every == 0 and long.total_steps % long.keep_every == 0
     long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
