@@ -18,7 +18,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from experiments.common import matmul_peak, memory_bandwidth
-from interaction.codecs import text
+from interaction.codecs import pitch, text
 from interaction.data.layout import MicroTurnLayout
 from interaction.models import model as model_lib
 from interaction.models import streaming
@@ -164,7 +164,9 @@ def random_inputs(layout: MicroTurnLayout, spec: dict, rng: np.random.Generator)
         elif name == "listen":
             value = rng.uniform(size=shape)
         elif name == "user_pitch":  # voiced, octaves, change: each within its range
-            value = rng.uniform(size=shape) * np.array([1.0, 3.0, 4.0]) - np.array([0.0, 1.3, 2.0])
+            lo = np.array([0.0, np.log2(pitch.FMIN / pitch.REFERENCE), -pitch.CHANGE_CLIP])
+            hi = np.array([1.0, np.log2(pitch.FMAX / pitch.REFERENCE), pitch.CHANGE_CLIP])
+            value = rng.uniform(lo, hi, shape)
         else:
             raise ValueError(f"no random values for the input field {name!r} ({np.dtype(dtype).name})")
         out[name] = np.asarray(value, dtype)

@@ -15,6 +15,8 @@ micro-turn's frames can then read a rise or a fall as one direction (`Interactio
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from interaction.codecs import dmel
@@ -26,13 +28,19 @@ PEAK_SHARE = 0.9
 FLOOR = 1e-6  # mean power of the windowed frame (about -60 dB of full scale) at least
 CHANGE_S = 0.1  # the change is taken over this long
 CHANGE_SCALE = 6.0  # the change in octaves times this: a half-octave move is 1
+CHANGE_CLIP = 2.0  # the scaled change is clipped to [-CHANGE_CLIP, CHANGE_CLIP]
 FEATURES = 3  # per frame: voiced, log frequency, change
 
 
-def _window_autocorrelation(cfg: dmel.DMelConfig) -> np.ndarray:
-    spec = np.fft.rfft(np.hanning(cfg.n_fft + 1)[:-1], 2 * cfg.n_fft)
-    r = np.fft.irfft(np.abs(spec) ** 2)[: cfg.n_fft]
-    return r / r[0]
+@functools.lru_cache(maxsize=4)
+def _window_autocorrelation(n_fft: int) -> np.ndarray:
+    """The analysis window's own autocorrelation, normalised at lag 0 (computed once per frame size: live
+    sessions ask for it every tick)."""
+    spec = np.fft.rfft(np.hanning(n_fft + 1)[:-1], 2 * n_fft)
+    r = np.fft.irfft(np.abs(spec) ** 2)[:n_fft]
+    r = r / r[0]
+    r.flags.writeable = False
+    return r
 
 
 def frequencies(wave: np.ndarray, cfg: dmel.DMelConfig, history: np.ndarray | None = None) -> np.ndarray:
@@ -45,7 +53,7 @@ def frequencies(wave: np.ndarray, cfg: dmel.DMelConfig, history: np.ndarray | No
     lo, hi = int(cfg.sample_rate // FMAX), int(np.ceil(cfg.sample_rate / FMIN))
     r = np.fft.irfft(np.abs(np.fft.rfft(frames, 2 * cfg.n_fft, axis=-1)) ** 2, axis=-1)[:, : hi + 2]
     power = r[:, 0]
-    r = r / _window_autocorrelation(cfg)[: hi + 2]
+    r = r / _window_autocorrelation(cfg.n_fft)[: hi + 2]
     share = r[:, lo - 1 : hi + 2] / np.maximum(power, 1e-20)[:, None]  # lags lo - 1 .. hi + 1
     inner = share[:, 1:-1]
     peak = inner.max(axis=-1)
@@ -81,11 +89,12 @@ def features(wave: np.ndarray, cfg: dmel.DMelConfig, history: np.ndarray | None 
 def features_of(f0: np.ndarray, cfg: dmel.DMelConfig, before: np.ndarray | None = None) -> np.ndarray:
     """(N,) frequencies in Hz (0 unvoiced) -> (N, FEATURES) float32: voiced (0 or 1), octaves above `REFERENCE`
     (0 unvoiced) and the change in octaves since `span(cfg)` frames before, times `CHANGE_SCALE` and clipped to
-    [-2, 2] (0 where either frame is unvoiced). `before`: the frequencies of the `span(cfg)` frames just before
-    (zeros, unvoiced, at a stream's start)."""
+    ±`CHANGE_CLIP` (0 where either frame is unvoiced). `before`: the frequencies of the `span(cfg)` frames just
+    before (zeros, unvoiced, at a stream's start)."""
     before = np.zeros(span(cfg), np.float32) if before is None else np.asarray(before, np.float32)
     if before.shape != (span(cfg),):
         raise ValueError(f"before has shape {before.shape}; give the {span(cfg)} frequencies before these")
     then = np.concatenate([before, f0])[: len(f0)]
-    change = np.where((f0 > 0) & (then > 0), np.clip(CHANGE_SCALE * (octaves(f0) - octaves(then)), -2.0, 2.0), 0.0)
+    moved = np.clip(CHANGE_SCALE * (octaves(f0) - octaves(then)), -CHANGE_CLIP, CHANGE_CLIP)
+    change = np.where((f0 > 0) & (then > 0), moved, 0.0)
     return np.stack([(f0 > 0).astype(np.float32), octaves(f0), change.astype(np.float32)], axis=-1)
