@@ -4,8 +4,11 @@ experiments.intelligibility --workdir=workdir/tiny`.
 The model voices the reference text of held-out conversations (`interaction/evals/intelligibility.py`);
 its frames are vocoded and recognized (Whisper tiny.en by default) and scored against the words it was
 given, beside the same chain on the reference's own log-mel (the ceiling), and Silero VAD says in what share
-of the reference's speech it hears the model's voicing as speech at all. Prints the figures with 95% intervals
-over conversations and writes `<workdir>/intelligibility.json` (or `--out`).
+of the reference's speech it hears the model's voicing as speech at all. The conditioning gap says how much of
+what its flow head draws comes from what the model tells it (the words, the voice heard back), teacher-forced on
+the same conversations (`intelligibility.conditioning_gap`), and the readout how much of a patch a linear map
+reads off that conditioning, beside what it reads off the patch before (`intelligibility.linear_readout`).
+Prints the figures with 95% intervals over conversations and writes `<workdir>/intelligibility.json` (or `--out`).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 from absl import flags
+from flax import nnx
 
 from experiments import common
 from interaction.evals import asr, intelligibility, vad
@@ -30,9 +34,9 @@ _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>
 _SERVE = common.define_serve_flag()  # its audio_temperature: the flow's temperature (None: the model's)
 
 
-def _band(fig: dict) -> str:
+def _band(fig: dict, digits: int = 3) -> str:
     ci = fig["ci"]
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—"
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "—"
 
 
 def main(argv):
@@ -57,6 +61,15 @@ def main(argv):
               f"{fig['n']:.0f} conversations)")
     fig = result["heard_as_speech"]
     print(f"heard as speech where the reference is: {fig['value']:.3f} {_band(fig)} (Silero VAD)")
+    targets, conds, groups, previous = intelligibility.voiced_patches(graphdef, params, convs, layout)
+    fig = result["conditioning_gap"] = intelligibility.conditioning_gap(nnx.merge(graphdef, params).flow, targets,
+                                                                         conds, groups)
+    print(f"conditioning gap: {fig['value']:.4f} {_band(fig, 4)} (flow loss {fig['own']:.4f} with its own "
+          f"conditioning, {fig['other']:.4f} with another patch's; {fig['patches']:.0f} patches)")
+    result["readout"] = {name: intelligibility.linear_readout(x, targets, groups)
+                         for name, x in (("conditioning", conds), ("previous_patch", previous))}
+    print("share of a patch's variance read linearly off its conditioning: {conditioning:.3f}; off the patch "
+          "before it: {previous_patch:.3f}".format(**result["readout"]))
     out = common.result_path(_OUT.value, workdir, "intelligibility", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
                                "audio_temperature": ModelSpec.from_config(c.model).audio_temperature

@@ -1,14 +1,17 @@
 """Intelligibility apart from turn-taking: the model voices the reference text (its own frames fed back),
 speaks exactly where the reference does, and the scoring counts word edits against the words it was given."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from interaction.data import layout as layout_lib
 from interaction.data import pipeline, records
 from interaction.evals import intelligibility
 from interaction.evals import words as wordlib
+from interaction.models import flow_head
 from interaction.models import model as model_lib
 from interaction.models.transformer import DecoderSpec
 
@@ -75,3 +78,47 @@ def test_heard_as_speech_is_the_share_of_the_references_speech_the_voicing_cover
     assert frames == 20 and 9 <= hits <= 11
     elsewhere = np.where(t > 0.7, 0.5, 0.0).astype(np.float32)  # speech, but not where the reference speaks
     assert intelligibility.heard_as_speech(elsewhere, reference, _Loud())[0] == 0
+
+
+def _trained_head(depends: bool, steps: int = 300):
+    """A small flow head trained on 2-channel patches that are +1 or -1 everywhere: chosen by the one-hot
+    conditioning (`depends`) or at random whatever it says."""
+    rng = np.random.default_rng(0)
+    which = rng.integers(0, 2, 512)
+    conds = jnp.asarray(np.eye(2, dtype=np.float32)[which])
+    sign = which if depends else rng.integers(0, 2, 512)
+    targets = jnp.asarray(np.where(sign[:, None] == 1, 1.0, -1.0) * np.ones((1, 2), np.float32))
+    head = flow_head.FlowHead(2, 2, 32, 1, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(head, optax.adam(3e-3), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(head, optimizer, key):
+        loss, grads = nnx.value_and_grad(lambda h: flow_head.flow_loss(h, targets, conds, key))(head)
+        optimizer.update(head, grads)
+        return loss
+
+    for i in range(steps):
+        step(head, optimizer, jax.random.key(i))
+    return head, targets, conds, np.arange(512) % 8
+
+
+def test_the_conditioning_gap_is_what_the_conditioning_tells_of_the_frames():
+    head, targets, conds, groups = _trained_head(depends=True)
+    told = intelligibility.conditioning_gap(head, targets, conds, groups)
+    assert told["value"] > 0.3 and told["ci"][0] > 0.2 and told["other"] > told["own"]
+    head, targets, conds, groups = _trained_head(depends=False)
+    untold = intelligibility.conditioning_gap(head, targets, conds, groups)
+    assert abs(untold["value"]) < 0.1 and told["value"] > 3 * abs(untold["value"])
+    assert told["patches"] == 512 and told["n"] == 8
+
+
+def test_the_linear_readout_scores_on_conversations_it_was_not_fit_on():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 6))
+    groups = np.arange(400) // 20
+    readable = features @ rng.normal(size=(6, 3)) + 0.1 * rng.normal(size=(400, 3))
+    assert intelligibility.linear_readout(features, readable, groups) > 0.95
+    assert intelligibility.linear_readout(features, rng.normal(size=(400, 3)), groups) < 0.05
+    # Memorised, not read: a target that is each conversation's own offset is not readable in another one.
+    offsets = rng.normal(size=(20, 3))[groups]
+    assert intelligibility.linear_readout(np.eye(20)[groups], offsets, groups) < 0.05

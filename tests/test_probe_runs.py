@@ -34,6 +34,10 @@ def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path)
     assert result["reference"]["value"] < 0.6  # the measuring chain hears the reference's own speech
     assert result["model"]["value"] > result["reference"]["value"]  # two steps of training do not speak
     assert 0 <= result["heard_as_speech"]["value"] <= 1 and result["heard_as_speech"]["n"] == 2
+    gap = result["conditioning_gap"]
+    assert gap["n"] == 2 and gap["patches"] > 0 and gap["ci"][0] <= gap["value"] <= gap["ci"][1]
+    assert set(result["readout"]) == {"conditioning", "previous_patch"}
+    assert result["readout"]["previous_patch"] > 0  # speech runs on: the last 100 ms tells of the next
 
 
 def test_hearing_probe_scores_four_readers_on_the_held_out_moments(smoke_run, tmp_path):

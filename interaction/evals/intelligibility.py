@@ -3,7 +3,8 @@ own text stream (its speaking state and words fed in, its own audio frames fed b
 vocoded and recognized, and the words heard are scored against the words it was given.
 
 The same vocoder and recognizer on the reference's own log-mel give the ceiling: what this measuring
-chain loses on speech that is right.
+chain loses on speech that is right. `conditioning_gap` looks inside: how much of what the flow head draws
+comes from what the model tells it, rather than from what speech frames look like at all.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import numpy as np
 from flax import nnx
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
-from interaction.codecs import vocoder
+from interaction.codecs import text, vocoder
 from interaction.data import pipeline
 from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
 from interaction.evals import floor, intervals
 from interaction.evals import words as wordlib
 from interaction.models import streaming
+from interaction.models.flow_head import FlowHead, velocity_errors
 
 
 def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = None, context_s: float = 20.0):
@@ -102,3 +104,65 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad
     if vad is not None:
         out["heard_as_speech"] = _pooled(speech_rows, "frames")
     return out
+
+
+def conditioning_gap(head: FlowHead, targets, conds, groups, *, draws: int = 8, seed: int = 0) -> dict:
+    """What the flow head's conditioning tells it of the patches it draws, over what it models of speech frames at
+    all: the velocity error of every patch given its own conditioning ("own") and given another patch's (one fixed
+    random pairing, "other"), each at the same `draws` times and noise draws, and their difference ("value", per
+    patch, with its 95% interval over the `groups`, e.g. conversations). targets (N, features) normalised
+    patches, conds (N, cond_dim), groups (N,) ints. A flow head that draws speech-like frames whatever it is told
+    has a gap of 0; one that voices the words it was given, in the voice it hears back, a large one."""
+    targets, conds = jnp.asarray(targets, jnp.float32), jnp.asarray(conds)
+    other = jnp.asarray(np.random.default_rng(seed).permutation(len(conds)))
+    errors = jax.jit(lambda c, key: velocity_errors(head, targets, c, key))
+    keys = jax.random.split(jax.random.key(seed), draws)
+    own = np.mean([np.asarray(errors(conds, k)) for k in keys], axis=0)
+    shuffled = np.mean([np.asarray(errors(conds[other], k)) for k in keys], axis=0)
+    groups = np.asarray(groups)
+    rows = [((shuffled - own)[groups == g].sum(), (groups == g).sum()) for g in np.unique(groups)]
+    return {**_pooled(rows, "patches"), "own": float(own.mean()), "other": float(shuffled.mean())}
+
+
+def linear_readout(features, targets, groups, ridge: float = 1e-2) -> float:
+    """Share of the targets' variance (R^2) a ridge regression from `features` explains on groups it was not fit
+    on: fit on the even groups and scored on the odd ones, then the other way round, pooled. features (N, D),
+    targets (N, K), groups (N,) ints (conversations, so that no conversation is both fit and scored)."""
+    features, targets, groups = (np.asarray(a, np.float64) for a in (features, targets, groups))
+    fit = groups % 2 == 0
+    error = total = 0.0
+    for train, test in ((fit, ~fit), (~fit, fit)):
+        x_mean, y_mean = features[train].mean(0), targets[train].mean(0)
+        x = features[train] - x_mean
+        weights = np.linalg.solve(x.T @ x + ridge * len(x) * np.eye(x.shape[1]), x.T @ (targets[train] - y_mean))
+        predicted = (features[test] - x_mean) @ weights + y_mean
+        error += np.square(predicted - targets[test]).sum()
+        total += np.square(targets[test] - y_mean).sum()
+    return float(1.0 - error / total)
+
+
+def voiced_patches(graphdef, params, convs, layout: MicroTurnLayout) -> tuple[np.ndarray, ...]:
+    """(targets (N, features), conds (N, embed), conversation index (N,), previous (N, features)) of every voiced
+    audio position of `convs`, teacher-forced (the reference's text and frames fed in): the normalised patch the
+    flow head is trained to draw there, its conditioning, and the patch before it (silence at the start), which
+    the model heard back there."""
+    model = nnx.merge(graphdef, params)
+    spec = model.spec
+    forward = jax.jit(lambda p, batch: nnx.merge(graphdef, p)(batch)[1])
+    normalised = lambda mel: (np.asarray(mel) - spec.mel_center) / spec.mel_scale  # noqa: E731
+    targets, conds, groups, previous = [], [], [], []
+    for i, conv in enumerate(convs):
+        features = pipeline.conversation_features(conv, layout)
+        m, batch = len(features["valid"]), pipeline.whole(features, layout.dmel.log_min)
+        cond = np.asarray(forward(params, {k: jnp.asarray(v)[None] for k, v in batch.items()})[0, :m])
+        voiced = np.asarray(batch["text_out"][:m, 0] == text.Special.VOICED)
+        patches = layout.audio_patches(normalised(batch["model_mel"][:m]))
+        flat = patches.reshape(-1, patches.shape[-1])
+        before = np.concatenate([np.full_like(flat[:1], normalised(layout.dmel.log_min)), flat[:-1]])
+        before = before.reshape(patches.shape)
+        targets.append(patches[voiced].reshape(-1, patches.shape[-1]))
+        previous.append(before[voiced].reshape(-1, patches.shape[-1]))
+        conds.append(cond[voiced].reshape(-1, cond.shape[-1]))
+        groups.append(np.full(len(targets[-1]), i))
+    return tuple(np.concatenate(a) for a in (targets, conds, groups, previous))
+

@@ -133,17 +133,23 @@ class FlowHead(nnx.Module):
         return self.velocity(x_t, self.modulations(self.conditioning(t, cond)))
 
 
+def velocity_errors(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array) -> jax.Array:
+    """(...,) squared velocity error of each item of x1 (..., features) given cond (..., cond_dim), averaged over
+    features, at one random time and noise draw per item."""
+    t_rng, noise_rng = jax.random.split(rng)
+    t = jax.random.uniform(t_rng, x1.shape[:-1])
+    x0 = jax.random.normal(noise_rng, x1.shape)
+    x_t = (1 - t[..., None]) * x0 + t[..., None] * x1
+    return jnp.square(head(x_t, t, cond).astype(jnp.float32) - (x1 - x0)).mean(axis=-1)
+
+
 def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
               mask: jax.Array | None = None) -> jax.Array:
     """Mean squared velocity error. x1 (..., features), cond (..., cond_dim), mask (...,) true = valid frame.
 
     Each frame's error is averaged over features, then frames are averaged over the valid ones only.
     """
-    t_rng, noise_rng = jax.random.split(rng)
-    t = jax.random.uniform(t_rng, x1.shape[:-1])
-    x0 = jax.random.normal(noise_rng, x1.shape)
-    x_t = (1 - t[..., None]) * x0 + t[..., None] * x1
-    error = jnp.square(head(x_t, t, cond).astype(jnp.float32) - (x1 - x0)).mean(axis=-1)
+    error = velocity_errors(head, x1, cond, rng)
     if mask is None:
         return error.mean()
     mask = mask.astype(jnp.float32)
