@@ -3,8 +3,8 @@ own text stream (its speaking state and words fed in, its own audio frames fed b
 vocoded and recognized, and the words heard are scored against the words it was given.
 
 The same vocoder and recognizer on the reference's own log-mel give the ceiling: what this measuring
-chain loses on speech that is right. `conditioning_gap` looks inside: how much of what the flow head draws
-comes from what the model tells it, rather than from what speech frames look like at all.
+chain loses on speech that is right. `conditioning_gap` and `linear_readout` look inside: how much of what the
+flow head draws comes from what the model tells it, rather than from what speech frames look like at all.
 """
 from __future__ import annotations
 
