@@ -62,8 +62,8 @@ def main(argv):
     fig = result["heard_as_speech"]
     print(f"heard as speech where the reference is: {fig['value']:.3f} {_band(fig)} (Silero VAD)")
     targets, conds, groups, previous = intelligibility.voiced_patches(graphdef, params, convs, layout)
-    fig = result["conditioning_gap"] = intelligibility.conditioning_gap(nnx.merge(graphdef, params).flow, targets,
-                                                                         conds, groups)
+    flow = nnx.merge(graphdef, params).flow
+    fig = result["conditioning_gap"] = intelligibility.conditioning_gap(flow, targets, conds, groups)
     print(f"conditioning gap: {fig['value']:.4f} {_band(fig, 4)} (flow loss {fig['own']:.4f} with its own "
           f"conditioning, {fig['other']:.4f} with another patch's; {fig['patches']:.0f} patches)")
     result["readout"] = {name: intelligibility.linear_readout(x, targets, groups)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from interaction.data import layout as layout_lib
@@ -122,3 +123,5 @@ def test_the_linear_readout_scores_on_conversations_it_was_not_fit_on():
     # Memorised, not read: a target that is each conversation's own offset is not readable in another one.
     offsets = rng.normal(size=(20, 3))[groups]
     assert intelligibility.linear_readout(np.eye(20)[groups], offsets, groups) < 0.05
+    with pytest.raises(ValueError, match="at least two"):
+        intelligibility.linear_readout(features, readable, np.zeros(400, int))

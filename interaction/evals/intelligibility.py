@@ -126,10 +126,14 @@ def conditioning_gap(head: FlowHead, targets, conds, groups, *, draws: int = 8, 
 
 def linear_readout(features, targets, groups, ridge: float = 1e-2) -> float:
     """Share of the targets' variance (R^2) a ridge regression from `features` explains on groups it was not fit
-    on: fit on the even groups and scored on the odd ones, then the other way round, pooled. features (N, D),
-    targets (N, K), groups (N,) ints (conversations, so that no conversation is both fit and scored)."""
-    features, targets, groups = (np.asarray(a, np.float64) for a in (features, targets, groups))
-    fit = groups % 2 == 0
+    on: fit on every other group (in sorted order) and scored on the rest, then the other way round, pooled.
+    features (N, D), targets (N, K), groups (N,) ints (conversations, so that no conversation is both fit and
+    scored)."""
+    features, targets = np.asarray(features, np.float64), np.asarray(targets, np.float64)
+    ranks = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    if ranks.max(initial=0) < 1:
+        raise ValueError("a linear readout is fitted on some groups and scored on others: it needs at least two")
+    fit = ranks % 2 == 0
     error = total = 0.0
     for train, test in ((fit, ~fit), (~fit, fit)):
         x_mean, y_mean = features[train].mean(0), targets[train].mean(0)
