@@ -139,7 +139,7 @@ def against_default(table: dict, row: Row, ratios: dict[str, str]) -> None:
 # ---------------------------------------------------------------- inputs and a session
 
 
-TEXT_FIELDS = ("text_in", "text_out", "user_text")  # byte tokens and specials: below text.VOCAB_SIZE
+TEXT_FIELDS = ("text_in", "text_out", "user_text", "text_alone")  # byte tokens and specials: below text.VOCAB_SIZE
 DMEL_FIELDS = ("user_audio", "model_audio")  # dMel tokens: below the layout's dmel.n_bins
 REAL_FIELDS = ("valid", "trained")  # all set: every micro-turn real and trained, the step's whole work
 

@@ -152,7 +152,8 @@ def main(argv):
         summary = heldout.summarize(totals)
         report.write(at_step, "eval", summary)
         report.print(f"eval at step {at_step}: text loss {summary['text_loss']:.3f} (constant predictor "
-                     f"{summary['text_loss_baseline']:.3f}, ratio {summary['text_loss_ratio']:.3f}), flow loss "
+                     f"{summary['text_loss_baseline']:.3f}, ratio {summary['text_loss_ratio']:.3f}; byte accuracy "
+                     f"{summary['byte_accuracy']:.3f}), flow loss "
                      f"{summary['flow_loss']:.3f} (mean frame {summary['flow_loss_baseline']:.3f}, ratio "
                      f"{summary['flow_loss_ratio']:.3f}), frame MSE ratio {summary['frame_mse_ratio']:.3f}")
         if sampler is None:

@@ -26,7 +26,9 @@ def _spec(layout):
 
 
 SPEC = _spec(LAYOUT)
-SPECS = {"ungrouped": SPEC, "grouped": _spec(layout_lib.MicroTurnLayout(**GROUPS))}
+SPECS = {"ungrouped": SPEC, "grouped": _spec(layout_lib.MicroTurnLayout(**GROUPS)),
+         "grouped, depth reads before": dataclasses.replace(_spec(layout_lib.MicroTurnLayout(**GROUPS)),
+                                                            depth_reads_before=True)}
 WINDOW = 6  # the `batch` fixture's windows (conftest)
 
 
@@ -161,6 +163,56 @@ def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_o
     without = {k: v for k, v in batch.items() if k != "user_text"}
     _, metrics = model_lib.losses(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(2)), without, jax.random.key(0))
     assert "transcript_loss" not in metrics
+
+
+def test_text_alone_slots_see_the_bytes_before_them_and_not_their_own(either, batch):
+    """Text alone reads out the rows as the stream does: slot s sees the slots before it (within its group in
+    the depth head, across groups through the fed-back group) and not its own or later ones."""
+    rows, at = batch["text_alone"], batch["time_index"]
+    logits = either.text_alone_logits(rows, at)
+    assert logits.shape == rows.shape + (272,)
+    for s in (1, 3):
+        changed = rows.at[:, 2, s].set((rows[:, 2, s] + 50) % 272)
+        logits2 = either.text_alone_logits(changed, at)
+        np.testing.assert_allclose(logits2[:, :2], logits[:, :2], atol=1e-5)
+        np.testing.assert_allclose(logits2[:, 2, : s + 1], logits[:, 2, : s + 1], atol=1e-5)
+        assert not np.allclose(logits2[:, 2, s + 1], logits[:, 2, s + 1], atol=1e-5)
+
+
+def test_byte_loss_scores_bytes_among_bytes_where_the_reference_says_one():
+    logits = np.full((1, 3, 272), -5.0, np.float32)
+    logits[0, :, 0] = 20.0  # PAD likeliest everywhere: no matter, a byte slot is scored among the bytes
+    logits[0, 0, 16 + 97] = 3.0
+    labels = np.array([[16 + 97, 0, 16 + 98]])
+    total, count = model_lib.byte_loss(jax.numpy.asarray(logits), jax.numpy.asarray(labels))
+    assert float(count) == 2.0
+    first = -(3.0 - np.log(np.exp(3.0) + 255 * np.exp(-5.0)))
+    second = np.log(256.0)  # all bytes alike there
+    np.testing.assert_allclose(float(total), first + second, rtol=1e-5)
+
+
+def test_text_alone_learns_its_words_and_costs_nothing_when_off(batch):
+    """With a text-alone weight the packed words' byte loss falls well below its start (from about ln 256);
+    with weight 0 (the default) it is not computed."""
+    spec = dataclasses.replace(SPEC, text_alone_weight=1.0, own_audio_share=0.0)
+    graphdef, params = nnx.split(model_lib.InteractionModel(spec, rngs=nnx.Rngs(3)))
+    tx = optax.adam(3e-3)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, rng):
+        grad_fn = jax.value_and_grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, rng), has_aux=True)
+        (_, metrics), grads = grad_fn(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics["text_alone_loss"]
+
+    history = []
+    for i in range(40):
+        params, opt_state, loss = step(params, opt_state, jax.random.key(i))
+        history.append(float(loss))
+    assert history[0] > 4.0 and np.mean(history[-5:]) < 0.5 * history[0], history
+    _, metrics = model_lib.losses(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(3)), batch, jax.random.key(0))
+    assert "text_alone_loss" not in metrics
 
 
 def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):

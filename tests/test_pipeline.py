@@ -51,8 +51,8 @@ def test_batches_have_constant_shapes(tiny_corpus):
         "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
         "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),
         "listen": ((BATCH, WINDOW, len(listening.NAMES)), np.float32),
-        "user_text": ((BATCH, WINDOW, f), np.int32), "valid": ((BATCH, WINDOW), np.bool_),
-        "trained": ((BATCH, WINDOW), np.bool_),
+        "user_text": ((BATCH, WINDOW, f), np.int32), "text_alone": ((BATCH, WINDOW, 8), np.int32),
+        "valid": ((BATCH, WINDOW), np.bool_), "trained": ((BATCH, WINDOW), np.bool_),
     }
     for batch in itertools.islice(iter(_dataset(tiny_corpus)), 12):  # more than one epoch of 22 // 2
         assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
@@ -73,6 +73,17 @@ def test_text_spills_into_later_turns_without_loss():
     slots = pipeline._text_slots(items, n_turns=5, slots=4)
     assert slots.tolist()[:4] == [[20, 21, 22, 23], [24, 25, 26, 27], [28, 29, 30, 31], [32, 40, 41, 50]]
     assert (slots[4] == 0).all()
+
+
+def test_words_packed_as_text_alone_fill_every_slot_in_order_from_the_first_word():
+    rows = pipeline.packed_words([(0.45, "so"), (0.7, "it"), (1.0, "goes")], n_rows=8, slots=4)
+    said = rows[1:5]  # the first word is played in micro-turn 2: block 1's output
+    assert (said[:, 0] == text.Special.VOICED).all() and (rows[[0, 5, 6, 7]] == text.Special.PAD).all()
+    assert text.decode(said[:, 1:].reshape(-1)) == "so it goes "  # 11 bytes in 4 rows of 3, the last slot PAD
+    assert (said[:3, 1:] >= text.NUM_SPECIAL).all() and said[3, 3] == text.Special.PAD
+    cut = pipeline.packed_words([(0.45, "so"), (0.7, "it"), (1.0, "goes")], n_rows=3, slots=4)
+    assert text.decode(cut[1:, 1:].reshape(-1)) == "so it "  # cut at the end, never round again
+    assert (pipeline.packed_words([], n_rows=3, slots=4) == text.Special.PAD).all()
 
 
 def test_features_line_up_with_the_conversation(tiny_corpus):
@@ -101,6 +112,9 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     rows = np.flatnonzero((heard != text.Special.PAD).any(axis=1))
     ends = sorted({listening.turn_of(b) + 1 for _, b, _ in conv.user_words if listening.turn_of(b) + 1 < n})
     assert rows[0] == ends[0] and set(ends) <= set(rows)
+    # Its words as text alone: the same words, in order, packed from the first.
+    alone = text.decode(feats["text_alone"][:, 1:].reshape(-1)).split()
+    assert alone == [w for _, _, w in conv.model_words]
 
 
 def test_iterator_resumes_exactly(tiny_corpus):

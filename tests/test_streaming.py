@@ -300,6 +300,20 @@ def test_deterministic_mode_is_the_same_model_and_trains(grouped, batch):
     assert any(float(np.abs(np.asarray(g)).max()) > 0 for g in jax.tree.leaves(grads))
 
 
+def test_a_depth_head_reading_the_group_before_streams_as_it_trains(batch):
+    """With `depth_reads_before` each text position's depth head also reads the group the position was fed (the
+    last one of the micro-turn before, for its first): streamed teacher-forced, it equals the training forward."""
+    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), depth_reads_before=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    _streams_as_it_trains(model, batch)
+    head, d = model.text_depth, spec.decoder.embed
+    h, tokens = jnp.zeros((1, d)), jax.random.normal(jax.random.key(1), (1, 4, d))
+    a, b = (head.slot(h, tokens, 0, previous) for previous in jax.random.normal(jax.random.key(2), (2, 1, 4, d)))
+    assert not np.allclose(a, b, atol=1e-5)  # even its first slot hears the group before, not only the decoder
+    with pytest.raises(ValueError, match="previous"):
+        head.slot(h, tokens, 0)
+
+
 @pytest.mark.parametrize("option", ["turn_stem", "pitch"])
 def test_a_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(option, batch):
     """With `turn_stem` (the dMel bins) or the layout's `pitch` (the pitch numbers), every user-audio position of a

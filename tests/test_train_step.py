@@ -95,8 +95,10 @@ def test_summarize_baselines():
     total = {"text_ce": 30.0, "text_tokens": 100.0, "text_correct": 80.0, "nonpad_tokens": 25.0,
              "nonpad_correct": 5.0, "label_counts": counts, "flow": 10.0, "frames": 20.0, "frame_se": 2.0,
              "mel_sum": np.full(2, 20.0), "mel_sqsum": np.array([40.0, 20.0]),
-             "listen_bce": 2.0, "blocks": 10.0, "listen_sum": np.array([5.0, 1.0])}
+             "listen_bce": 2.0, "blocks": 10.0, "listen_sum": np.array([5.0, 1.0]),
+             "byte_ce": 40.0, "bytes": 20.0, "byte_correct": 5.0}
     s = heldout.summarize(total)
+    assert s["byte_loss"] == pytest.approx(2.0) and s["byte_accuracy"] == pytest.approx(0.25)
     head_entropy = [-(y * math.log(y) + (1 - y) * math.log(1 - y)) for y in (0.5, 0.1)]
     assert s["listen_loss"] == pytest.approx(0.2)
     assert s["listen_loss_baseline"] == pytest.approx(np.mean(head_entropy))

@@ -129,6 +129,9 @@ class MicroTurnLayout:
           listen      (K,) float32     listening targets after micro-turn m (`listening.NAMES`)
           user_text   (F,) int32       the user's words as bytes, each in the micro-turn after the one it
                                        ends in (PAD elsewhere): the transcript the user-audio slots read out
+          text_alone  (S_out,) int32   the model's words of the conversation as text alone, packed: rows as
+                                       `text_out`'s (slot 0 VOICED) with every slot a byte, on from the
+                                       window's place in them (`pipeline.packed_words`); the text-alone loss
           time_index  () int32         absolute micro-turn index (positions are absolute time)
           valid       () bool          False on padding past the end of a short conversation
           trained     () bool          whether this micro-turn's outputs are trained (`pipeline.window`)
@@ -140,7 +143,8 @@ class MicroTurnLayout:
                 "video_new": (lead, np.bool_), "text_in": ((*lead, self.text_in_slots), np.int32),
                 "text_out": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
                 "model_audio": (frames, np.int32), "listen": ((*lead, len(listening.NAMES)), np.float32),
-                "user_text": ((*lead, self.frames), np.int32), "time_index": (lead, np.int32),
+                "user_text": ((*lead, self.frames), np.int32),
+                "text_alone": ((*lead, self.text_out_slots), np.int32), "time_index": (lead, np.int32),
                 "valid": (lead, np.bool_), "trained": (lead, np.bool_)}
 
     def step_spec(self, sessions: int) -> dict[str, tuple[tuple[int, ...], type]]:

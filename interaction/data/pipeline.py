@@ -61,6 +61,26 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     return np.stack(rows)
 
 
+def packed_words(words: list[tuple[float, str]], n_rows: int, slots: int) -> np.ndarray:
+    """(n_rows, slots) the model's timed `words` (start, word), each followed by a space, as text alone: rows as
+    `text_out`'s, slot 0 VOICED and every other slot a byte, from the micro-turn its first word is played in,
+    PAD after the last (never round again, which a window could copy from). Where the stream spreads a word's
+    bytes over its time, here every slot holds one: the text-alone loss sees several times the stream's bytes
+    in a row of positions (`model.text_alone_logits`)."""
+    out = np.full((n_rows, slots), text.Special.PAD, np.int32)
+    flat = [t for _, w in words for t in text.encode(w + " ")]
+    if not flat or n_rows < 1:
+        return out
+    start = min(max(listening.turn_of(words[0][0]) - 1, 0), n_rows - 1)  # block m plays micro-turn m + 1
+    per_row = slots - 1
+    rows = min(-(-len(flat) // per_row), n_rows - start)
+    packed = np.full(rows * per_row, text.Special.PAD, np.int32)
+    packed[: min(len(flat), packed.size)] = flat[: packed.size]
+    out[start : start + rows, 0] = text.Special.VOICED
+    out[start : start + rows, 1:] = packed.reshape(rows, per_row)
+    return out
+
+
 def turns_of(samples: int) -> int:
     """Micro-turns that hold `samples` of audio (the last one zero-padded), at least two: block m's output
     is played in micro-turn m + 1, so a stream of n micro-turns runs n - 1 blocks."""
@@ -145,6 +165,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
         "model_audio": dmel.quantize(model_mel[1:], cfg),
         "listen": listening.targets(conv, n_turns),
         "user_text": _text_slots(heard, n_turns, f)[:m],
+        "text_alone": packed_words([(a, w) for a, _, w in conv.model_words], m, layout.text_out_slots),
         "time_index": np.arange(m, dtype=np.int32),
         "valid": np.ones(m, bool),
         "decision": listening.decision_turns(conv, n_turns)[:m],

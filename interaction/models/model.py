@@ -49,6 +49,8 @@ class ModelSpec:
     stop_weight: float = 1.0  # of the listening heads, again, where the user stops and the block after (`stops`)
     turn_stem: bool = False  # the user's micro-turn of audio also heard whole (`InteractionModel.heard`)
     transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
+    text_alone_weight: float = 0.0  # of its words as text alone (`text_alone_logits`; 0: not trained)
+    depth_reads_before: bool = False  # the text depth head also reads the group before its position's (`TextDepth`)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
@@ -84,6 +86,8 @@ class ModelSpec:
                    stop_weight=c.get("stop_weight", cls.stop_weight),
                    turn_stem=c.get("turn_stem", cls.turn_stem),
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
+                   text_alone_weight=c.get("text_alone_weight", cls.text_alone_weight),
+                   depth_reads_before=c.get("depth_reads_before", cls.depth_reads_before),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
@@ -156,8 +160,8 @@ class InteractionModel(nnx.Module):
         self.pitch_stem = (Linear(lay.frames * pitch.FEATURES, d, (None, "embed"), rngs, dtype, zero=True,
                                   deterministic=det) if lay.pitch else None)
         self.text_group = group(lay.text_group)
-        self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det)
-                           if lay.text_group > 1 else None)
+        self.text_depth = (TextDepth(lay.text_group, d, spec.decoder.mlp, rngs=rngs, dtype=dtype, deterministic=det,
+                                     reads_before=spec.depth_reads_before) if lay.text_group > 1 else None)
         self.decoder = make_decoder(spec.decoder, rngs=rngs, dtype=dtype, key_chunk=lay.block_len)
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
@@ -179,7 +183,10 @@ class InteractionModel(nnx.Module):
             return h
         g = self.spec.layout.text_group
         embedded = self.text(tokens).reshape(*h.shape[:-1], g, h.shape[-1])
-        out = self.text_depth(h, embedded)
+        previous = None  # the group each position was fed: the one before it in the stream
+        if self.text_depth.before is not None:
+            previous = self.text(_shift_right(tokens, text.Special.PAD, g)).reshape(embedded.shape)
+        out = self.text_depth(h, embedded, previous)
         return out.reshape(*out.shape[:-3], out.shape[-3] * g, out.shape[-1])
 
     def seen(self, frame: jax.Array, previous: jax.Array, new: jax.Array) -> jax.Array:
@@ -251,6 +258,22 @@ class InteractionModel(nnx.Module):
         logits = constrain(self.text_logits(self.text_vectors(out[:, :, : lay.text_positions], text_out)),
                            ("activation_batch", "activation_time", None, "activation_vocab"))
         return logits.astype(jnp.float32), out[:, :, lay.text_positions :], self.listen_logits(out[:, :, 0])
+
+    def text_alone_logits(self, rows: jax.Array, time_index: jax.Array) -> jax.Array:
+        """(B, T, S_out) rows of text with nothing else (`pipeline.packed_words`) and their (B, T) micro-turns
+        -> text logits (B, T, S_out, vocab): the decoder over the text-out positions alone, each at the position
+        and with the stream embedding it has in a block, so that the language it learns here is the one the
+        stream reads out."""
+        lay = self.spec.layout
+        b, t, _ = rows.shape
+        x = self.fed_text(_shift_right(rows, text.Special.PAD, lay.text_group)).reshape(b, t * lay.text_positions, -1)
+        first = lay.input_len
+        streams = self.streams(jnp.asarray(lay.stream_ids()[first : first + lay.text_positions]))
+        x = x + jnp.tile(streams, (t, 1))
+        positions = (time_index[..., None] * lay.block_len + first + jnp.arange(lay.text_positions)).reshape(b, -1)
+        h, _ = self.decoder(x, positions)
+        h = h.reshape(b, t, lay.text_positions, -1)
+        return self.text_logits(self.text_vectors(h, rows)).astype(jnp.float32)
 
     def transcript_logits(self, h: jax.Array) -> jax.Array:
         """(B, T, block_len, embed) -> (B, T, F, vocab): the user's words read out at the user-audio positions
@@ -329,6 +352,15 @@ def text_weights(spec: ModelSpec, trained: jax.Array, state: jax.Array, slots: i
     if hold is not None:
         first = first * jnp.where(hold, spec.hold_weight, 1.0)
     return jnp.concatenate([first[..., None], jnp.broadcast_to(rows[..., None], trained.shape + (slots - 1,))], -1)
+
+
+def byte_loss(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Cross-entropy of the byte slots (labels at or past `text.NUM_SPECIAL`) among the bytes alone, as the
+    streaming step draws a byte once it has chosen to say one: (sum over them, their count)."""
+    is_byte = labels >= text.NUM_SPECIAL
+    byte_logits = logits[..., text.NUM_SPECIAL :]
+    ce = optax.softmax_cross_entropy_with_integer_labels(byte_logits, jnp.maximum(labels - text.NUM_SPECIAL, 0))
+    return jnp.sum(ce * is_byte), is_byte.sum().astype(jnp.float32)
 
 
 def flatten_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array) -> jax.Array:
@@ -429,6 +461,11 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
+    if spec.text_alone_weight > 0:
+        total_ce, count = byte_loss(model.text_alone_logits(batch["text_alone"], batch["time_index"]),
+                                    batch["text_alone"])
+        metrics["text_alone_loss"] = total_ce / jnp.maximum(count, 1.0)
+        total = total + spec.text_alone_weight * metrics["text_alone_loss"]
     if spec.transcript_weight > 0:
         metrics["transcript_loss"] = transcript_loss(model.transcript_logits(h), batch["user_text"],
                                                      batch["valid"].astype(jnp.float32), spec.silent_byte_weight)

@@ -174,14 +174,17 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         h, blocks = model.decoder.step(position_embedding + streams[slot], pos, state.caches, blocks)
         return h[:, 0], blocks
 
-    def slot_logits(h, group, j):
-        """The text logits of slot j of a text position with hidden state h, its group's tokens so far `group`."""
-        v = h if model.text_depth is None else model.text_depth.slot(h, model.text(group), j)
-        return model.text_logits(v).astype(jnp.float32)
+    def slot_logits(h, group, j, previous):
+        """The text logits of slot j of a text position with hidden state h, its group's tokens so far `group`
+        and the group it was fed, `previous`."""
+        if model.text_depth is None:
+            return model.text_logits(h).astype(jnp.float32)
+        before = None if model.text_depth.before is None else model.text(previous)
+        return model.text_logits(model.text_depth.slot(h, model.text(group), j, before)).astype(jnp.float32)
 
     pad, voiced_id = int(text.Special.PAD), int(text.Special.VOICED)
     empty = jnp.full((sessions, g), pad, jnp.int32)
-    first_logits = slot_logits(h0, empty, 0)
+    first_logits = slot_logits(h0, empty, 0, state.last_text)
     speak = jax.nn.sigmoid(first_logits[:, voiced_id] - first_logits[:, pad])
     speak_threshold, keep_threshold = floor_thresholds(spec, speak_threshold, keep_threshold)
     threshold = jnp.where(state.speaking, keep_threshold, speak_threshold)
@@ -189,11 +192,12 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     first = jnp.where(voiced, voiced_id, pad).astype(jnp.int32)
     text_rng, audio_rng = invariant.split(rng)
 
-    def read(h, group, open_row, key, p, slots):
-        """Reads `slots` of text position p (hidden state h) one by one: bytes, fed to the depth head."""
+    def read(h, group, previous, open_row, key, p, slots):
+        """Reads `slots` of text position p (hidden state h, fed the group `previous`) one by one: bytes, fed to
+        the depth head."""
         def body(carry, j):
             group, open_row, key = carry
-            logits = slot_logits(h, group, j)
+            logits = slot_logits(h, group, j, previous)
             key, sub = invariant.split(key)
             if teacher is not None:
                 token = teacher["text_out"][:, p * g + j]
@@ -210,12 +214,13 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         (group, open_row, key), logits = jax.lax.scan(body, (group, open_row, key), slots)
         return group, open_row, key, logits
 
-    group0, open_row, text_rng, logits0 = read(h0, empty.at[:, 0].set(first), voiced, text_rng, 0, jnp.arange(1, g))
+    group0, open_row, text_rng, logits0 = read(h0, empty.at[:, 0].set(first), state.last_text, voiced, text_rng, 0,
+                                               jnp.arange(1, g))
 
     def text_position(carry, p):
         blocks, prev, open_row, key = carry
         h, blocks = emit(blocks, model.fed_text(prev), first_text + p)
-        group, open_row, key, logits = read(h, empty, open_row, key, p, jnp.arange(g))
+        group, open_row, key, logits = read(h, empty, prev, open_row, key, p, jnp.arange(g))
         return (blocks, group, open_row, key), (group, logits)
 
     (blocks, last_text, _, _), (groups, logits) = jax.lax.scan(

@@ -4,7 +4,8 @@
 and the baselines they are judged against:
 
 - text: the best *constant* predictor, the label distribution of the held-out windows themselves (its
-  cross-entropy is that distribution's entropy), and the accuracy of always predicting PAD.
+  cross-entropy is that distribution's entropy), and the accuracy of always predicting PAD; and its words
+  alone (`byte_loss`, `byte_accuracy`): which byte, where the reference says one.
 - listening heads: the best constant predictor, each head's mean held-out target.
 - audio (voiced frames only; a silent micro-turn plays exact silence): the mean frame. For the flow loss
   the baseline is the exact optimal velocity when frames are drawn from a per-channel Gaussian around the
@@ -23,7 +24,7 @@ import optax
 from interaction.codecs import text
 from interaction.models.flow_head import flow_loss
 from interaction.models.flow_head import sample as flow_sample
-from interaction.models.model import InteractionModel, listen_loss
+from interaction.models.model import InteractionModel, byte_loss, listen_loss
 
 
 def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: int) -> dict:
@@ -36,6 +37,9 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
     nonpad_w = token_w * (labels != text.Special.PAD)
+    byte_ce, bytes_n = byte_loss(logits, jnp.where(token_w > 0, labels, text.Special.PAD))
+    byte_w = token_w * (labels >= text.NUM_SPECIAL)
+    byte_correct = jnp.argmax(logits[..., text.NUM_SPECIAL :], -1) == labels - text.NUM_SPECIAL
 
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
     voiced = trained * (labels[..., 0] == text.Special.VOICED)
@@ -47,6 +51,7 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
     return {
         "text_ce": jnp.sum(ce * token_w), "text_tokens": token_w.sum(), "text_correct": jnp.sum(correct * token_w),
         "nonpad_tokens": nonpad_w.sum(), "nonpad_correct": jnp.sum(correct * nonpad_w),
+        "byte_ce": byte_ce, "bytes": bytes_n, "byte_correct": jnp.sum(byte_correct * byte_w),
         "label_counts": jnp.zeros(text.VOCAB_SIZE).at[labels.reshape(-1)].add(token_w.reshape(-1)),
         "flow": flow_loss(model.flow, lay.audio_patches(target), cond, loss_rng,
                           mask=jnp.broadcast_to(voiced[..., None], cond.shape[:-1])) * frames, "frames": frames,
@@ -88,6 +93,9 @@ def summarize(total: dict) -> dict:
         "text_accuracy": t["text_correct"] / t["text_tokens"],
         "text_accuracy_always_pad": float(p[text.Special.PAD]),
         "text_accuracy_non_pad": t["nonpad_correct"] / max(float(t["nonpad_tokens"]), 1.0),
+        # its words: a byte's cross-entropy and accuracy among the bytes, where the reference says one
+        "byte_loss": t["byte_ce"] / max(float(t["bytes"]), 1.0),
+        "byte_accuracy": t["byte_correct"] / max(float(t["bytes"]), 1.0),
         "flow_loss": t["flow"] / t["frames"],
         "flow_loss_baseline": gaussian_flow_loss(variance),
         "frame_mse": t["frame_se"] / t["frames"],
