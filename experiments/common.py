@@ -3,19 +3,22 @@ import json
 import sys
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 from absl import app, flags, logging
+from flax import nnx
 from ml_collections import config_flags
 
 from experiments.configs import train as train_config
 from interaction import MICROTURN_SECONDS
 from interaction.data import pipeline, records, speech
-from interaction.evals import asr
+from interaction.evals import asr, runner
 from interaction.live.engine import SlotEngine
+from interaction.models import streaming
 from interaction.models.model import ModelSpec
 from interaction.train import checkpoint
 
@@ -160,3 +163,18 @@ def context_turns(s: ml_collections.ConfigDict) -> int:
 def engine(model, s: ml_collections.ConfigDict, sessions: int | None = None) -> SlotEngine:
     """The live engine of a trained model as the serve block `s` says (`sessions` slots, else its own)."""
     return SlotEngine(model, max_sessions=sessions or s.sessions, context_turns=context_turns(s), **sampling(s))
+
+
+def free_running(graphdef, params, convs, layout, serve, seed: int = 0) -> list[dict]:
+    """`runner.run_sessions`' result of every conversation, its own output fed back, served as `serve` says:
+    text `tokens` (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them. A conversation's draws
+    come from its id and `seed`, so it is drawn alike whichever others run with it."""
+    step = streaming.make_step(graphdef, **sampling(serve))
+    model = nnx.merge(graphdef, params)
+    state = streaming.init_state(model, serve.sessions, context_turns(serve))
+    sessions = (runner.conversation_session(conv, layout, seed=seed * 100_003 + zlib.crc32(conv.id.encode()))
+                for conv in convs)
+    results = {}
+    for session, result in runner.run_sessions(step, params, state, sessions, layout):
+        results[session.conv.id] = result
+    return [results[conv.id] for conv in convs]

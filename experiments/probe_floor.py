@@ -11,7 +11,6 @@ It prints one table of rates with 95% intervals over conversations and writes `<
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import jax
@@ -22,7 +21,7 @@ from flax import nnx
 
 from experiments import common
 from interaction.codecs import text
-from interaction.evals import floor_probe, runner, smart_turn
+from interaction.evals import floor_probe, smart_turn
 from interaction.models import streaming
 from interaction.models.model import ModelSpec
 from interaction.plots import curves
@@ -93,20 +92,6 @@ def own_frames(graphdef, params, windows, serve, batch: int = 8) -> list[tuple[n
             for j, i in enumerate(picked):
                 out[i] = speak[j, : windows[i][0]], level[j, : windows[i][0]]
     return out
-
-
-def free_running(graphdef, params, convs, layout, serve) -> list[dict]:
-    """`runner.run_sessions`' result of every conversation, its own output fed back: text `tokens`
-    (M, S_out; slot 0 its speaking state) and `listen` (M, K) among them."""
-    step = streaming.make_step(graphdef, **common.sampling(serve))
-    model = nnx.merge(graphdef, params)
-    state = streaming.init_state(model, serve.sessions, common.context_turns(serve))
-    sessions = (runner.conversation_session(conv, layout, seed=_SEED.value * 100_003 + zlib.crc32(conv.id.encode()))
-                for conv in convs)
-    results = {}
-    for session, result in runner.run_sessions(step, params, state, sessions, layout):
-        results[session.conv.id] = result
-    return [results[conv.id] for conv in convs]
 
 
 def _show(name: str, fig: dict) -> str:
@@ -188,7 +173,7 @@ def main(argv):
           f"{keep:.3f})", flush=True)
     windows = common.whole_windows(convs, layout)
     tf = teacher_forced(graphdef, params, windows)
-    fr = free_running(graphdef, params, convs, layout, serve)
+    fr = common.free_running(graphdef, params, convs, layout, serve, _SEED.value)
     own = own_frames(graphdef, params, windows, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own,
                                level_own, win["model_audio"][:m].mean(axis=(-2, -1)), listen_silent)

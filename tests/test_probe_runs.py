@@ -1,4 +1,5 @@
-"""The floor probe and the intelligibility measure, run as users run them on a trained run's workdir."""
+"""The floor, text and hearing probes and the intelligibility measure, run as users run them on a trained run's
+workdir."""
 import json
 
 from programs import run_module, succeeded
@@ -38,6 +39,44 @@ def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path)
     assert gap["n"] == 2 and gap["patches"] > 0 and gap["ci"][0] <= gap["value"] <= gap["ci"][1]
     assert set(result["readout"]) == {"conditioning", "previous_patch"}
     assert result["readout"]["previous_patch"] > 0  # speech runs on: the last 100 ms tells of the next
+
+
+def test_text_probe_scores_bytes_by_their_place_and_the_words_said(smoke_run, tmp_path):
+    out = tmp_path / "text.json"
+    log = succeeded(run_module("experiments.probe_text", f"--workdir={smoke_run}", "--per_kind=1",
+                               "--serve.sessions=4", "--shown=2", f"--out={out}"))
+    result = json.loads(out.read_text())
+    assert "words of step 6 on 11 held-out" in log and result["conversations"] == 11 and len(result["said"]) == 2
+    figures = result["figures"]
+    assert {"first_accuracy", "inner_accuracy", "space_accuracy", "known_words", "repeated_words",
+            "inner_slot7_accuracy"} <= set(figures)
+    assert figures["first_accuracy"]["n"] > 0 and 0 <= figures["inner_accuracy"]["value"] <= 1
+
+
+def test_a_bytes_place_in_its_word_and_what_is_counted_at_it():
+    import numpy as np
+
+    from interaction.codecs import text
+    from interaction.evals import text_probe
+
+    pad, voiced = int(text.Special.PAD), int(text.Special.VOICED)
+    rows = np.array([[voiced, *text.encode("ab c")], [voiced, *text.encode("d "), pad, pad],
+                     [voiced, int(text.Special.DELEGATE), *text.encode("e"), pad, pad]])
+    places = text_probe.byte_places(rows)
+    # a b ' ' c | d ' ' | <delegate> e: "cd" is one word split over two rows; a word begins after a special
+    np.testing.assert_array_equal(places, [[-1, 0, 1, 2, 0], [-1, 1, 2, -1, -1], [-1, -1, 0, -1, -1]])
+    logits = np.zeros(rows.shape + (text.VOCAB_SIZE,))
+    logits[0, 1, rows[0, 1]] = logits[1, 1, rows[1, 1]] = 1.0  # right at "a" and at "d", the likeliest byte
+    logits[0, 2, pad] = 9.0  # PAD likeliest at "b": not a byte, so the likeliest byte (the first) is scored
+    counts = text_probe.byte_counts(logits, rows)
+    assert (counts["first_bytes"], counts["first_hits"]) == (3.0, 1.0)
+    assert (counts["inner_bytes"], counts["inner_hits"]) == (2.0, 1.0)
+    assert (counts["inner_slot1_bytes"], counts["inner_slot1_hits"], counts["inner_slot2_bytes"]) == (1.0, 1.0, 1.0)
+    said = text_probe.said_counts(np.array([[voiced, *text.encode("so so ")], [voiced, *text.encode("qx "), pad, pad, pad]]),
+                                  {"so"})
+    assert said == {"words": 3.0, "known": 2.0, "repeats": 1.0}
+    figures = text_probe.summarize([counts | said, counts | said])
+    assert figures["first_accuracy"]["value"] == 1 / 3 and figures["known_words"]["value"] == 2 / 3
 
 
 def test_hearing_probe_scores_four_readers_on_the_held_out_moments(smoke_run, tmp_path):

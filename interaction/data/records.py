@@ -23,6 +23,16 @@ def read(path, indices=None) -> list[Conversation]:
         reader.close()
 
 
+def each(path):
+    """The conversations of one ArrayRecord file one at a time (a split too large to hold at once)."""
+    reader = array_record_module.ArrayRecordReader(str(path))
+    try:
+        for i in range(reader.num_records()):
+            yield Conversation.from_bytes(reader.read([i])[0])
+    finally:
+        reader.close()
+
+
 def first_of_each_kind(convs, per_kind: int) -> list[Conversation]:
     """The first `per_kind` conversations of every kind, in their order (per_kind <= 0: all of them)."""
     if per_kind <= 0:

@@ -219,11 +219,7 @@ def auc(pairs) -> float:
 
 
 def _rate(rows: list[dict], num: str, den: str) -> dict:
-    r = np.array([[row[num], row[den]] for row in rows], np.float64)
-    total = r.sum(0)
-    value = float(total[0] / total[1]) if total[1] else float("nan")
-    ci = intervals.interval(r, lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan))
-    return {"value": value, "ci": ci, "n": float(total[1])}
+    return intervals.rate([[row[num], row[den]] for row in rows])
 
 
 def auc_interval(pairs: list[list]) -> dict:

@@ -38,6 +38,16 @@ def _mean(sums: np.ndarray) -> np.ndarray:
     return sums[..., 0] / sums[..., 1]
 
 
+def rate(rows) -> dict:
+    """A pooled rate of per-sample [count, out of] rows ((n, 2)): {"value", "ci", "n" (the total out of)};
+    NaN and no interval where nothing was counted."""
+    rows = np.asarray(rows, np.float64).reshape(-1, 2)
+    total = rows.sum(0)
+    value = float(total[0] / total[1]) if total[1] else float("nan")
+    ci = interval(rows, lambda s: np.where(s[..., 1] > 0, s[..., 0] / np.maximum(s[..., 1], 1e-12), np.nan))
+    return {"value": value, "ci": ci, "n": float(total[1])}
+
+
 def mean_interval(values: Sequence[float], **kw) -> tuple[float, float] | None:
     """Interval of the mean of per-sample `values`."""
     values = np.asarray(values, np.float64)
