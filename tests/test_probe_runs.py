@@ -72,8 +72,8 @@ def test_a_bytes_place_in_its_word_and_what_is_counted_at_it():
     assert (counts["first_bytes"], counts["first_hits"]) == (3.0, 1.0)
     assert (counts["inner_bytes"], counts["inner_hits"]) == (2.0, 1.0)
     assert (counts["inner_slot1_bytes"], counts["inner_slot1_hits"], counts["inner_slot2_bytes"]) == (1.0, 1.0, 1.0)
-    said = text_probe.said_counts(np.array([[voiced, *text.encode("so so ")], [voiced, *text.encode("qx "), pad, pad, pad]]),
-                                  {"so"})
+    free = np.array([[voiced, *text.encode("so so ")], [voiced, *text.encode("qx "), pad, pad, pad]])
+    said = text_probe.said_counts(free, {"so"})
     assert said == {"words": 3.0, "known": 2.0, "repeats": 1.0}
     figures = text_probe.summarize([counts | said, counts | said])
     assert figures["first_accuracy"]["value"] == 1 / 3 and figures["known_words"]["value"] == 2 / 3
