@@ -124,6 +124,25 @@ def test_training_steps_reduce_both_losses(batch, layout):
     assert all(np.isfinite(v) for h in history for v in h.values())
 
 
+def _adam_steps(graphdef, params, batch, metric: str, steps: int):
+    """`steps` Adam steps of the model's losses on one batch -> (parameters, the history of `metric`)."""
+    tx = optax.adam(3e-3)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, rng):
+        grad_fn = jax.value_and_grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, rng), has_aux=True)
+        (_, metrics), grads = grad_fn(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics[metric]
+
+    history = []
+    for i in range(steps):
+        params, opt_state, value = step(params, opt_state, jax.random.key(i))
+        history.append(float(value))
+    return params, history
+
+
 def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_off(tiny_corpus):
     """With a transcript weight the user-audio slots learn to read out the user's words (the loss on their
     bytes falls well below its start); with weight 0 (the default) the loss is not computed and the batch
@@ -137,16 +156,6 @@ def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_o
     batch = {k: jax.numpy.asarray(v) for k, v in next(iter(ds)).items()}
     spec = dataclasses.replace(SPEC, transcript_weight=1.0, own_audio_share=0.0)
     graphdef, params = nnx.split(model_lib.InteractionModel(spec, rngs=nnx.Rngs(2)))
-    tx = optax.adam(3e-3)
-    opt_state = tx.init(params)
-
-    @jax.jit
-    def step(params, opt_state, rng):
-        grad_fn = jax.value_and_grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, rng), has_aux=True)
-        (_, metrics), grads = grad_fn(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, metrics["transcript_loss"]
-
     def words_loss(params):  # cross-entropy on the slots that hold a byte of the user's words
         model = nnx.merge(graphdef, params)
         logits = model.transcript_logits(model.hidden(batch)[0])
@@ -154,10 +163,9 @@ def test_the_transcript_read_out_learns_the_users_words_and_costs_nothing_when_o
         return float(ce[batch["user_text"] != 0].mean())
 
     assert (batch["user_text"] != 0).sum() >= 10
-    before, history = words_loss(params), []
-    for i in range(40):  # at 30 steps some inits left the loss on the words just above half its start
-        params, opt_state, loss = step(params, opt_state, jax.random.key(i))
-        history.append(float(loss))
+    before = words_loss(params)
+    # at 30 steps some inits left the loss on the words just above half its start
+    params, history = _adam_steps(graphdef, params, batch, "transcript_loss", 40)
     assert np.mean(history[-5:]) < 0.5 * history[0], history
     assert words_loss(params) < 0.5 * before, (before, words_loss(params))
     without = {k: v for k, v in batch.items() if k != "user_text"}
@@ -196,20 +204,7 @@ def test_text_alone_learns_its_words_and_costs_nothing_when_off(batch):
     with weight 0 (the default) it is not computed."""
     spec = dataclasses.replace(SPEC, text_alone_weight=1.0, own_audio_share=0.0)
     graphdef, params = nnx.split(model_lib.InteractionModel(spec, rngs=nnx.Rngs(3)))
-    tx = optax.adam(3e-3)
-    opt_state = tx.init(params)
-
-    @jax.jit
-    def step(params, opt_state, rng):
-        grad_fn = jax.value_and_grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, rng), has_aux=True)
-        (_, metrics), grads = grad_fn(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, metrics["text_alone_loss"]
-
-    history = []
-    for i in range(40):
-        params, opt_state, loss = step(params, opt_state, jax.random.key(i))
-        history.append(float(loss))
+    _, history = _adam_steps(graphdef, params, batch, "text_alone_loss", 40)
     assert history[0] > 4.0 and np.mean(history[-5:]) < 0.5 * history[0], history
     _, metrics = model_lib.losses(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(3)), batch, jax.random.key(0))
     assert "text_alone_loss" not in metrics

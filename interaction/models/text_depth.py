@@ -50,8 +50,8 @@ class TextDepth(nnx.Module):
         the tokens of slots 0..j-1 and of the group before."""
         *lead, g, d = tokens.shape
         shares = self.earlier(tokens)  # (..., g, d / g)
-        before = jnp.tri(g, g, -1, dtype=shares.dtype)  # [j, i] = 1 where i < j
-        earlier = (shares[..., None, :, :] * before[:, :, None]).reshape(*lead, g, d)
+        seen = jnp.tri(g, g, -1, dtype=shares.dtype)  # [j, i] = 1 where i < j
+        earlier = (shares[..., None, :, :] * seen[:, :, None]).reshape(*lead, g, d)
         previous = None if previous is None else previous[..., None, :, :]  # the same for every slot
         return self._read(h[..., None, :], self.slots[...], earlier, previous)
 
@@ -59,5 +59,5 @@ class TextDepth(nnx.Module):
         """Slot j's vector (..., embed) alone; tokens (..., g, embed) may hold anything at slots j and after."""
         *lead, g, d = tokens.shape
         shares = self.earlier(tokens)
-        before = (jnp.arange(g) < j).astype(shares.dtype)
-        return self._read(h, self.slots[...][j], (shares * before[:, None]).reshape(*lead, d), previous)
+        seen = (jnp.arange(g) < j).astype(shares.dtype)
+        return self._read(h, self.slots[...][j], (shares * seen[:, None]).reshape(*lead, d), previous)
