@@ -130,8 +130,9 @@ class MicroTurnLayout:
           user_text   (F,) int32       the user's words as bytes, each in the micro-turn after the one it
                                        ends in (PAD elsewhere): the transcript the user-audio slots read out
           text_alone  (S_out,) int32   the model's words of the conversation as text alone, packed: rows as
-                                       `text_out`'s (slot 0 VOICED) with every slot a byte, on from the
-                                       window's place in them (`pipeline.packed_words`); the text-alone loss
+                                       `text_out`'s (slot 0 VOICED) with every slot a byte, from the
+                                       micro-turn its first word is played in, PAD after the last
+                                       (`pipeline.packed_words`); what the text-alone loss reads
           time_index  () int32         absolute micro-turn index (positions are absolute time)
           valid       () bool          False on padding past the end of a short conversation
           trained     () bool          whether this micro-turn's outputs are trained (`pipeline.window`)

@@ -73,11 +73,11 @@ def packed_words(words: list[tuple[float, str]], n_rows: int, slots: int) -> np.
         return out
     start = min(max(listening.turn_of(words[0][0]) - 1, 0), n_rows - 1)  # block m plays micro-turn m + 1
     per_row = slots - 1
-    rows = min(-(-len(flat) // per_row), n_rows - start)
-    packed = np.full(rows * per_row, text.Special.PAD, np.int32)
-    packed[: min(len(flat), packed.size)] = flat[: packed.size]
+    flat = np.asarray(flat[: (n_rows - start) * per_row], np.int32)  # what fits before the last row
+    rows = -(-len(flat) // per_row)
     out[start : start + rows, 0] = text.Special.VOICED
-    out[start : start + rows, 1:] = packed.reshape(rows, per_row)
+    out[start : start + rows, 1:] = np.pad(flat, (0, rows * per_row - len(flat)),
+                                           constant_values=text.Special.PAD).reshape(rows, per_row)
     return out
 
 

@@ -37,9 +37,10 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
     nonpad_w = token_w * (labels != text.Special.PAD)
-    byte_ce, bytes_n = byte_loss(logits, jnp.where(token_w > 0, labels, text.Special.PAD))
-    byte_w = token_w * (labels >= text.NUM_SPECIAL)
-    byte_correct = jnp.argmax(logits[..., text.NUM_SPECIAL :], -1) == labels - text.NUM_SPECIAL
+    said = jnp.where(token_w > 0, labels, text.Special.PAD)  # the trained slots' labels
+    byte_ce, bytes_n = byte_loss(logits, said)
+    byte_correct = (jnp.argmax(logits[..., text.NUM_SPECIAL :], -1) == said - text.NUM_SPECIAL) & (
+        said >= text.NUM_SPECIAL)
 
     target = (batch["model_mel"] - spec.mel_center) / spec.mel_scale
     voiced = trained * (labels[..., 0] == text.Special.VOICED)
@@ -51,7 +52,7 @@ def sums(model: InteractionModel, batch: dict, rng: jax.Array, *, flow_steps: in
     return {
         "text_ce": jnp.sum(ce * token_w), "text_tokens": token_w.sum(), "text_correct": jnp.sum(correct * token_w),
         "nonpad_tokens": nonpad_w.sum(), "nonpad_correct": jnp.sum(correct * nonpad_w),
-        "byte_ce": byte_ce, "bytes": bytes_n, "byte_correct": jnp.sum(byte_correct * byte_w),
+        "byte_ce": byte_ce, "bytes": bytes_n, "byte_correct": byte_correct.sum().astype(jnp.float32),
         "label_counts": jnp.zeros(text.VOCAB_SIZE).at[labels.reshape(-1)].add(token_w.reshape(-1)),
         "flow": flow_loss(model.flow, lay.audio_patches(target), cond, loss_rng,
                           mask=jnp.broadcast_to(voiced[..., None], cond.shape[:-1])) * frames, "frames": frames,
