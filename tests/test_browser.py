@@ -21,7 +21,7 @@ from flax import nnx
 
 from experiments import common
 from interaction.codecs import audio
-from interaction.data import speech
+from interaction.data import corpus, speech
 from interaction.live.engine import SlotEngine
 from interaction.live.server import LiveServer
 from interaction.models import model as model_lib
@@ -139,8 +139,8 @@ def test_the_trained_model_answers_a_spoken_question_after_it_ends(tmp_path):
         pytest.skip(f"no trained main job at {MAIN_RUN}: `bash main.sh` trains it (or set INTERACTION_MAIN_RUN)")
     c, graphdef, params, _ = checkpoint.load_trained(MAIN_RUN)
     engine = common.engine(nnx.merge(graphdef, params), common.serve_settings(c), sessions=1)
-    wave = speech.synthesize("excuse me, could you tell me what the capital of france is?",
-                             speech.Voice("en-us", "m3")).audio  # a voice training hears, a question it never heard
+    held_out = corpus.voice(c.corpus.voices.heldout_user[1])  # a voice training never hears (en-us+f3)
+    wave = speech.synthesize("excuse me, could you tell me what the capital of france is?", held_out).audio
     wav = tmp_path / "question.wav"
     audio.write_wav(wav, np.concatenate([np.zeros(8000), wave * 0.5, np.zeros(16000 * 8)]).astype(np.float32), 16000)
     with _serving(engine, None) as url:

@@ -80,7 +80,8 @@ def validate(cfg) -> None:
             raise ValueError(f"timing.{name}={t[name]} must lie in [0, 1].")
 
 
-def _voice(spec: str) -> speech.Voice:
+def voice(spec: str) -> speech.Voice:
+    """A voice as the corpus config names it: "language+variant" (espeak-ng's), e.g. "en-us+f3"."""
     language, _, variant = spec.partition("+")
     return speech.Voice(language, variant or "m1")
 
@@ -91,12 +92,12 @@ def generate(cfg, split: str, index: int) -> Conversation:
     rng = np.random.default_rng(seed_seq)
     kinds = kinds_of(cfg, split)
     kind = kinds[index % len(kinds)]
-    user_pool = [_voice(v) for v in (cfg.voices.heldout_user if split == "eval" else cfg.voices.user)]
+    user_pool = [voice(v) for v in (cfg.voices.heldout_user if split == "eval" else cfg.voices.user)]
     user_voice = user_pool[int(rng.integers(len(user_pool)))]
     user_voice = speech.Voice(user_voice.language, user_voice.variant, rate=int(rng.integers(150, 190)),
                               pitch=int(rng.integers(35, 65)))
-    others = [v for v in user_pool if v.name != user_voice.name] + [_voice(v) for v in cfg.voices.foreign]
-    script = Script(rng, cfg.timing, user_voice, _voice(cfg.voices.model), others, heldout=split == "eval")
+    others = [v for v in user_pool if v.name != user_voice.name] + [voice(v) for v in cfg.voices.foreign]
+    script = Script(rng, cfg.timing, user_voice, voice(cfg.voices.model), others, heldout=split == "eval")
     scenarios.KINDS[kind](script)
     conv_id = f"{split}-{index:05d}-{kind}"
     return script.render(conv_id, kind, int(seed_seq.generate_state(1)[0]), cfg.video.fps, cfg.video.size)
