@@ -5,6 +5,7 @@ from flax import nnx
 
 from experiments.configs import model as model_config
 from interaction.codecs import text
+from interaction.data import corpus as data_corpus
 from interaction.models import flops
 from interaction.models import model as model_lib
 
@@ -95,6 +96,9 @@ def test_training_configs_share_one_schema_pass_their_checks_and_bad_values_are_
     long.model.layout.pitch = False
     assert long.model == tiny.model  # the main job's recipe hearing the pitch, on more data for longer
     assert long.corpus.num_train == 10 * tiny.corpus.num_train
+    train_kinds = data_corpus.kinds_of(long.corpus, "train")  # its stories three in a cycle of 13, held out as small's
+    assert len(train_kinds) == 13 and train_kinds.count("model_backchannel") == 3
+    assert data_corpus.kinds_of(long.corpus) == data_corpus.kinds_of(train_config.get_config("small").corpus)
     assert long.keep_every % long.checkpoint_every == 0 and long.total_steps % long.keep_every == 0
     long.keep_every = 150  # not a multiple of checkpoint_every=100: step 150 is never saved
     with pytest.raises(ValueError, match="keep_every=150 must be 0 or a multiple of checkpoint_every=100"):

@@ -1,14 +1,17 @@
-"""Synthetic duplex corpus. `--config=experiments/configs/corpus.py:tiny` (default) or `:small`.
+"""Synthetic duplex corpus. `--config=experiments/configs/corpus.py:tiny` (default), `:small` or `:long`.
 
 tiny: 198 training conversations (18 per kind) and 220 held out (20 per kind, so that every rate the
 benchmark reports rests on at least 20 samples), in under a minute on 2 CPU cores.
 small: 1,980 training conversations and the same 220 held out, for longer CPU or accelerator runs.
+long: small with the stories (`model_backchannel`) three times in the training split's cycle of 13 kinds (457 of
+  the 1,980), the long recipe's corpus; the same 220 held out, byte for byte.
 """
 import ml_collections
 
 from interaction.data import scenarios
 
-SIZES = {"tiny": (198, 220), "small": (1980, 220)}
+SIZES = {"tiny": (198, 220), "small": (1980, 220), "long": (1980, 220)}
+_EXTRA_KINDS = {"long": "model_backchannel,model_backchannel"}  # a story's sentence ends take many stories to learn
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
@@ -18,7 +21,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.seed = 0
     c.num_train, c.num_eval = SIZES[arg]
     c.kinds = ",".join(scenarios.KINDS)  # comma-separated; conversation i has the (i mod count)-th kind
-    c.train_extra_kinds = ""  # kinds the training split's cycle holds again after `kinds` (more of them to learn from)
+    # kinds the training split's cycle holds again after `kinds` (more of them to learn from)
+    c.train_extra_kinds = _EXTRA_KINDS.get(arg, "")
     c.workers = 0  # 0: one per CPU core
     c.export_fdb = True  # held-out split also in Full-Duplex-Bench's per-sample layout
 
