@@ -99,7 +99,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     if arg in ("tiny", "long"):
         c.model.babble_text_share = 0.5  # its own bytes heard as babble in half the windows (docs/results.md)
     if arg == "long":
-        c.model.layout.pitch = True  # its ten times the stories learn their melody from it (docs/results.md)
+        c.model.layout.pitch = True  # its stories (25 times the tiny corpus') learn their melody from it
     c.corpus = corpus_config.get_config(arg if arg in ("small", "long") else "tiny")
     c.corpus_dir = ""  # "": <workdir>/corpus, built there from `corpus` if it is not already
 
