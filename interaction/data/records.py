@@ -15,19 +15,15 @@ def writer(path) -> array_record_module.ArrayRecordWriter:
 
 def read(path, indices=None) -> list[Conversation]:
     """Conversations from one ArrayRecord file (all, or those at `indices`)."""
-    reader = array_record_module.ArrayRecordReader(str(path))
-    try:
-        idx = range(reader.num_records()) if indices is None else indices
-        return [Conversation.from_bytes(reader.read([i])[0]) for i in idx]
-    finally:
-        reader.close()
+    return list(each(path, indices))
 
 
-def each(path):
-    """The conversations of one ArrayRecord file one at a time (a split too large to hold at once)."""
+def each(path, indices=None):
+    """The conversations of one ArrayRecord file one at a time (a split too large to hold at once), all or
+    those at `indices`."""
     reader = array_record_module.ArrayRecordReader(str(path))
     try:
-        for i in range(reader.num_records()):
+        for i in range(reader.num_records()) if indices is None else indices:
             yield Conversation.from_bytes(reader.read([i])[0])
     finally:
         reader.close()

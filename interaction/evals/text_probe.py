@@ -65,10 +65,8 @@ def summarize(rows: list[dict]) -> dict:
     """Per-conversation counts -> rates with 95% intervals over conversations: `<place>_accuracy`,
     `inner_slot<s>_accuracy`, and, where the rows hold free-running counts, `known_words` and `repeated_words`."""
     pair = lambda num, den: intervals.rate([[r[num], r[den]] for r in rows])  # noqa: E731
-    out = {f"{name}_accuracy": pair(f"{name}_hits", f"{name}_bytes") for name in PLACES}
-    slots = sorted(int(k[len("inner_slot"):-len("_bytes")]) for k in rows[0] if k.startswith("inner_slot")
-                   and k.endswith("_bytes"))
-    out.update({f"inner_slot{s}_accuracy": pair(f"inner_slot{s}_hits", f"inner_slot{s}_bytes") for s in slots})
+    counted = [k[: -len("_bytes")] for k in rows[0] if k.endswith("_bytes")]  # places, then inner slots
+    out = {f"{name}_accuracy": pair(f"{name}_hits", f"{name}_bytes") for name in counted}
     if "words" in rows[0]:
         out["known_words"], out["repeated_words"] = pair("known", "words"), pair("repeats", "words")
     return out
