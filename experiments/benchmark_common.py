@@ -148,7 +148,7 @@ def random_inputs(layout: MicroTurnLayout, spec: dict, rng: np.random.Generator)
     """Random host arrays for the fields of `spec` (name: (shape, dtype), from `layout.batch_spec` or
     `layout.step_spec`), chosen by field and dtype: tokens below their stream's vocabulary, bytes 0-255,
     coin flips (`REAL_FIELDS` all set), the log-mel target uniform over the dMel range, listening targets
-    in [0, 1], pitch numbers within their ranges and the micro-turns' own indices."""
+    in [0, 1], pitch numbers within their ranges, words' onsets among the frames and the micro-turns' own indices."""
     dm, out = layout.dmel, {}
     for name, (shape, dtype) in spec.items():
         if name == "time_index":
@@ -163,6 +163,8 @@ def random_inputs(layout: MicroTurnLayout, spec: dict, rng: np.random.Generator)
             value = rng.uniform(dm.log_min, dm.log_max, shape)
         elif name == "listen":
             value = rng.uniform(size=shape)
+        elif name == "word_onset":  # a frame of the micro-turn, or -1 (no word begins at the slot)
+            value = rng.integers(-1, layout.frames, shape)
         elif name == "user_pitch":  # voiced, octaves, change: each within its range
             lo = np.array([0.0, np.log2(pitch.FMIN / pitch.REFERENCE), -pitch.CHANGE_CLIP])
             hi = np.array([1.0, np.log2(pitch.FMAX / pitch.REFERENCE), pitch.CHANGE_CLIP])

@@ -48,7 +48,8 @@ def test_batches_have_constant_shapes(tiny_corpus):
         "user_audio": ((BATCH, WINDOW, f, 80), np.int32), "user_pitch": ((BATCH, WINDOW, f, 3), np.float32),
         "video": ((BATCH, WINDOW, p, 40, 40, 3), np.uint8),
         "video_new": ((BATCH, WINDOW), np.bool_), "text_in": ((BATCH, WINDOW, 8), np.int32),
-        "text_out": ((BATCH, WINDOW, 8), np.int32), "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
+        "text_out": ((BATCH, WINDOW, 8), np.int32), "word_onset": ((BATCH, WINDOW, 8), np.int32),
+        "model_mel": ((BATCH, WINDOW, f, 80), np.float32),
         "model_audio": ((BATCH, WINDOW, f, 80), np.int32), "time_index": ((BATCH, WINDOW), np.int32),
         "listen": ((BATCH, WINDOW, len(listening.NAMES)), np.float32),
         "user_text": ((BATCH, WINDOW, f), np.int32), "text_alone": ((BATCH, WINDOW, 8), np.int32),
@@ -115,6 +116,14 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     # Its words as text alone: the same words, in order, packed from the first.
     alone = text.decode(feats["text_alone"][:, 1:].reshape(-1)).split()
     assert alone == [w for _, _, w in conv.model_words]
+    # Each word's first byte carries the frame its sound begins in (frame 0 of a later micro-turn it spills into).
+    onset, per_frame = feats["word_onset"], 0.2 / LAYOUT.frames
+    assert onset.shape == feats["text_out"].shape and (onset[:, 0] == -1).all()
+    assert (onset >= 0).sum() == len(conv.model_words)
+    for (a, _, w), r, j in zip(conv.model_words, *np.nonzero(onset >= 0)):
+        assert feats["text_out"][r, j] == text.encode(w)[0]
+        frame = (a - (r + 1) * 0.2) / per_frame  # row r plays micro-turn r + 1
+        assert onset[r, j] == max(int(np.floor(frame + 1e-6)), 0) and frame < LAYOUT.frames
 
 
 def test_iterator_resumes_exactly(tiny_corpus):

@@ -123,6 +123,8 @@ class MicroTurnLayout:
           text_in     (S_in,) int32    typed text and reasoner results (PAD in empty slots)
           text_out    (S_out,) int32   the model's text for micro-turn m + 1: slot 0 its speaking state
                                        (VOICED, or PAD when silent), then its words' bytes
+          word_onset  (S_out,) int32   at the slot of a word's first byte in `text_out`, the frame of micro-turn
+                                       m + 1 in which the word begins; -1 at every other slot
           model_mel   (F, 80) float32  log-mel of the model's audio in micro-turn m + 1 (the flow target;
                                        exact silence in a silent micro-turn, as the step plays there)
           model_audio (F, 80) int32    the same as dMel tokens (what is fed back)
@@ -142,7 +144,8 @@ class MicroTurnLayout:
         return {"user_audio": (frames, np.int32), "user_pitch": ((*lead, self.frames, pitch.FEATURES), np.float32),
                 "video": ((*lead, self.patches, video.PATCH, video.PATCH, 3), np.uint8),
                 "video_new": (lead, np.bool_), "text_in": ((*lead, self.text_in_slots), np.int32),
-                "text_out": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
+                "text_out": ((*lead, self.text_out_slots), np.int32),
+                "word_onset": ((*lead, self.text_out_slots), np.int32), "model_mel": (frames, np.float32),
                 "model_audio": (frames, np.int32), "listen": ((*lead, len(listening.NAMES)), np.float32),
                 "user_text": ((*lead, self.frames), np.int32),
                 "text_alone": ((*lead, self.text_out_slots), np.int32), "time_index": (lead, np.int32),

@@ -61,6 +61,24 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     return np.stack(rows)
 
 
+def word_onsets(words: list[tuple[float, str]], items: list[tuple[float, list[int]]], n_turns: int, slots: int,
+                frames: int) -> np.ndarray:
+    """(n_turns, slots) for the text slots of `items` laid out as `_text_slots` lays them, the frame of its
+    micro-turn (0..frames - 1) in which a word of `words` (start, word) begins, at the slot of its first byte; -1
+    at every other slot. A word whose bytes spill into a later micro-turn than the one it begins in begins at
+    that one's frame 0. `items` are the stream's timed token runs, the words' among them in the same order."""
+    starts = {(a, tuple(text.encode(w + " "))) for a, w in words}
+    marks = [(t, [i + 1] + [0] * (len(run) - 1) if (t, tuple(run)) in starts else [0] * len(run))
+             for i, (t, run) in enumerate(items)]
+    placed = _text_slots(marks, n_turns, slots)
+    out = np.full(placed.shape, -1, np.int32)
+    row, slot = np.nonzero(placed)
+    begins = np.asarray([items[i - 1][0] for i in placed[row, slot]], np.float64)
+    per_frame = MICROTURN_SECONDS / frames
+    out[row, slot] = np.clip(np.floor((begins - row * MICROTURN_SECONDS) / per_frame + 1e-6), 0, frames - 1)
+    return out
+
+
 def packed_words(words: list[tuple[float, str]], n_rows: int, slots: int) -> np.ndarray:
     """(n_rows, slots) the model's timed `words` (start, word), each followed by a space, as text alone: rows as
     `text_out`'s, slot 0 VOICED and every other slot a byte, from the micro-turn its first word is played in,
@@ -156,11 +174,14 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
     for e in [*conv.events_of("false_start"), *conv.events_of("false_yield")]:
         untaught[listening.turn_of(e.start) : listening.turn_of(e.end)] = True
     words = _text_slots(out_items, n_turns, layout.text_out_slots - 1)
+    onsets = word_onsets([(a, w) for a, _, w in conv.model_words], out_items, n_turns, layout.text_out_slots - 1,
+                         f)
     # A word enters the transcript once every slot of a micro-turn has heard all of it: the one after its end.
     heard = [(b + MICROTURN_SECONDS, text.encode(w + " ")) for _, b, w in conv.user_words]
     return {
         **inputs,
         "text_out": np.concatenate([state, words], axis=1)[1:],
+        "word_onset": np.concatenate([np.full_like(state, -1), onsets], axis=1)[1:],
         "model_mel": model_mel[1:],
         "model_audio": dmel.quantize(model_mel[1:], cfg),
         "listen": listening.targets(conv, n_turns),
@@ -187,6 +208,8 @@ def window(features: dict[str, np.ndarray], start: int, length: int, mel_floor: 
                 pad = np.arange(start + len(piece), start + length, dtype=np.int32)
             elif name == "model_mel":
                 pad[:] = mel_floor
+            elif name == "word_onset":
+                pad[:] = -1
             piece = np.concatenate([piece, pad])
         out[name] = piece
     untaught = out.pop("untaught", None)
