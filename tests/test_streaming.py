@@ -56,14 +56,14 @@ def _turn(batch, t, names):
     return {k: batch[k][:, t] for k in names}
 
 
-def _streams_as_it_trains(model, batch, seen=None):
+def _streams_as_it_trains(model, batch, seen=None, teacher=TEACHER):
     """Teacher-forced streaming of `batch` (its inputs, or those of `seen`) equals the training forward; -> the
     session's last state and its outputs."""
     seen = batch if seen is None else seen
     logits, cond, _, _ = model(seen)
     state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
     state, out = jax.jit(lambda s, i, t: streaming.run_session(model, s, i, jax.random.key(0), teacher=t))(
-        state, {k: seen[k] for k in INPUTS}, {k: batch[k] for k in TEACHER})
+        state, {k: seen[k] for k in INPUTS}, {k: batch[k] for k in teacher})
     np.testing.assert_allclose(out["text_logits"], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out["audio_cond"], cond, atol=1e-4, rtol=1e-4)
     return state, out
@@ -333,3 +333,33 @@ def test_a_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(option, batch)
     assert not np.allclose(before[:, 2, 0], after[:, 2, 0])  # the micro-turn's first position hears its last frame
     np.testing.assert_array_equal(np.delete(before, 2, axis=1), np.delete(after, 2, axis=1))
     _streams_as_it_trains(model, batch)
+
+
+def test_a_voice_reading_the_words_said_streams_as_it_trains(batch):
+    """With `voice_reads_words` the flow head's conditioning adds the words of the text stream and the frames they
+    begin in (`spoken_words`): streamed teacher-forced, the tracker's carry and the conditioning equal the training
+    forward's, and the words move the conditioning. Free-running, the onset head's frames date its words."""
+    from interaction.models import spoken_words
+
+    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), voice_reads_words=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    _, silent_cond, _, _ = model(batch)  # its output layer starts at zero
+    model.spoken.down.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), model.spoken.down.kernel.shape)
+    state, out = _streams_as_it_trains(model, batch, teacher=TEACHER + ("word_onset",))
+    frames = spec.layout.frames
+    carries = spoken_words.track(batch["text_out"], batch["word_onset"], batch["time_index"], frames)
+    assert int(carries[..., 2].max()) > 0  # the windows complete words
+    np.testing.assert_array_equal(state.words, carries[:, -1])
+    np.testing.assert_array_equal(out["word_onset"], batch["word_onset"])
+    _, cond, _, _ = model(batch)
+    assert not np.allclose(cond, silent_cond, atol=1e-4)
+
+    state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
+    state, out = jax.jit(lambda s, i: streaming.run_session(model, s, i, jax.random.key(0), temperature=1.0,
+                                                            speak_threshold=0.0, keep_threshold=0.0,
+                                                            byte_threshold=0.0))(state, {k: batch[k] for k in INPUTS})
+    begun = out["word_onset"][..., 1:]
+    assert int(begun.min()) >= 0 and int(begun.max()) < frames and (out["word_onset"][..., 0] == -1).all()
+    mine = spoken_words.track(out["text_tokens"], out["word_onset"], batch["time_index"], frames)
+    assert int(mine[..., 0].max()) > 0  # it is saying a word of its own
+    np.testing.assert_array_equal(state.words, mine[:, -1])

@@ -26,7 +26,7 @@ from interaction.codecs import dmel, pitch, text
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import listening
 from interaction.data.layout import MicroTurnLayout, Stream
-from interaction.models import embedders
+from interaction.models import embedders, spoken_words
 from interaction.models.flow_head import FlowHead, flow_loss
 from interaction.models.flow_head import sample as flow_sample
 from interaction.models.layers import LECUN, Linear, dense, param
@@ -51,6 +51,7 @@ class ModelSpec:
     transcript_weight: float = 0.0  # of the user's transcript read out at the user-audio slots (0: not trained)
     text_alone_weight: float = 0.0  # of its words as text alone (`text_alone_logits`; 0: not trained)
     depth_reads_before: bool = False  # the text depth head also reads the group before its position's (`TextDepth`)
+    voice_reads_words: bool = False  # the flow head also reads the words being said (`spoken_words`)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
@@ -88,6 +89,7 @@ class ModelSpec:
                    transcript_weight=c.get("transcript_weight", cls.transcript_weight),
                    text_alone_weight=c.get("text_alone_weight", cls.text_alone_weight),
                    depth_reads_before=c.get("depth_reads_before", cls.depth_reads_before),
+                   voice_reads_words=c.get("voice_reads_words", cls.voice_reads_words),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
@@ -167,6 +169,23 @@ class InteractionModel(nnx.Module):
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
                              deterministic=det, frames=lay.audio_group)
+        reads = spec.voice_reads_words
+        self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det) if reads \
+            else None
+        self.onset_head = param(rngs, LECUN, ("embed", None), (d, lay.frames)) if reads else None
+
+    def words_said(self, carry: jax.Array, turn: jax.Array) -> jax.Array:
+        """The word tracker's carry after a micro-turn's text row (..., `spoken_words.CARRY`) and the micro-turn
+        (...) -> (..., audio_positions, embed), added to the decoder's outputs there as the flow head's
+        conditioning (`voice_reads_words`)."""
+        lay = self.spec.layout
+        return self.spoken(*spoken_words.words_and_ages(carry, turn, lay.frames, lay.audio_group))
+
+    def onset_logits(self, v: jax.Array) -> jax.Array:
+        """(..., embed) the vectors the text head reads -> (..., frames) logits of the frame of the micro-turn in
+        which a word whose first byte is at that slot begins (`voice_reads_words`). Trained on the vectors with no
+        gradient into them: taught through the decoder, the frame (nearly a guess from them) cost the text."""
+        return dense(v, self.onset_head[...].astype(v.dtype), self.spec.decoder.deterministic).astype(jnp.float32)
 
     def text_logits(self, h: jax.Array) -> jax.Array:
         """(..., embed) decoder outputs -> (..., vocab) text logits."""
@@ -249,15 +268,22 @@ class InteractionModel(nnx.Module):
         h, aux = self.decoder(*self.sequence(batch, fed_audio))
         return h.reshape(b, t, self.spec.layout.block_len, -1), aux
 
-    def heads(self, h: jax.Array, text_out: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(B, T, block_len, embed) and the text-out tokens (B, T, S_out) the depth head is teacher-forced on
-        -> text logits (B, T, S_out, vocab), audio conditioning (B, T, audio_positions, embed) and listening
-        logits (B, T, K), all read off the output segment."""
+    def heads(self, h: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+        """(B, T, block_len, embed) and the window's `text_out` tokens (B, T, S_out) the depth head is teacher-forced
+        on, with their `word_onset` and `time_index` -> text logits (B, T, S_out, vocab), audio conditioning (B, T,
+        audio_positions, embed), listening logits (B, T, K) and, with `voice_reads_words`, onset logits (B, T,
+        S_out, frames), all read off the output segment."""
         lay = self.spec.layout
         out = h[:, :, lay.input_len :]
-        logits = constrain(self.text_logits(self.text_vectors(out[:, :, : lay.text_positions], text_out)),
-                           ("activation_batch", "activation_time", None, "activation_vocab"))
-        return logits.astype(jnp.float32), out[:, :, lay.text_positions :], self.listen_logits(out[:, :, 0])
+        vectors = self.text_vectors(out[:, :, : lay.text_positions], batch["text_out"])
+        logits = constrain(self.text_logits(vectors), ("activation_batch", "activation_time", None, "activation_vocab"))
+        cond, onsets = out[:, :, lay.text_positions :], None
+        if self.spoken is not None:
+            turns = batch["time_index"]
+            carries = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
+            cond = cond + self.words_said(carries, turns).astype(cond.dtype)
+            onsets = self.onset_logits(jax.lax.stop_gradient(vectors))  # read, not taught: it costs the text
+        return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0]), onsets
 
     def text_alone_logits(self, rows: jax.Array, time_index: jax.Array) -> jax.Array:
         """(B, T, S_out) rows of text with nothing else (`pipeline.packed_words`) and their (B, T) micro-turns
@@ -284,7 +310,7 @@ class InteractionModel(nnx.Module):
         """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, audio_positions, embed), listening
         logits (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
         h, aux = self.hidden(batch, fed_audio)
-        return (*self.heads(h, batch["text_out"]), aux)
+        return (*self.heads(h, batch)[:3], aux)
 
 
 def parameter_counts(model: InteractionModel) -> tuple[int, int]:
@@ -448,7 +474,7 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
                                             jax.random.fold_in(rng, 4))
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     h, aux = model.hidden(fed, fed_audio)
-    logits, cond, listen = model.heads(h, fed["text_out"])
+    logits, cond, listen, onsets = model.heads(h, fed)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     voiced = trained * state * worded
@@ -461,6 +487,11 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
+    if onsets is not None:  # the frame each word begins in, at its first byte, where its words are trained
+        at = (batch["word_onset"] >= 0) & (voiced[..., None] > 0)
+        ce = optax.softmax_cross_entropy_with_integer_labels(onsets, jnp.maximum(batch["word_onset"], 0))
+        metrics["onset_loss"] = jnp.sum(ce * at) / jnp.maximum(jnp.sum(at), 1)
+        total = total + metrics["onset_loss"]
     if spec.text_alone_weight > 0:
         total_ce, count = byte_loss(model.text_alone_logits(batch["text_alone"], batch["time_index"]),
                                     batch["text_alone"])

@@ -29,7 +29,7 @@ from jax.sharding import NamedSharding
 from interaction import sharding
 from interaction.codecs import dmel, text, video
 from interaction.data.layout import STEP_INPUTS
-from interaction.models import invariant
+from interaction.models import invariant, spoken_words
 from interaction.models.cache import KVCache
 from interaction.models.flow_head import sample as flow_sample
 from interaction.models.model import InteractionModel
@@ -47,6 +47,7 @@ class StreamState:
     speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
     last_frame: jax.Array  # (B, P, 40, 40, 3) uint8 patches of the last new camera frame
     saw_frame: jax.Array  # (B,) bool whether a new camera frame has come in this session
+    words: jax.Array  # (B, spoken_words.CARRY) int32 the words of its text stream (`spoken_words.advance`)
 
 
 def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
@@ -66,7 +67,7 @@ def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_t
                        last_audio=jnp.zeros((batch, lay.audio_group, lay.dmel.n_mels), jnp.int32),
                        speaking=jnp.zeros(batch, bool),
                        last_frame=jnp.zeros((batch, lay.patches, video.PATCH, video.PATCH, 3), jnp.uint8),
-                       saw_frame=jnp.zeros(batch, bool))
+                       saw_frame=jnp.zeros(batch, bool), words=spoken_words.empty(batch))
 
 
 def state_shardings(state: StreamState, mesh, rules) -> StreamState:
@@ -81,7 +82,8 @@ def state_shardings(state: StreamState, mesh, rules) -> StreamState:
     per_session = named(("batch",))
     return StreamState(caches=caches, time=per_session(state.time), last_text=per_session(state.last_text),
                        last_audio=per_session(state.last_audio), speaking=per_session(state.speaking),
-                       last_frame=per_session(state.last_frame), saw_frame=per_session(state.saw_frame))
+                       last_frame=per_session(state.last_frame), saw_frame=per_session(state.saw_frame),
+                       words=per_session(state.words))
 
 
 def abstract_inputs(layout, sessions: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -99,6 +101,7 @@ def reset(state: StreamState, rows: jax.Array) -> StreamState:
         speaking=state.speaking & ~rows,
         last_frame=state.last_frame,  # unread until the session's first new frame replaces it
         saw_frame=state.saw_frame & ~rows,
+        words=jnp.where(rows[:, None], 0, state.words),
     )
 
 
@@ -131,7 +134,8 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
 
     inputs: user_audio (B, F, n_mels) int, user_pitch (B, F, 3) float, video (B, P, 40, 40, 3) uint8,
     video_new (B,) bool, text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio
-    (B, F, n_mels) tokens to feed back instead of the model's own; with text_out alone the model voices the
+    (B, F, n_mels) tokens to feed back instead of the model's own, and word_onset (B, S_out) the frames its words
+    begin in (`voice_reads_words`; else its onset head's); with text_out alone the model voices the
     given text (its own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for
     the batch, or (B,) keys, one per session (then a session's samples do not depend on the batch it is in).
 
@@ -148,8 +152,9 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     the model speaking without words.
 
     Returns text_tokens (B, S_out), text_logits (B, S_out, V), speak (B,) the chance of VOICED, voiced (B,)
-    bool, listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, audio_positions,
-    embed), mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
+    bool, word_onset (B, S_out) the frame a word beginning at a slot begins in (-1 without `voice_reads_words`),
+    listen (B, K) the listening heads' probabilities (`listening.NAMES`), audio_cond (B, audio_positions, embed),
+    mel (B, F, n_mels) and audio_tokens (B, F, n_mels).
     """
     spec, lay = model.spec, model.spec.layout
     audio_temperature = spec.audio_temperature if audio_temperature is None else audio_temperature
@@ -174,17 +179,17 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         h, blocks = model.decoder.step(position_embedding + streams[slot], pos, state.caches, blocks)
         return h[:, 0], blocks
 
-    def slot_logits(h, group, j, previous):
-        """The text logits of slot j of a text position with hidden state h, its group's tokens so far `group`
-        and the group it was fed, `previous`."""
+    def slot_vector(h, group, j, previous):
+        """The vector the text head reads at slot j of a text position with hidden state h, its group's tokens so
+        far `group` and the group it was fed, `previous`."""
         if model.text_depth is None:
-            return model.text_logits(h).astype(jnp.float32)
+            return h
         before = None if model.text_depth.before is None else model.text(previous)
-        return model.text_logits(model.text_depth.slot(h, model.text(group), j, before)).astype(jnp.float32)
+        return model.text_depth.slot(h, model.text(group), j, before)
 
     pad, voiced_id = int(text.Special.PAD), int(text.Special.VOICED)
     empty = jnp.full((sessions, g), pad, jnp.int32)
-    first_logits = slot_logits(h0, empty, 0, state.last_text)
+    first_logits = model.text_logits(slot_vector(h0, empty, 0, state.last_text)).astype(jnp.float32)
     speak = jax.nn.sigmoid(first_logits[:, voiced_id] - first_logits[:, pad])
     speak_threshold, keep_threshold = floor_thresholds(spec, speak_threshold, keep_threshold)
     threshold = jnp.where(state.speaking, keep_threshold, speak_threshold)
@@ -197,7 +202,13 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
         the depth head."""
         def body(carry, j):
             group, open_row, key = carry
-            logits = slot_logits(h, group, j, previous)
+            vector = slot_vector(h, group, j, previous)
+            logits = model.text_logits(vector).astype(jnp.float32)
+            onset = -jnp.ones(sessions, jnp.int32)  # the frame a word begins in, were one to begin here
+            if teacher is not None and "word_onset" in teacher:
+                onset = teacher["word_onset"][:, p * g + j]
+            elif model.onset_head is not None:
+                onset = jnp.argmax(model.onset_logits(vector), axis=-1).astype(jnp.int32)
             key, sub = invariant.split(key)
             if teacher is not None:
                 token = teacher["text_out"][:, p * g + j]
@@ -210,23 +221,25 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
                 p_pad = jax.nn.softmax(logits.at[:, voiced_id].set(-jnp.inf), axis=-1)[:, pad]
                 open_row = open_row & (1.0 - p_pad > byte_threshold)
                 token = jnp.where(open_row, token, pad)
-            return (group.at[:, j].set(token), open_row, key), logits
-        (group, open_row, key), logits = jax.lax.scan(body, (group, open_row, key), slots)
-        return group, open_row, key, logits
+            return (group.at[:, j].set(token), open_row, key), (logits, onset)
+        (group, open_row, key), (logits, onsets) = jax.lax.scan(body, (group, open_row, key), slots)
+        return group, open_row, key, logits, onsets
 
-    group0, open_row, text_rng, logits0 = read(h0, empty.at[:, 0].set(first), state.last_text, voiced, text_rng, 0,
-                                               jnp.arange(1, g))
+    group0, open_row, text_rng, logits0, onsets0 = read(h0, empty.at[:, 0].set(first), state.last_text, voiced,
+                                                        text_rng, 0, jnp.arange(1, g))
 
     def text_position(carry, p):
         blocks, prev, open_row, key = carry
         h, blocks = emit(blocks, model.fed_text(prev), first_text + p)
-        group, open_row, key, logits = read(h, empty, prev, open_row, key, p, jnp.arange(g))
-        return (blocks, group, open_row, key), (group, logits)
+        group, open_row, key, logits, onsets = read(h, empty, prev, open_row, key, p, jnp.arange(g))
+        return (blocks, group, open_row, key), (group, logits, onsets)
 
-    (blocks, last_text, _, _), (groups, logits) = jax.lax.scan(
+    (blocks, last_text, _, _), (groups, logits, onsets) = jax.lax.scan(
         text_position, (blocks, group0, open_row, text_rng), jnp.arange(1, lay.text_positions))
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     text_tokens = jnp.concatenate([group0, slots_first(groups).reshape(sessions, -1)], axis=1)
+    word_onset = jnp.concatenate([-jnp.ones((sessions, 1), jnp.int32), slots_first(onsets0),
+                                  jnp.moveaxis(onsets, 2, 0).reshape(sessions, -1)], axis=1)
     text_logits = jnp.concatenate([first_logits[:, None], slots_first(logits0),
                                    jnp.moveaxis(logits, 2, 0).reshape(sessions, -1, logits.shape[-1])], axis=1)
 
@@ -234,9 +247,14 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     teacher_audio = None if teacher is None or "model_audio" not in teacher else (
         teacher["model_audio"].reshape(sessions, lay.audio_positions, k, lay.dmel.n_mels))
 
+    words = state.words if model.spoken is None else spoken_words.advance(state.words, text_tokens, word_onset,
+                                                                           state.time, lay.frames)
+    said = 0.0 if model.spoken is None else model.words_said(words, state.time)
+
     def audio_position(carry, q):
         blocks, prev, key = carry
-        cond, blocks = emit(blocks, model.fed_audio(prev), first_audio + q)
+        h, blocks = emit(blocks, model.fed_audio(prev), first_audio + q)
+        cond = h if model.spoken is None else h + said[:, q].astype(h.dtype)
         key, sub = invariant.split(key)
         patch = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
         mel = spec.log_mel(patch).reshape(sessions, k, lay.dmel.n_mels)
@@ -253,11 +271,11 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     new_state = StreamState(caches=caches, time=state.time + 1, last_text=last_text, last_audio=last_audio,
                             speaking=voiced, last_frame=jnp.where(new[:, None, None, None, None], frame,
                                                                   state.last_frame),
-                            saw_frame=state.saw_frame | new)
+                            saw_frame=state.saw_frame | new, words=words)
     frames = lambda x: slots_first(x).reshape(sessions, lay.frames, lay.dmel.n_mels)  # noqa: E731
     return new_state, {
         "text_tokens": text_tokens, "text_logits": text_logits, "speak": speak,
-        "voiced": voiced, "listen": jax.nn.sigmoid(model.listen_logits(h0)),
+        "voiced": voiced, "word_onset": word_onset, "listen": jax.nn.sigmoid(model.listen_logits(h0)),
         "audio_cond": slots_first(cond), "mel": frames(mel), "audio_tokens": frames(audio_tokens),
     }
 

@@ -1,0 +1,105 @@
+"""What the voice is saying: the last two words of the model's own text stream and when each began, to the frame.
+
+A word's bytes are written at once, in the micro-turn its sound begins (docs/data.md), and its sound lasts a few
+hundred ms more. The flow head draws each patch from one vector, so to voice a word the decoder must work out, at
+every audio position, which word is being said and how far into it the voice is: an alignment that a small
+decoder learns late (docs/results.md, "What its voice knows of its words"). With `model.voice_reads_words` the
+flow head is told both. Each of the last two complete words (closing space written) is a hashed embedding of its
+bytes (no vocabulary: a word is its bytes' hash into `BUCKETS` rows, as fastText hashes n-grams; collisions are
+rare among a corpus' few hundred word types) plus an embedding of its age at the patch's first frame (negative
+where the word begins later in the patch or the micro-turn); a small MLP, zero at the start, adds them to the
+flow head's conditioning. Which frame of its micro-turn a word begins in is written with it: the data's
+(`word_onset`) in training, the model's own onset head's choice when it streams.
+
+The words are tracked by one function of one text row at a time (`advance`), a fixed-shape carry per session: run
+over a window's rows in training (`track`) and once per micro-turn when streaming, so both see the same words.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from interaction.codecs import text
+from interaction.models.embedders import embedding_table
+from interaction.models.layers import Linear
+
+BUCKETS = 4096  # hashed word rows; row 0 means no word
+AGE_TURNS = 5  # ages up to this many micro-turns of frames; the oldest means "this long ago or more, or never"
+ROLES = 2  # the last complete word and the one before it
+_SPACE = text.NUM_SPECIAL + ord(" ")
+# carry columns: the word being written (its hash so far, 0 between words) and its first frame, then (hash, first
+# frame) of the last complete word and of the one before it; frames count from the session's (window's) start
+CARRY = 6
+
+
+def empty(sessions: int) -> jax.Array:
+    """(sessions, CARRY) int32: no words yet."""
+    return jnp.zeros((sessions, CARRY), jnp.int32)
+
+
+def advance(carry: jax.Array, row: jax.Array, onsets: jax.Array, turn: jax.Array, frames: int) -> jax.Array:
+    """carry (B, CARRY), row (B, S) text-out tokens of micro-turn `turn` (B,) and `onsets` (B, S) the frame of the
+    micro-turn (of `frames`) in which a word starting at a slot begins -> the carry after the row. Bytes other than
+    a space extend the word being written (the first starts it at its onset; a negative one counts as frame 0); a
+    space completes it. Specials (the speaking state, PAD, delegation marks) are not bytes and change nothing."""
+    def body(c, xs):
+        token, onset = xs
+        current, start, last, last_start, before, before_start = (c[:, i] for i in range(CARRY))
+        letter = (token >= text.NUM_SPECIAL) & (token != _SPACE)
+        start = jnp.where(letter & (current == 0), turn * frames + jnp.clip(onset, 0, frames - 1), start)
+        current = jnp.where(letter, 1 + (current * 257 + token) % (BUCKETS - 1), current)
+        done = (token == _SPACE) & (current > 0)
+        before, before_start = jnp.where(done, last, before), jnp.where(done, last_start, before_start)
+        last, last_start = jnp.where(done, current, last), jnp.where(done, start, last_start)
+        current = jnp.where(token == _SPACE, 0, current)
+        return jnp.stack([current, start, last, last_start, before, before_start], axis=1), None
+
+    slots_first = lambda x: jnp.moveaxis(x.astype(jnp.int32), -1, 0)  # noqa: E731
+    carry, _ = jax.lax.scan(body, carry, (slots_first(row), slots_first(onsets)))
+    return carry
+
+
+def track(rows: jax.Array, onsets: jax.Array, turns: jax.Array, frames: int) -> jax.Array:
+    """(B, T, S) text-out rows of a window, their onsets and their (B, T) micro-turns -> (B, T, CARRY): the carry
+    after each row, from no words at the window's start."""
+    def body(carry, xs):
+        carry = advance(carry, *xs, frames)
+        return carry, carry
+
+    time_first = lambda x: jnp.moveaxis(x, 1, 0)  # noqa: E731
+    _, carries = jax.lax.scan(body, empty(rows.shape[0]), (time_first(rows), time_first(onsets), time_first(turns)))
+    return jnp.moveaxis(carries, 0, 1)
+
+
+def ages_count(frames: int) -> int:
+    """Age embeddings of one role: from -(frames - 1) (the word begins at the micro-turn's last frame) to the
+    oldest."""
+    return frames - 1 + AGE_TURNS * frames
+
+
+def words_and_ages(carry: jax.Array, turn: jax.Array, frames: int, group: int) -> tuple[jax.Array, jax.Array]:
+    """carry (..., CARRY) after micro-turn `turn` (...) -> hashes and age indices (..., frames // group, ROLES) of
+    the last two complete words at each audio position (`group` frames) of the micro-turn: the word's age at the
+    position's first frame, offset by frames - 1; no word is hash 0 at the oldest age."""
+    hashes = carry[..., 2::2]  # (..., ROLES)
+    first_frame = turn[..., None] * frames + jnp.arange(0, frames, group)  # (..., positions)
+    ages = first_frame[..., None] - carry[..., None, 3::2] + frames - 1
+    oldest = ages_count(frames) - 1
+    ages = jnp.where(hashes[..., None, :] > 0, jnp.clip(ages, 0, oldest), oldest)
+    return jnp.broadcast_to(hashes[..., None, :], ages.shape), ages
+
+
+class SpokenWords(nnx.Module):
+    """(..., ROLES) word hashes and age indices -> (..., embed), added to the flow head's conditioning."""
+
+    def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False):
+        self.per_role = ages_count(frames)
+        self.words = embedding_table(BUCKETS, embed, rngs=rngs, dtype=dtype)
+        self.ages = embedding_table(ROLES * self.per_role, embed, rngs=rngs, dtype=dtype)
+        self.up = Linear(ROLES * embed, 4 * embed, (None, "mlp"), rngs, dtype, deterministic=deterministic)
+        self.down = Linear(4 * embed, embed, ("mlp", "embed"), rngs, dtype, zero=True, deterministic=deterministic)
+
+    def __call__(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
+        v = self.words(hashes) + self.ages(ages + self.per_role * jnp.arange(ROLES))
+        return self.down(jax.nn.gelu(self.up(v.reshape(*v.shape[:-2], -1))))
