@@ -61,14 +61,12 @@ def _text_slots(items: list[tuple[float, list[int]]], n_turns: int, slots: int) 
     return np.stack(rows)
 
 
-def word_onsets(words: list[tuple[float, str]], items: list[tuple[float, list[int]]], n_turns: int, slots: int,
-                frames: int) -> np.ndarray:
-    """(n_turns, slots) for the text slots of `items` laid out as `_text_slots` lays them, the frame of its
-    micro-turn (0..frames - 1) in which a word of `words` (start, word) begins, at the slot of its first byte; -1
-    at every other slot. A word whose bytes spill into a later micro-turn than the one it begins in begins at
-    that one's frame 0. `items` are the stream's timed token runs, the words' among them in the same order."""
-    starts = {(a, tuple(text.encode(w + " "))) for a, w in words}
-    marks = [(t, [i + 1] + [0] * (len(run) - 1) if (t, tuple(run)) in starts else [0] * len(run))
+def word_onsets(items: list[tuple[float, list[int]]], n_turns: int, slots: int, frames: int) -> np.ndarray:
+    """(n_turns, slots) for the model's text stream's timed token runs `items` laid out as `_text_slots` lays them,
+    the frame of its micro-turn (0..frames - 1) in which a word begins, at the slot of its first byte; -1 at every
+    other slot. A run that opens with a byte is a word (a delegation request opens with its mark). A word whose
+    bytes spill into a later micro-turn than the one it begins in begins at that one's frame 0."""
+    marks = [(t, [i + 1 if run[0] >= text.NUM_SPECIAL else 0] + [0] * (len(run) - 1))
              for i, (t, run) in enumerate(items)]
     placed = _text_slots(marks, n_turns, slots)
     out = np.full(placed.shape, -1, np.int32)
@@ -174,8 +172,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
     for e in [*conv.events_of("false_start"), *conv.events_of("false_yield")]:
         untaught[listening.turn_of(e.start) : listening.turn_of(e.end)] = True
     words = _text_slots(out_items, n_turns, layout.text_out_slots - 1)
-    onsets = word_onsets([(a, w) for a, _, w in conv.model_words], out_items, n_turns, layout.text_out_slots - 1,
-                         f)
+    onsets = word_onsets(out_items, n_turns, layout.text_out_slots - 1, f)
     # A word enters the transcript once every slot of a micro-turn has heard all of it: the one after its end.
     heard = [(b + MICROTURN_SECONDS, text.encode(w + " ")) for _, b, w in conv.user_words]
     return {
