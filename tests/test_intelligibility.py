@@ -125,3 +125,30 @@ def test_the_linear_readout_scores_on_conversations_it_was_not_fit_on():
     assert intelligibility.linear_readout(np.eye(20)[groups], offsets, groups) < 0.05
     with pytest.raises(ValueError, match="at least two"):
         intelligibility.linear_readout(features, readable, np.zeros(400, int))
+
+
+def test_a_word_table_voices_back_the_frames_it_was_fit_on(tiny_corpus):
+    """`word_table`'s means are the frames of each (word, frames into it) pair; `table_voice` plays them inside the
+    words and silence outside; its noise scales the frames' spread about their means."""
+    conv = next(c for c in records.read(tiny_corpus / "eval.array_record") if len(c.model_words) > 3)
+    reference = pipeline.conversation_features(conv, LAYOUT)["model_mel"].reshape(-1, LAYOUT.dmel.n_mels)
+    keys = intelligibility.word_frames(conv, len(reference), LAYOUT.dmel.frame_rate)
+    inside = np.array([k is not None for k in keys])
+    assert inside.any() and not inside.all()
+    firsts = [i for i, k in enumerate(keys) if k is not None and k[1] == 0]
+    start = conv.model_words[0][0]
+    assert abs(firsts[0] - (start - 0.2) * LAYOUT.dmel.frame_rate) < 1  # counted from micro-turn 1
+    table = intelligibility.word_table([conv], LAYOUT)
+    voiced = intelligibility.table_voice(conv, table, LAYOUT).reshape(reference.shape)
+    np.testing.assert_array_equal(voiced[~inside], LAYOUT.dmel.log_min)
+    once = np.array([k is not None and sum(k == j for j in keys) == 1 for k in keys])
+    assert once.sum() > 10
+    np.testing.assert_allclose(voiced[once], reference[once], atol=1e-5)
+    assert table[1].mean() > 0.1  # repeated pairs (and the word before a pause) spread
+    spread_free = (table[0], np.zeros_like(table[1]))
+    np.testing.assert_array_equal(intelligibility.table_voice(conv, spread_free, LAYOUT, noise=1.0),
+                                  intelligibility.table_voice(conv, table, LAYOUT))
+    noisy = intelligibility.table_voice(conv, table, LAYOUT, base="reference", noise=1.0).reshape(reference.shape)
+    assert not np.allclose(noisy[inside], reference[inside])
+    with pytest.raises(ValueError, match="no model words"):
+        intelligibility.word_table([], LAYOUT)

@@ -5,8 +5,12 @@ vocoded and recognized, and the words heard are scored against the words it was 
 The same vocoder and recognizer on the reference's own log-mel give the ceiling: what this measuring
 chain loses on speech that is right. `conditioning_gap` and `linear_readout` look inside: how much of what the
 flow head draws comes from what the model tells it, rather than from what speech frames look like at all.
+`word_table` and `table_voice` give a ceiling with no model: the voice of a table that knows, for each word and
+each frame into it, the mean log-mel of the training split.
 """
 from __future__ import annotations
+
+import collections
 
 import jax
 import jax.numpy as jnp
@@ -146,7 +150,7 @@ def linear_readout(features, targets, groups, ridge: float = 1e-2) -> float:
 
 
 def voiced_patches(graphdef, params, convs, layout: MicroTurnLayout) -> tuple[np.ndarray, ...]:
-    """(targets (N, features), conds (N, embed), conversation index (N,), previous (N, features)) of every voiced
+    """(targets (N, features), conds (N, cond_dim), conversation index (N,), previous (N, features)) of every voiced
     audio position of `convs`, teacher-forced (the reference's text and frames fed in): the normalised patch the
     flow head is trained to draw there, its conditioning, and the patch before it (silence at the start), which
     the model heard back there."""
@@ -170,3 +174,57 @@ def voiced_patches(graphdef, params, convs, layout: MicroTurnLayout) -> tuple[np
         groups.append(np.full(len(targets[-1]), i))
     return tuple(np.concatenate(a) for a in (targets, conds, groups, previous))
 
+
+def word_frames(conv: Conversation, frames: int, frame_rate: int) -> list[tuple[str, int] | None]:
+    """For each of the model channel's `frames` log-mel frames from micro-turn 1 on: (the word it is in, how many
+    frames into the word it is), or None outside the model's words."""
+    out: list[tuple[str, int] | None] = [None] * frames
+    for start, end, word in conv.model_words:
+        first = int(np.ceil((start - MICROTURN_SECONDS) * frame_rate - 1e-6))
+        last = int(np.ceil((end - MICROTURN_SECONDS) * frame_rate))
+        key = " ".join(wordlib.normalize(word))
+        for i in range(max(first, 0), min(last + 1, frames)):
+            out[i] = (key, i - first)
+    return out
+
+
+def _model_frames(conv: Conversation, layout: MicroTurnLayout) -> np.ndarray:
+    return pipeline.conversation_features(conv, layout)["model_mel"].reshape(-1, layout.dmel.n_mels)
+
+
+def word_table(convs, layout: MicroTurnLayout) -> tuple[dict, np.ndarray]:
+    """({(word, frames into it): mean log-mel (n_mels,)} over the model channels of `convs`, and the per-bin
+    standard deviation of the frames about their pair's mean)."""
+    sums: dict = collections.defaultdict(float)
+    squares: dict = collections.defaultdict(float)
+    counts: collections.Counter = collections.Counter()
+    for conv in convs:
+        mel = _model_frames(conv, layout).astype(np.float64)
+        for frame, key in zip(mel, word_frames(conv, len(mel), layout.dmel.frame_rate)):
+            if key is not None:
+                sums[key] = sums[key] + frame
+                squares[key] = squares[key] + frame ** 2
+                counts[key] += 1
+    if not counts:
+        raise ValueError("no model words in the conversations given: a word table needs some")
+    means = {k: sums[k] / counts[k] for k in counts}
+    residual = sum(squares[k] - counts[k] * means[k] ** 2 for k in counts) / sum(counts.values())
+    return means, np.sqrt(np.maximum(residual, 0.0))
+
+
+def table_voice(conv: Conversation, table: tuple[dict, np.ndarray], layout: MicroTurnLayout, *,
+                base: str = "table", noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, F, n_mels) the model channel of `conv` voiced from `table` (`word_table`): each frame inside a word is
+    its (word, frames into it) mean (the mean of all the table's frames where the pair is missing), or with
+    base="reference" the reference's own frame; plus `noise` times the table's residual deviation of Gaussian
+    noise; silence outside the words."""
+    means, deviation = table
+    reference = _model_frames(conv, layout)
+    fallback = np.mean(list(means.values()), axis=0)
+    rng = rng or np.random.default_rng(0)
+    out = np.full_like(reference, layout.dmel.log_min)
+    for i, key in enumerate(word_frames(conv, len(reference), layout.dmel.frame_rate)):
+        if key is not None:
+            frame = reference[i] if base == "reference" else means.get(key, fallback)
+            out[i] = np.maximum(frame + noise * deviation * rng.standard_normal(deviation.shape), layout.dmel.log_min)
+    return out.reshape(-1, layout.frames, layout.dmel.n_mels)
