@@ -225,6 +225,34 @@ def test_the_onset_head_learns_where_words_begin_and_teaches_nothing_else(batch)
     assert "onset_loss" not in metrics
 
 
+def test_the_voice_prior_learns_the_patches_from_the_words_and_the_flow_starts_there(batch):
+    """With `voice_prior` the words' MLP also draws each patch's mean: taught by its squared error alone (no
+    gradient into the decoder, none from the flow), it falls on the batch it is trained on; the flow starts
+    from it, so a fresh flow head (zero velocity) at temperature 0 returns it exactly. It needs the words."""
+    from interaction.models.flow_head import sample
+
+    spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True, own_audio_share=0.0)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(5))
+    model.spoken.prior.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), model.spoken.prior.kernel.shape)
+    _, cond, _, _ = model(batch)
+    d = spec.decoder.embed
+    assert cond.shape[-1] == d + spec.layout.audio_group * spec.layout.dmel.n_mels
+    np.testing.assert_allclose(sample(model.flow, cond, jax.random.key(0), steps=4, temperature=0.0),
+                               cond[..., d:], atol=1e-6)
+    graphdef, params = nnx.split(model)
+    prior = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[1]["prior_loss"])
+    grads = nnx.State(prior(params))
+    assert np.abs(np.asarray(grads["spoken"]["pairs"]["embedding"][...])).max() > 0
+    assert max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(grads["decoder"])) == 0
+    flow = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[1]["flow_loss"])
+    assert max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(nnx.State(flow(params))["spoken"]
+                                                                             ["prior"])) == 0
+    _, history = _adam_steps(graphdef, params, batch, "prior_loss", 40)
+    assert np.mean(history[-5:]) < 0.5 * history[0], history
+    with pytest.raises(ValueError, match="voice_reads_words"):
+        dataclasses.replace(SPEC, voice_prior=True)
+
+
 def test_routing_statistics_read_the_choices_the_forward_makes(model, batch):
     stats = routing.statistics(model, batch)
     assert [s["layer"] for s in stats] == [1]  # every=2: the second of two layers is MoE

@@ -335,16 +335,19 @@ def test_a_stem_hears_a_micro_turn_whole_and_streams_as_it_trains(option, batch)
     _streams_as_it_trains(model, batch)
 
 
-def test_a_voice_reading_the_words_said_streams_as_it_trains(batch):
+@pytest.mark.parametrize("prior", [False, True], ids=["words", "words+prior"])
+def test_a_voice_reading_the_words_said_streams_as_it_trains(batch, prior):
     """With `voice_reads_words` the flow head's conditioning adds the words of the text stream and the frames they
-    begin in (`spoken_words`): streamed teacher-forced, the tracker's carry and the conditioning equal the training
-    forward's, and the words move the conditioning. Free-running, the onset head's frames date its words."""
+    begin in (`spoken_words`), and with `voice_prior` the patch's mean the flow starts from: streamed
+    teacher-forced, the tracker's carry and the conditioning equal the training forward's, and the words move the
+    conditioning. Free-running, the onset head's frames date its words."""
     from interaction.models import spoken_words
 
-    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), voice_reads_words=True)
+    spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), voice_reads_words=True, voice_prior=prior)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
-    _, silent_cond, _, _ = model(batch)  # its output layer starts at zero
-    model.spoken.down.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), model.spoken.down.kernel.shape)
+    _, silent_cond, _, _ = model(batch)  # its output layers start at zero
+    for layer in (model.spoken.down, model.spoken.prior) if prior else (model.spoken.down,):
+        layer.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), layer.kernel.shape)
     state, out = _streams_as_it_trains(model, batch, teacher=TEACHER + ("word_onset",))
     frames = spec.layout.frames
     carries = spoken_words.track(batch["text_out"], batch["word_onset"], batch["time_index"], frames)

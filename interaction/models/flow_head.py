@@ -15,6 +15,10 @@ embedding added to its conditioning, and before every block a learned linear map
 (starting at zero) mixes the frames, so each frame's velocity sees the others'. With one frame neither
 exists and the head is a per-frame head.
 
+With `prior` the conditioning ends in a patch's mean (the last frames * features of it, a prior drawn by the
+caller) and the flow starts there: x0 ~ prior + N(0, I) (as Grad-TTS starts its diffusion from its text
+encoder's frames). The prior is read with no gradient: the caller teaches it with its own loss.
+
 Axes: the head's hidden width is `embed`, its inner MLP width and modulation outputs `mlp`. The two
 inputs (features, cond) and the output features stay unnamed (None): naming the cond axis `embed`
 too would repeat `embed` in one kernel, which no mesh rule can lay out.
@@ -80,9 +84,10 @@ class FlowHead(nnx.Module):
     which then runs only the x_t path: per step, 2 + 2 * depth products instead of 6 + 3 * depth."""
 
     def __init__(self, features: int, cond_dim: int, hidden: int, depth: int, *, rngs: nnx.Rngs,
-                 dtype=jnp.float32, deterministic: bool = False, frames: int = 1):
+                 dtype=jnp.float32, deterministic: bool = False, frames: int = 1, prior: bool = False):
         det = self.deterministic = deterministic
         self.frames, self.frame_features, self.features, self.dtype = frames, features, frames * features, dtype
+        self.cond_dim, self.prior = cond_dim, prior
         if frames > 1:
             self.frame_embed = param(rngs, nnx.initializers.normal(stddev=0.02), (None, "embed"), (frames, hidden))
             self.mixes = nnx.List([param(rngs, nnx.initializers.zeros_init(), (None, None), (frames, frames))
@@ -106,8 +111,16 @@ class FlowHead(nnx.Module):
             return jax.nn.silu(pre[..., None, :] + self.frame_embed[...].astype(pre.dtype))
         return jax.nn.silu(pre)[..., None, :]
 
+    def split(self, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(..., cond_dim [+ features]) -> the vector the head reads and the start of its flow's mean: the
+        conditioning's prior, with no gradient into it, or 0."""
+        if not self.prior:
+            return cond, jnp.zeros((), jnp.float32)
+        return cond[..., : self.cond_dim], jax.lax.stop_gradient(cond[..., self.cond_dim :]).astype(jnp.float32)
+
     def conditioning(self, t: jax.Array, cond: jax.Array) -> jax.Array:
-        return self.per_frame(self.cond_embed(cond.astype(self.dtype)) + self.time_embedding(t))
+        c, _ = self.split(cond)
+        return self.per_frame(self.cond_embed(c.astype(self.dtype)) + self.time_embedding(t))
 
     def modulations(self, c: jax.Array) -> tuple[jax.Array, ...]:
         """Every block's modulation and the final one, from the conditioning c (..., frames, hidden)."""
@@ -138,7 +151,7 @@ def velocity_errors(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Arr
     features, at one random time and noise draw per item."""
     t_rng, noise_rng = jax.random.split(rng)
     t = jax.random.uniform(t_rng, x1.shape[:-1])
-    x0 = jax.random.normal(noise_rng, x1.shape)
+    x0 = head.split(cond)[1] + jax.random.normal(noise_rng, x1.shape)
     x_t = (1 - t[..., None]) * x0 + t[..., None] * x1
     return jnp.square(head(x_t, t, cond).astype(jnp.float32) - (x1 - x0)).mean(axis=-1)
 
@@ -158,13 +171,14 @@ def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
 
 def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
            temperature: float = 1.0) -> jax.Array:
-    """Euler-integrates the flow from x0 = temperature * N(0, I) at t = 0 to t = 1.
+    """Euler-integrates the flow from x0 = temperature * N(0, I) (plus the prior, with one) at t = 0 to t = 1.
 
     Returns (*cond.shape[:-1], features). `steps` must be static under jit; temperature 0 is deterministic.
     The times of the steps are fixed, so their embeddings, the cond embedding and every step's
     modulations are computed once, as (steps, ...) batches, before the loop.
     """
     shape = cond.shape[:-1] + (head.features,)
+    cond, prior = head.split(cond)
     dt = 1.0 / steps
     times = head.time_embedding(jnp.arange(steps, dtype=jnp.float32) * dt)  # (steps, hidden)
     times = times.reshape((steps,) + (1,) * (cond.ndim - 1) + times.shape[-1:])
@@ -174,5 +188,5 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     def step(x, modulation):
         return x + dt * head.velocity(x, modulation).astype(jnp.float32), None
 
-    x0 = temperature * invariant.normal(rng, shape)
+    x0 = prior + temperature * invariant.normal(rng, shape)
     return jax.lax.scan(step, x0, modulations)[0]

@@ -52,6 +52,7 @@ class ModelSpec:
     text_alone_weight: float = 0.0  # of its words as text alone (`text_alone_logits`; 0: not trained)
     depth_reads_before: bool = False  # the text depth head also reads the group before its position's (`TextDepth`)
     voice_reads_words: bool = False  # the flow head also reads the words being said (`spoken_words`)
+    voice_prior: bool = False  # ... and its flow starts from their patch's mean, learned apart (`spoken_words`)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
@@ -90,6 +91,7 @@ class ModelSpec:
                    text_alone_weight=c.get("text_alone_weight", cls.text_alone_weight),
                    depth_reads_before=c.get("depth_reads_before", cls.depth_reads_before),
                    voice_reads_words=c.get("voice_reads_words", cls.voice_reads_words),
+                   voice_prior=c.get("voice_prior", cls.voice_prior),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
@@ -122,6 +124,9 @@ class ModelSpec:
         if self.flat_audio_share > 0 and self.own_audio_share > 0:
             raise ValueError(f"flat_audio_share={self.flat_audio_share} and own_audio_share={self.own_audio_share}: "
                              "both replace the fed-back frames; set one of them to 0")
+        if self.voice_prior and not self.voice_reads_words:
+            raise ValueError("voice_prior=True draws the patch's mean from the words being said: it needs "
+                             "voice_reads_words=True as well")
 
 
 def _shift_right(x: jax.Array, fill, group: int = 1) -> jax.Array:
@@ -168,18 +173,27 @@ class InteractionModel(nnx.Module):
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
-                             deterministic=det, frames=lay.audio_group)
+                             deterministic=det, frames=lay.audio_group, prior=spec.voice_prior)
         reads = spec.voice_reads_words
-        self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det) if reads \
-            else None
+        prior = lay.audio_group * lay.dmel.n_mels if spec.voice_prior else 0
+        self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det,
+                                               prior=prior) if reads else None
         self.onset_head = param(rngs, LECUN, ("embed", None), (d, lay.frames)) if reads else None
 
     def words_said(self, carry: jax.Array, turn: jax.Array) -> jax.Array:
         """The word tracker's carry after a micro-turn's text row (..., `spoken_words.CARRY`) and the micro-turn
-        (...) -> (..., audio_positions, embed), added to the decoder's outputs there as the flow head's
-        conditioning (`voice_reads_words`)."""
+        (...) -> (..., audio_positions, embed [+ patch]): what `flow_conditioning` adds to the decoder's outputs
+        (`voice_reads_words`), and the patch's mean after it (`voice_prior`)."""
         lay = self.spec.layout
         return self.spoken(*spoken_words.words_and_ages(carry, turn, lay.frames, lay.audio_group))
+
+    def flow_conditioning(self, h: jax.Array, said: jax.Array) -> jax.Array:
+        """Decoder outputs at audio positions (..., embed) and their `words_said` -> the flow head's conditioning:
+        the words' vector added, then the patch's mean the flow starts from (`voice_prior`)."""
+        said = said.astype(h.dtype)
+        d = h.shape[-1]
+        cond = h + said[..., :d]
+        return jnp.concatenate([cond, said[..., d:]], axis=-1) if self.spec.voice_prior else cond
 
     def onset_logits(self, v: jax.Array) -> jax.Array:
         """(..., embed) the vectors the text head reads -> (..., frames) logits of the frame of the micro-turn in
@@ -281,7 +295,7 @@ class InteractionModel(nnx.Module):
         if self.spoken is not None:
             turns = batch["time_index"]
             carries = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
-            cond = cond + self.words_said(carries, turns).astype(cond.dtype)
+            cond = self.flow_conditioning(cond, self.words_said(carries, turns))
             onsets = self.onset_logits(jax.lax.stop_gradient(vectors))  # read, not taught: it costs the text
         return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0]), onsets
 
@@ -487,6 +501,11 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
+    if spec.voice_prior:  # the patch's mean the flow starts from, taught by its squared error alone
+        error = jnp.square(cond[..., spec.decoder.embed :].astype(jnp.float32) - target).mean(-1)
+        mask = jnp.broadcast_to(voiced[..., None], error.shape)
+        metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+        total = total + metrics["prior_loss"]
     if onsets is not None:  # the frame each word begins in, at its first byte, where its words are trained
         at = (batch["word_onset"] >= 0) & (voiced[..., None] > 0)
         ce = optax.softmax_cross_entropy_with_integer_labels(onsets, jnp.maximum(batch["word_onset"], 0))

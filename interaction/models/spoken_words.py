@@ -11,6 +11,12 @@ where the word begins later in the patch or the micro-turn); a small MLP, zero a
 flow head's conditioning. Which frame of its micro-turn a word begins in is written with it: the data's
 (`word_onset`) in training, the model's own onset head's choice when it streams.
 
+With `model.voice_prior` the same MLP also draws the patch's mean (`prior`), taught by its squared error alone,
+and the flow starts from it (`flow_head.FlowHead` with `prior`): the voice then only adds what the words leave
+open. What a word sounds like at a given frame of it is nearly a table (the mean patch of each (word, age) pair), so
+that MLP also reads each role's (word, age) pair hashed into `PAIRS` embeddings: from sums of word and age
+embeddings alone an MLP of this size learns the table too slowly.
+
 The words are tracked by one function of one text row at a time (`advance`), a fixed-shape carry per session: run
 over a window's rows in training (`track`) and once per micro-turn when streaming, so both see the same words.
 """
@@ -25,6 +31,7 @@ from interaction.models.embedders import embedding_table
 from interaction.models.layers import Linear
 
 BUCKETS = 4096  # hashed word rows; row 0 means no word
+PAIRS = 65536  # hashed (word, age, role) rows of the prior
 AGE_TURNS = 5  # ages up to this many micro-turns of frames; the oldest means "this long ago or more, or never"
 ROLES = 2  # the last complete word and the one before it
 _SPACE = text.NUM_SPECIAL + ord(" ")
@@ -90,16 +97,31 @@ def words_and_ages(carry: jax.Array, turn: jax.Array, frames: int, group: int) -
     return jnp.broadcast_to(hashes[..., None, :], ages.shape), ages
 
 
-class SpokenWords(nnx.Module):
-    """(..., ROLES) word hashes and age indices -> (..., embed), added to the flow head's conditioning."""
+def pair_rows(hashes: jax.Array, ages: jax.Array) -> jax.Array:
+    """(..., ROLES) word hashes and age indices -> (..., ROLES) rows of the (word, age, role) table."""
+    return (hashes * 7919 + ages * 104729 + jnp.arange(ROLES) * 31337) % PAIRS
 
-    def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False):
+
+class SpokenWords(nnx.Module):
+    """(..., ROLES) word hashes and age indices -> (..., embed), added to the flow head's conditioning, and with
+    `prior` features (..., embed + prior): the patch's mean after it."""
+
+    def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
+                 prior: int = 0):
         self.per_role = ages_count(frames)
         self.words = embedding_table(BUCKETS, embed, rngs=rngs, dtype=dtype)
         self.ages = embedding_table(ROLES * self.per_role, embed, rngs=rngs, dtype=dtype)
+        self.pairs = embedding_table(PAIRS, embed, rngs=rngs, dtype=dtype) if prior else None
         self.up = Linear(ROLES * embed, 4 * embed, (None, "mlp"), rngs, dtype, deterministic=deterministic)
         self.down = Linear(4 * embed, embed, ("mlp", "embed"), rngs, dtype, zero=True, deterministic=deterministic)
+        self.prior = Linear(4 * embed, prior, ("mlp", None), rngs, dtype, zero=True,
+                            deterministic=deterministic) if prior else None
 
     def __call__(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
         v = self.words(hashes) + self.ages(ages + self.per_role * jnp.arange(ROLES))
-        return self.down(jax.nn.gelu(self.up(v.reshape(*v.shape[:-2], -1))))
+        if self.pairs is not None:
+            v = v + self.pairs(pair_rows(hashes, ages))
+        hidden = jax.nn.gelu(self.up(v.reshape(*v.shape[:-2], -1)))
+        if self.prior is None:
+            return self.down(hidden)
+        return jnp.concatenate([self.down(hidden), self.prior(hidden)], axis=-1)

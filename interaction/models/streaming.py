@@ -254,7 +254,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     def audio_position(carry, q):
         blocks, prev, key = carry
         h, blocks = emit(blocks, model.fed_audio(prev), first_audio + q)
-        cond = h if model.spoken is None else h + said[:, q].astype(h.dtype)
+        cond = h if model.spoken is None else model.flow_conditioning(h, said[:, q])
         key, sub = invariant.split(key)
         patch = flow_sample(model.flow, cond, sub, steps=flow_steps, temperature=audio_temperature)
         mel = spec.log_mel(patch).reshape(sessions, k, lay.dmel.n_mels)

@@ -78,8 +78,8 @@ class Reporter:
         rate = (step - then_step) / max(now - then, 1e-9)
         self._mark = (now, step)
         eta = _duration((self.total_steps - step) / rate) if rate > 0 else "?"
-        shown = " ".join(f"{k} {flat[k]:.4f}" for k in ("loss", "text_loss", "flow_loss", "text_alone_loss",
-                                                             "balance_loss") if k in flat)
+        shown = " ".join(f"{k} {flat[k]:.4f}" for k in ("loss", "text_loss", "flow_loss", "prior_loss",
+                                                             "text_alone_loss", "balance_loss") if k in flat)
         self.print(f"step {step}/{self.total_steps} ({100 * step / self.total_steps:.0f}%) {rate:.2f} steps/s "
                    f"ETA {eta} | {shown}")
 
