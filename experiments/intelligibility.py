@@ -3,8 +3,9 @@ experiments.intelligibility --workdir=workdir/tiny`.
 
 The model voices the reference text of held-out conversations (`interaction/evals/intelligibility.py`);
 its frames are vocoded and recognized (Whisper tiny.en by default) and scored against the words it was
-given, beside the same chain on the reference's own log-mel (the ceiling), and Silero VAD says in what share
-of the reference's speech it hears the model's voicing as speech at all. The conditioning gap says how much of
+given, beside the same chain on the reference's own log-mel (the ceiling) and, for a model with
+`voice_prior`, on the patch means its flow starts from, played alone; Silero VAD says in what share of the
+reference's speech it hears the model's voicing as speech at all. The conditioning gap says how much of
 what its flow head draws comes from what the model tells it (the words, the voice heard back), teacher-forced on
 the same conversations (`intelligibility.conditioning_gap`), and the readout how much of a patch a linear map
 reads off that conditioning, beside what it reads off the patch before (`intelligibility.linear_readout`).
@@ -52,10 +53,11 @@ def main(argv):
           f"({recognizer.description})", flush=True)
     try:
         result = intelligibility.measure(graphdef, params, convs, layout, recognizer, vad=vad.SileroVad(),
-                                         audio_temperature=serve.audio_temperature)
+                                         audio_temperature=serve.audio_temperature,
+                                         prior_alone=ModelSpec.from_config(c.model).voice_prior)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
         sys.exit(str(err))
-    for name in ("model", "reference"):
+    for name in [n for n in ("model", "prior", "reference") if n in result]:
         fig = result[name]
         print(f"word error rate, {name:<9} {fig['value']:.3f} {_band(fig)}  ({fig['words']:.0f} words, "
               f"{fig['n']:.0f} conversations)")

@@ -62,6 +62,32 @@ def test_word_errors_are_counted_against_the_words_given(tiny_corpus):
     assert pooled["value"] == 0.2 and pooled["words"] == 20 and pooled["ci"][0] <= 0.2 <= pooled["ci"][1]
 
 
+def test_the_prior_alone_is_voiced_with_no_flow(tiny_corpus):
+    """With `voice_prior`, `measure` also plays the patch means the flow starts from: no flow steps and no noise,
+    so what the flow head would add changes the model's voicing and not the prior's."""
+    import dataclasses
+
+    spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    mean = model.spoken.mean.down.kernel
+    mean[...] = 0.05 * jax.random.normal(jax.random.key(1), mean.shape)
+    graphdef, params = nnx.split(model)
+    conv = next(c for c in records.read(tiny_corpus / "eval.array_record") if c.model_words)
+    whole = {k: jnp.asarray(v) for k, v in pipeline.whole(pipeline.conversation_features(conv, LAYOUT),
+                                                          LAYOUT.dmel.log_min).items()}
+    voices = {n: intelligibility.voicer(graphdef, flow_steps=n, audio_temperature=0.0) for n in (0, 4)}
+    before = {n: np.asarray(run(params, whole, 0)) for n, run in voices.items()}
+    moved = jax.tree.map(lambda x: x + 0.1 if x.ndim >= 2 else x, nnx.State(params)["flow"])
+    params = nnx.State(params)
+    params["flow"] = moved
+    after = {n: np.asarray(run(params, whole, 0)) for n, run in voices.items()}
+    np.testing.assert_array_equal(after[0], before[0])
+    assert not np.allclose(after[4], before[4])
+    said = " ".join(w for _, _, w in conv.model_words)
+    result = intelligibility.measure(graphdef, params, [conv], LAYOUT, _Hears(said), prior_alone=True)
+    assert result["prior"]["value"] == 0.0 and result["prior"]["words"] == result["model"]["words"] > 0
+
+
 class _Loud:
     """A voice-activity stand-in: speech wherever a 20 ms frame's peak is above a tenth of full scale."""
 

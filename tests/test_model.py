@@ -226,14 +226,16 @@ def test_the_onset_head_learns_where_words_begin_and_teaches_nothing_else(batch)
 
 
 def test_the_voice_prior_learns_the_patches_from_the_words_and_the_flow_starts_there(batch):
-    """With `voice_prior` the words' MLP also draws each patch's mean: taught by its squared error alone (no
-    gradient into the decoder, none from the flow), it falls on the batch it is trained on; the flow starts
-    from it, so a fresh flow head (zero velocity) at temperature 0 returns it exactly. It needs the words."""
+    """With `voice_prior` an MLP of the words draws each patch's mean: taught by its squared error alone (no
+    gradient into the decoder, none from the flow), it falls on the batch it is trained on, and it learns where the
+    speech is not trained too; the flow starts from it, so a fresh flow head (zero velocity) at temperature 0
+    returns it exactly. It needs the words."""
     from interaction.models.flow_head import sample
 
     spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True, own_audio_share=0.0)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(5))
-    model.spoken.prior.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), model.spoken.prior.kernel.shape)
+    mean = model.spoken.mean.down.kernel
+    mean[...] = 0.05 * jax.random.normal(jax.random.key(1), mean.shape)
     _, cond, _, _ = model(batch)
     d = spec.decoder.embed
     assert cond.shape[-1] == d + spec.layout.audio_group * spec.layout.dmel.n_mels
@@ -242,11 +244,16 @@ def test_the_voice_prior_learns_the_patches_from_the_words_and_the_flow_starts_t
     graphdef, params = nnx.split(model)
     prior = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[1]["prior_loss"])
     grads = nnx.State(prior(params))
-    assert np.abs(np.asarray(grads["spoken"]["pairs"]["embedding"][...])).max() > 0
-    assert max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(grads["decoder"])) == 0
+    assert np.abs(np.asarray(grads["spoken"]["mean"]["pairs"]["embedding"][...])).max() > 0
+    for part in (grads["decoder"], grads["spoken"]["said"]):
+        assert max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(part)) == 0
+    untrained = dict(batch, trained=jax.numpy.zeros_like(batch["trained"]))
+    taught = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), untrained, jax.random.key(0))[1]
+                      ["prior_loss"])(params)
+    assert np.abs(np.asarray(nnx.State(taught)["spoken"]["mean"]["pairs"]["embedding"][...])).max() > 0
     flow = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[1]["flow_loss"])
     assert max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(nnx.State(flow(params))["spoken"]
-                                                                             ["prior"])) == 0
+                                                                             ["mean"])) == 0
     _, history = _adam_steps(graphdef, params, batch, "prior_loss", 40)
     assert np.mean(history[-5:]) < 0.5 * history[0], history
     with pytest.raises(ValueError, match="voice_reads_words"):

@@ -346,7 +346,7 @@ def test_a_voice_reading_the_words_said_streams_as_it_trains(batch, prior):
     spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), voice_reads_words=True, voice_prior=prior)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     _, silent_cond, _, _ = model(batch)  # its output layers start at zero
-    for layer in (model.spoken.down, model.spoken.prior) if prior else (model.spoken.down,):
+    for layer in (model.spoken.said.down, model.spoken.mean.down) if prior else (model.spoken.said.down,):
         layer.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), layer.kernel.shape)
     state, out = _streams_as_it_trains(model, batch, teacher=TEACHER + ("word_onset",))
     frames = spec.layout.frames

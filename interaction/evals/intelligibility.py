@@ -85,26 +85,31 @@ def heard_as_speech(wave: np.ndarray, reference_wave: np.ndarray, vad) -> tuple[
 
 
 def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad=None, seed: int = 0,
-            **voicing) -> dict:
+            prior_alone: bool = False, **voicing) -> dict:
     """{"model": WER of the model voicing the reference text, "reference": WER of the reference's own
     log-mel through the same vocoder and recognizer}, over the conversations in which the model speaks; with a
     `vad`, also "heard_as_speech": the share of the reference's speech frames in which the model's voicing is
-    heard as speech too (`heard_as_speech`)."""
-    run = voicer(graphdef, **voicing)
-    model_rows, reference_rows, speech_rows = [], [], []
+    heard as speech too (`heard_as_speech`); with `prior_alone` (a model with `voice_prior`), also "prior": the
+    WER of the patch means its flow starts from, played with no flow and no noise."""
+    runs = {"model": voicer(graphdef, **voicing)}
+    if prior_alone:
+        runs["prior"] = voicer(graphdef, **{**voicing, "flow_steps": 0, "audio_temperature": 0.0})
+    rows = {name: [] for name in (*runs, "reference")}
+    speech_rows = []
     for i, conv in enumerate(convs):
         if not conv.model_words:
             continue
         feats = pipeline.conversation_features(conv, layout)
         m = len(feats["valid"])
-        mel = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in
-                                          pipeline.whole(feats, layout.dmel.log_min).items()}, seed + i))[:m]
-        wave, reference = wave_of(mel, layout), wave_of(feats["model_mel"], layout)
-        model_rows.append(errors(conv, wave, recognizer))
-        reference_rows.append(errors(conv, reference, recognizer))
-        if vad is not None:
-            speech_rows.append(heard_as_speech(wave, reference, vad))
-    out = {"model": summarize(model_rows), "reference": summarize(reference_rows)}
+        whole = {k: jnp.asarray(v) for k, v in pipeline.whole(feats, layout.dmel.log_min).items()}
+        reference = wave_of(feats["model_mel"], layout)
+        rows["reference"].append(errors(conv, reference, recognizer))
+        for name, run in runs.items():
+            wave = wave_of(jax.device_get(run(params, whole, seed + i))[:m], layout)
+            rows[name].append(errors(conv, wave, recognizer))
+            if vad is not None and name == "model":
+                speech_rows.append(heard_as_speech(wave, reference, vad))
+    out = {name: summarize(r) for name, r in rows.items()}
     if vad is not None:
         out["heard_as_speech"] = _pooled(speech_rows, "frames")
     return out

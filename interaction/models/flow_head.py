@@ -173,12 +173,15 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
            temperature: float = 1.0) -> jax.Array:
     """Euler-integrates the flow from x0 = temperature * N(0, I) (plus the prior, with one) at t = 0 to t = 1.
 
-    Returns (*cond.shape[:-1], features). `steps` must be static under jit; temperature 0 is deterministic.
-    The times of the steps are fixed, so their embeddings, the cond embedding and every step's
-    modulations are computed once, as (steps, ...) batches, before the loop.
+    Returns (*cond.shape[:-1], features). `steps` must be static under jit (0: x0 itself, where the flow would
+    start); temperature 0 is deterministic. The times of the steps are fixed, so their embeddings, the cond
+    embedding and every step's modulations are computed once, as (steps, ...) batches, before the loop.
     """
     shape = cond.shape[:-1] + (head.features,)
     cond, prior = head.split(cond)
+    x0 = prior + temperature * invariant.normal(rng, shape)
+    if steps == 0:
+        return x0
     dt = 1.0 / steps
     times = head.time_embedding(jnp.arange(steps, dtype=jnp.float32) * dt)  # (steps, hidden)
     times = times.reshape((steps,) + (1,) * (cond.ndim - 1) + times.shape[-1:])
@@ -188,5 +191,4 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     def step(x, modulation):
         return x + dt * head.velocity(x, modulation).astype(jnp.float32), None
 
-    x0 = prior + temperature * invariant.normal(rng, shape)
     return jax.lax.scan(step, x0, modulations)[0]

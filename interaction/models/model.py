@@ -175,9 +175,9 @@ class InteractionModel(nnx.Module):
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
                              deterministic=det, frames=lay.audio_group, prior=spec.voice_prior)
         reads = spec.voice_reads_words
-        prior = lay.audio_group * lay.dmel.n_mels if spec.voice_prior else 0
         self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det,
-                                               prior=prior) if reads else None
+                                               group=lay.audio_group,
+                                               prior=lay.dmel.n_mels if spec.voice_prior else 0) if reads else None
         self.onset_head = param(rngs, LECUN, ("embed", None), (d, lay.frames)) if reads else None
 
     def words_said(self, carry: jax.Array, turn: jax.Array) -> jax.Array:
@@ -501,9 +501,13 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
-    if spec.voice_prior:  # the patch's mean the flow starts from, taught by its squared error alone
-        error = jnp.square(cond[..., spec.decoder.embed :].astype(jnp.float32) - target).mean(-1)
-        mask = jnp.broadcast_to(voiced[..., None], error.shape)
+    if spec.voice_prior:  # the patch's mean the flow starts from, taught by its squared error alone, from the
+        # words of the window's own text (not its babble) wherever the speech is the model's and its word is known
+        lay, turns = spec.layout, batch["time_index"]
+        carries = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
+        hashes, ages = spoken_words.words_and_ages(carries, turns, lay.frames, lay.audio_group)
+        error = jnp.square(model.spoken.patch_mean(hashes, ages).astype(jnp.float32) - target).mean(-1)
+        mask = (batch["valid"] * state)[..., None] * (hashes[..., 0] > 0)
         metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)
         total = total + metrics["prior_loss"]
     if onsets is not None:  # the frame each word begins in, at its first byte, where its words are trained

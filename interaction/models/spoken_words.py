@@ -11,11 +11,13 @@ where the word begins later in the patch or the micro-turn); a small MLP, zero a
 flow head's conditioning. Which frame of its micro-turn a word begins in is written with it: the data's
 (`word_onset`) in training, the model's own onset head's choice when it streams.
 
-With `model.voice_prior` the same MLP also draws the patch's mean (`prior`), taught by its squared error alone,
-and the flow starts from it (`flow_head.FlowHead` with `prior`): the voice then only adds what the words leave
-open. What a word sounds like at a given frame of it is nearly a table (the mean patch of each (word, age) pair), so
-that MLP also reads each role's (word, age) pair hashed into `PAIRS` embeddings: from sums of word and age
-embeddings alone an MLP of this size learns the table too slowly.
+With `model.voice_prior` a second MLP of the same words (`mean`) draws the patch's mean, and the flow starts from
+it (`flow_head.FlowHead` with `prior`): the voice then only adds what the words leave open. What a word sounds
+like at a given frame of it is nearly a table (the mean frame of each (word, frames into it) pair), so this MLP
+draws one frame at a time from the words' ages at that frame (every frame of a word teaches the same rows,
+whichever patch it falls in), and it also reads each role's (word, age) pair hashed into `PAIRS` embeddings. It
+has its own embeddings and hidden layer and is taught by its squared error alone, so only that loss sets its pace,
+on every voiced micro-turn whose words the window has seen, not only those whose speech is trained.
 
 The words are tracked by one function of one text row at a time (`advance`), a fixed-shape carry per session: run
 over a window's rows in training (`track`) and once per micro-turn when streaming, so both see the same words.
@@ -102,26 +104,46 @@ def pair_rows(hashes: jax.Array, ages: jax.Array) -> jax.Array:
     return (hashes * 7919 + ages * 104729 + jnp.arange(ROLES) * 31337) % PAIRS
 
 
-class SpokenWords(nnx.Module):
-    """(..., ROLES) word hashes and age indices -> (..., embed), added to the flow head's conditioning, and with
-    `prior` features (..., embed + prior): the patch's mean after it."""
+class WordsMLP(nnx.Module):
+    """(..., ROLES) word hashes and age indices -> (..., out): an MLP of their embeddings, zero at the start; with
+    `pairs`, each role's (word, age) pair is also hashed to an embedding of its own."""
 
-    def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
-                 prior: int = 0):
+    def __init__(self, embed: int, frames: int, out: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+                 deterministic: bool = False, pairs: bool = False, out_axis: str | None = "embed"):
         self.per_role = ages_count(frames)
         self.words = embedding_table(BUCKETS, embed, rngs=rngs, dtype=dtype)
         self.ages = embedding_table(ROLES * self.per_role, embed, rngs=rngs, dtype=dtype)
-        self.pairs = embedding_table(PAIRS, embed, rngs=rngs, dtype=dtype) if prior else None
+        self.pairs = embedding_table(PAIRS, embed, rngs=rngs, dtype=dtype) if pairs else None
         self.up = Linear(ROLES * embed, 4 * embed, (None, "mlp"), rngs, dtype, deterministic=deterministic)
-        self.down = Linear(4 * embed, embed, ("mlp", "embed"), rngs, dtype, zero=True, deterministic=deterministic)
-        self.prior = Linear(4 * embed, prior, ("mlp", None), rngs, dtype, zero=True,
-                            deterministic=deterministic) if prior else None
+        self.down = Linear(4 * embed, out, ("mlp", out_axis), rngs, dtype, zero=True, deterministic=deterministic)
 
     def __call__(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
         v = self.words(hashes) + self.ages(ages + self.per_role * jnp.arange(ROLES))
         if self.pairs is not None:
             v = v + self.pairs(pair_rows(hashes, ages))
-        hidden = jax.nn.gelu(self.up(v.reshape(*v.shape[:-2], -1)))
-        if self.prior is None:
-            return self.down(hidden)
-        return jnp.concatenate([self.down(hidden), self.prior(hidden)], axis=-1)
+        return self.down(jax.nn.gelu(self.up(v.reshape(*v.shape[:-2], -1))))
+
+
+class SpokenWords(nnx.Module):
+    """(..., ROLES) word hashes and age indices at audio positions of `group` frames -> (..., embed), added to the
+    flow head's conditioning, and with `prior` mel bins (..., embed + group * prior): the patch's mean after it,
+    drawn a frame at a time by an MLP of its own (`mean`)."""
+
+    def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
+                 group: int = 1, prior: int = 0):
+        self.group = group
+        self.said = WordsMLP(embed, frames, embed, rngs=rngs, dtype=dtype, deterministic=deterministic)
+        self.mean = WordsMLP(embed, frames, prior, rngs=rngs, dtype=dtype, deterministic=deterministic, pairs=True,
+                             out_axis=None) if prior else None
+
+    def patch_mean(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
+        """(..., ROLES) -> (..., group * prior): each frame of the patch from the words' ages at that frame, so
+        every frame of a word teaches the same rows whichever patch it falls in."""
+        oldest = self.mean.per_role - 1
+        ages = jnp.minimum(ages[..., None, :] + jnp.arange(self.group)[:, None], oldest)  # (..., group, ROLES)
+        frames = self.mean(jnp.broadcast_to(hashes[..., None, :], ages.shape), ages)
+        return frames.reshape(*frames.shape[:-2], -1)
+
+    def __call__(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
+        said = self.said(hashes, ages)
+        return said if self.mean is None else jnp.concatenate([said, self.patch_mean(hashes, ages)], axis=-1)
