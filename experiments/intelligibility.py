@@ -4,7 +4,8 @@ experiments.intelligibility --workdir=workdir/tiny`.
 The model voices the reference text of held-out conversations (`interaction/evals/intelligibility.py`);
 its frames are vocoded and recognized (Whisper tiny.en by default) and scored against the words it was
 given, beside the same chain on the reference's own log-mel (the ceiling) and, for a model with
-`voice_prior`, on the patch means its flow starts from, played alone; Silero VAD says in what share of the
+`voice_prior`, on the patch means its flow starts from, played alone (`--data_onsets` dates its words by the
+data's onsets, not its onset head's); Silero VAD says in what share of the
 reference's speech it hears the model's voicing as speech at all. The conditioning gap says how much of
 what its flow head draws comes from what the model tells it (the words, the voice heard back), teacher-forced on
 the same conversations (`intelligibility.conditioning_gap`), and the readout how much of a patch a linear map
@@ -32,6 +33,7 @@ _KINDS = common.define_kinds_flag()
 _CORPUS_DIR = flags.DEFINE_string("corpus_dir", None, "this corpus' held-out split, not the run's own")
 _OUT = flags.DEFINE_string("out", None, "where the JSON goes (default: <workdir>/intelligibility.json, or "
                            "intelligibility-<step>.json with --step)")
+_DATA_ONSETS = flags.DEFINE_bool("data_onsets", False, "date its words by the data's onsets, not its onset head's")
 _SERVE = common.define_serve_flag()  # its audio_temperature: the flow's temperature (None: the model's)
 
 
@@ -54,7 +56,8 @@ def main(argv):
     try:
         result = intelligibility.measure(graphdef, params, convs, layout, recognizer, vad=vad.SileroVad(),
                                          audio_temperature=serve.audio_temperature,
-                                         prior_alone=ModelSpec.from_config(c.model).voice_prior)
+                                         prior_alone=ModelSpec.from_config(c.model).voice_prior,
+                                         data_onsets=_DATA_ONSETS.value)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
         sys.exit(str(err))
     for name in [n for n in ("model", "prior", "reference") if n in result]:

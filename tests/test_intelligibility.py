@@ -1,6 +1,8 @@
 """Intelligibility apart from turn-taking: the model voices the reference text (its own frames fed back),
 speaks exactly where the reference does, and the scoring counts word edits against the words it was given."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,9 +66,8 @@ def test_word_errors_are_counted_against_the_words_given(tiny_corpus):
 
 def test_the_prior_alone_is_voiced_with_no_flow(tiny_corpus):
     """With `voice_prior`, `measure` also plays the patch means the flow starts from: no flow steps and no noise,
-    so what the flow head would add changes the model's voicing and not the prior's."""
-    import dataclasses
-
+    so what the flow head would add changes the model's voicing and not the prior's; `data_onsets` dates its words
+    by the data's onsets."""
     spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     mean = model.spoken.mean.down.kernel
@@ -83,6 +84,8 @@ def test_the_prior_alone_is_voiced_with_no_flow(tiny_corpus):
     after = {n: np.asarray(run(params, whole, 0)) for n, run in voices.items()}
     np.testing.assert_array_equal(after[0], before[0])
     assert not np.allclose(after[4], before[4])
+    dated = intelligibility.voicer(graphdef, flow_steps=0, audio_temperature=0.0, data_onsets=True)
+    assert not np.allclose(np.asarray(dated(params, whole, 0)), after[0])  # the data's dates, not its onset head's
     said = " ".join(w for _, _, w in conv.model_words)
     result = intelligibility.measure(graphdef, params, [conv], LAYOUT, _Hears(said), prior_alone=True)
     assert result["prior"]["value"] == 0.0 and result["prior"]["words"] == result["model"]["words"] > 0
@@ -178,3 +181,22 @@ def test_a_word_table_voices_back_the_frames_it_was_fit_on(tiny_corpus):
     assert not np.allclose(noisy[inside], reference[inside])
     with pytest.raises(ValueError, match="no model words"):
         intelligibility.word_table([], LAYOUT)
+
+
+def test_the_patch_mean_mlp_fitted_alone_learns_the_words_patches(tiny_corpus):
+    """`fit_prior` fits the model's patch-mean MLP alone on the voiced patches whose word is known
+    (`known_patches`): it explains most of their variance; `prior_voice` plays its means where the text stream is
+    voiced and silence elsewhere."""
+    spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True)
+    convs = [c for c in records.read(tiny_corpus / "train.array_record") if c.model_words][:6]
+    known = intelligibility.known_patches(convs, spec)
+    prior = intelligibility.fit_prior(known, spec, steps=300, batch=64)
+    assert intelligibility.prior_explains(prior, known) > 0.5
+    assert intelligibility.prior_explains(intelligibility.fit_prior(known, spec, steps=1), known) < 0.1
+    mel = intelligibility.prior_voice(convs[0], prior, spec)
+    voiced = intelligibility.word_patches(convs[0], spec)[2]
+    assert mel.shape == (len(voiced), LAYOUT.frames, LAYOUT.dmel.n_mels)
+    np.testing.assert_array_equal(mel[~voiced], LAYOUT.dmel.log_min)
+    assert (mel[voiced] > LAYOUT.dmel.log_min).mean() > 0.5
+    with pytest.raises(ValueError, match="no voiced model words"):
+        intelligibility.known_patches([], spec)

@@ -6,7 +6,9 @@ The same vocoder and recognizer on the reference's own log-mel give the ceiling:
 chain loses on speech that is right. `conditioning_gap` and `linear_readout` look inside: how much of what the
 flow head draws comes from what the model tells it, rather than from what speech frames look like at all.
 `word_table` and `table_voice` give a ceiling with no model: the voice of a table that knows, for each word and
-each frame into it, the mean log-mel of the training split.
+each frame into it, the mean log-mel of the training split. `fit_prior` and `prior_voice` fit the model's own
+patch-mean MLP (`spoken_words.SpokenWords` with a prior) alone on the training split and voice with its means: in
+minutes, what the words alone can teach it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import collections
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from interaction import MICROTURN_SECONDS, SAMPLE_RATE
@@ -24,20 +27,24 @@ from interaction.data.conversation import Conversation
 from interaction.data.layout import MicroTurnLayout
 from interaction.evals import floor, intervals
 from interaction.evals import words as wordlib
-from interaction.models import streaming
+from interaction.models import spoken_words, streaming
 from interaction.models.flow_head import FlowHead, velocity_errors
+from interaction.models.model import ModelSpec
 
 
-def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = None, context_s: float = 20.0):
+def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = None, context_s: float = 20.0,
+           data_onsets: bool = False):
     """Jitted (params, features, seed) -> (T, F, n_mels) log-mel the model plays in micro-turns 1..T when
     given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`); its frames drawn at
-    `audio_temperature` (default: its spec's)."""
+    `audio_temperature` (default: its spec's); with `data_onsets`, its words dated by the data's onsets rather
+    than by its onset head (`voice_reads_words`)."""
+    teacher = ("text_out", "word_onset") if data_onsets else ("text_out",)
     def run(params, feats, seed):
         model = nnx.merge(graphdef, params)
         state = streaming.init_state(model, 1, int(round(context_s / MICROTURN_SECONDS)))
         inputs = {k: feats[k][None] for k in streaming.INPUTS}
         _, out = streaming.run_session(model, state, inputs, jax.random.key(seed)[None],
-                                       teacher={"text_out": feats["text_out"][None]}, flow_steps=flow_steps,
+                                       teacher={k: feats[k][None] for k in teacher}, flow_steps=flow_steps,
                                        audio_temperature=audio_temperature)
         return out["mel"][0]
 
@@ -233,3 +240,66 @@ def table_voice(conv: Conversation, table: tuple[dict, np.ndarray], layout: Micr
             frame = reference[i] if base == "reference" else means.get(key, fallback)
             out[i] = np.maximum(frame + noise * deviation * rng.standard_normal(deviation.shape), layout.dmel.log_min)
     return out.reshape(-1, layout.frames, layout.dmel.n_mels)
+
+
+def word_patches(conv: Conversation, spec: ModelSpec) -> tuple[np.ndarray, ...]:
+    """The model channel of `conv` as the voice prior reads it: word hashes and ages (T, positions, ROLES) from
+    its text stream and the data's onsets, whether each micro-turn is voiced (T,), and its normalised patches
+    (T, positions, group * n_mels)."""
+    lay = spec.layout
+    feats = pipeline.conversation_features(conv, lay)
+    turns = jnp.arange(len(feats["valid"]))
+    carry = spoken_words.track(jnp.asarray(feats["text_out"])[None], jnp.asarray(feats["word_onset"])[None],
+                               turns[None], lay.frames)[0]
+    hashes, ages = spoken_words.words_and_ages(carry, turns, lay.frames, lay.audio_group)
+    patches = lay.audio_patches((feats["model_mel"] - spec.mel_center) / spec.mel_scale)
+    return np.asarray(hashes), np.asarray(ages), feats["text_out"][:, 0] == text.Special.VOICED, patches
+
+
+def known_patches(convs, spec: ModelSpec) -> tuple[np.ndarray, ...]:
+    """(N, ROLES) hashes, (N, ROLES) ages and (N, group * n_mels) patches of the voiced audio positions of `convs`
+    whose word is known (as `model.losses` teaches the prior)."""
+    parts = []
+    for conv in convs:
+        h, a, voiced, p = word_patches(conv, spec)
+        known = voiced[:, None] & (h[..., 0] > 0)
+        parts.append((h[known], a[known], p[known]))
+    if not sum(len(p) for _, _, p in parts):
+        raise ValueError("no voiced model words in the conversations given: the prior needs some")
+    return tuple(np.concatenate(x) for x in zip(*parts))
+
+
+def fit_prior(known: tuple[np.ndarray, ...], spec: ModelSpec, *, steps: int, batch: int = 128, lr: float = 3e-3,
+              seed: int = 0) -> spoken_words.SpokenWords:
+    """The model's patch-mean MLP fitted alone, by Adam on its squared error, to `known_patches`."""
+    hashes, ages, patches = known
+    lay = spec.layout
+    module = spoken_words.SpokenWords(spec.decoder.embed, lay.frames, rngs=nnx.Rngs(seed), group=lay.audio_group,
+                                      prior=lay.dmel.n_mels)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, min(40, steps // 10), max(steps, 1), lr / 10)
+    optimizer = nnx.Optimizer(module, optax.adam(schedule), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(module, optimizer, h, a, target):
+        optimizer.update(module, nnx.grad(lambda m: jnp.mean(jnp.square(m.patch_mean(h, a) - target)))(module))
+
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        rows = rng.integers(0, len(patches), batch)
+        step(module, optimizer, hashes[rows], ages[rows], patches[rows])
+    return module
+
+
+def prior_explains(prior: spoken_words.SpokenWords, known: tuple[np.ndarray, ...]) -> float:
+    """The share of the variance of `known_patches` that `prior`'s means explain."""
+    hashes, ages, patches = known
+    error = np.square(np.asarray(prior.patch_mean(jnp.asarray(hashes), jnp.asarray(ages))) - patches).sum()
+    return float(1.0 - error / np.square(patches - patches.mean(0)).sum())
+
+
+def prior_voice(conv: Conversation, prior: spoken_words.SpokenWords, spec: ModelSpec) -> np.ndarray:
+    """(T, F, n_mels) the model channel of `conv` voiced by `prior`'s means (`fit_prior`) where its text stream
+    is voiced, silence elsewhere."""
+    hashes, ages, voiced, _ = word_patches(conv, spec)
+    mel = np.asarray(spec.log_mel(spec.layout.audio_frames(prior.patch_mean(jnp.asarray(hashes), jnp.asarray(ages)))))
+    return np.where(voiced[:, None, None], mel, spec.layout.dmel.log_min)
