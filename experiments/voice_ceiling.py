@@ -23,9 +23,9 @@ import numpy as np
 from absl import flags
 
 from experiments import common
+from experiments.configs import model as model_config
 from interaction.data import layout as layout_lib
 from interaction.data import records
-from experiments.configs import model as model_config
 from interaction.evals import asr, intelligibility
 from interaction.models.model import ModelSpec
 

@@ -248,10 +248,9 @@ def word_patches(conv: Conversation, spec: ModelSpec) -> tuple[np.ndarray, ...]:
     (T, positions, group * n_mels)."""
     lay = spec.layout
     feats = pipeline.conversation_features(conv, lay)
-    turns = jnp.arange(len(feats["valid"]))
-    carry = spoken_words.track(jnp.asarray(feats["text_out"])[None], jnp.asarray(feats["word_onset"])[None],
-                               turns[None], lay.frames)[0]
-    hashes, ages = spoken_words.words_and_ages(carry, turns, lay.frames, lay.audio_group)
+    hashes, ages = (x[0] for x in spoken_words.window_words(
+        jnp.asarray(feats["text_out"])[None], jnp.asarray(feats["word_onset"])[None],
+        jnp.arange(len(feats["valid"]))[None], lay.frames, lay.audio_group))
     patches = lay.audio_patches((feats["model_mel"] - spec.mel_center) / spec.mel_scale)
     return np.asarray(hashes), np.asarray(ages), feats["text_out"][:, 0] == text.Special.VOICED, patches
 

@@ -293,9 +293,9 @@ class InteractionModel(nnx.Module):
         logits = constrain(self.text_logits(vectors), ("activation_batch", "activation_time", None, "activation_vocab"))
         cond, onsets = out[:, :, lay.text_positions :], None
         if self.spoken is not None:
-            turns = batch["time_index"]
-            carries = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
-            cond = self.flow_conditioning(cond, self.words_said(carries, turns))
+            said = self.spoken(*spoken_words.window_words(batch["text_out"], batch["word_onset"],
+                                                          batch["time_index"], lay.frames, lay.audio_group))
+            cond = self.flow_conditioning(cond, said)
             onsets = self.onset_logits(jax.lax.stop_gradient(vectors))  # read, not taught: it costs the text
         return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0]), onsets
 
@@ -503,9 +503,8 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
     if spec.voice_prior:  # the patch's mean the flow starts from, taught by its squared error alone, from the
         # words of the window's own text (not its babble) wherever the speech is the model's and its word is known
-        lay, turns = spec.layout, batch["time_index"]
-        carries = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
-        hashes, ages = spoken_words.words_and_ages(carries, turns, lay.frames, lay.audio_group)
+        hashes, ages = spoken_words.window_words(batch["text_out"], batch["word_onset"], batch["time_index"],
+                                                 spec.layout.frames, spec.layout.audio_group)
         error = jnp.square(model.spoken.patch_mean(hashes, ages).astype(jnp.float32) - target).mean(-1)
         mask = (batch["valid"] * state)[..., None] * (hashes[..., 0] > 0)
         metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)

@@ -99,6 +99,13 @@ def words_and_ages(carry: jax.Array, turn: jax.Array, frames: int, group: int) -
     return jnp.broadcast_to(hashes[..., None, :], ages.shape), ages
 
 
+def window_words(rows: jax.Array, onsets: jax.Array, turns: jax.Array, frames: int,
+                 group: int) -> tuple[jax.Array, jax.Array]:
+    """`track` then `words_and_ages`: (B, T, S) text-out rows of a window, their onsets and (B, T) micro-turns ->
+    hashes and age indices (B, T, frames // group, ROLES) at every audio position."""
+    return words_and_ages(track(rows, onsets, turns, frames), turns, frames, group)
+
+
 def pair_rows(hashes: jax.Array, ages: jax.Array) -> jax.Array:
     """(..., ROLES) word hashes and age indices -> (..., ROLES) rows of the (word, age, role) table."""
     return (hashes * 7919 + ages * 104729 + jnp.arange(ROLES) * 31337) % PAIRS
