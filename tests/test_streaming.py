@@ -340,17 +340,18 @@ def test_a_voice_reading_the_words_said_streams_as_it_trains(batch, prior):
     """With `voice_reads_words` the flow head's conditioning adds the words of the text stream and the frames they
     begin in (`spoken_words`), and with `voice_prior` the patch's mean the flow starts from: streamed
     teacher-forced, the tracker's carry and the conditioning equal the training forward's, and the words move the
-    conditioning. Free-running, the onset head's frames date its words."""
+    conditioning. Free-running, the onset head dates its words from the words before them, as in training."""
     from interaction.models import spoken_words
 
     spec = dataclasses.replace(_spec(LAYOUTS["grouped"]), voice_reads_words=True, voice_prior=prior)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     _, silent_cond, _, _ = model(batch)  # its output layers start at zero
-    for layer in (model.spoken.said.down, model.spoken.mean.down) if prior else (model.spoken.said.down,):
+    layers = (model.spoken.said.down, model.spoken.onset.down) + ((model.spoken.mean.down,) if prior else ())
+    for layer in layers:
         layer.kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), layer.kernel.shape)
     state, out = _streams_as_it_trains(model, batch, teacher=TEACHER + ("word_onset",))
     frames = spec.layout.frames
-    carries = spoken_words.track(batch["text_out"], batch["word_onset"], batch["time_index"], frames)
+    carries = spoken_words.track(batch["text_out"], batch["word_onset"], batch["time_index"], frames)[0]
     assert int(carries[..., 2].max()) > 0  # the windows complete words
     np.testing.assert_array_equal(state.words, carries[:, -1])
     np.testing.assert_array_equal(out["word_onset"], batch["word_onset"])
@@ -363,6 +364,18 @@ def test_a_voice_reading_the_words_said_streams_as_it_trains(batch, prior):
                                                             byte_threshold=0.0))(state, {k: batch[k] for k in INPUTS})
     begun = out["word_onset"][..., 1:]
     assert int(begun.min()) >= 0 and int(begun.max()) < frames and (out["word_onset"][..., 0] == -1).all()
-    mine = spoken_words.track(out["text_tokens"], out["word_onset"], batch["time_index"], frames)
+    mine, before = spoken_words.track(out["text_tokens"], out["word_onset"], batch["time_index"], frames)
     assert int(mine[..., 0].max()) > 0  # it is saying a word of its own
     np.testing.assert_array_equal(state.words, mine[:, -1])
+    dates = jnp.argmax(model.spoken.onset_logits(before, batch["time_index"][..., None]), -1)
+    np.testing.assert_array_equal(out["word_onset"][..., 1:], dates[..., 1:])  # as the training forward dates them
+    # Given the text alone (how its voice is heard apart from its turn-taking), it dates the given words.
+    state = streaming.init_state(model, 2, capacity_turns=8, start_time=batch["time_index"][:, 0])
+    state, out = jax.jit(lambda s, i: streaming.run_session(model, s, i, jax.random.key(0),
+                                                            teacher={"text_out": batch["text_out"]}))(
+        state, {k: batch[k] for k in INPUTS})
+    _, before = spoken_words.track(batch["text_out"], out["word_onset"], batch["time_index"], frames)
+    dates = jnp.argmax(model.spoken.onset_logits(before, batch["time_index"][..., None]), -1)
+    first_bytes = np.asarray(batch["word_onset"] >= 0)
+    assert len(np.unique(np.asarray(dates)[first_bytes])) > 1
+    np.testing.assert_array_equal(np.asarray(out["word_onset"])[first_bytes], np.asarray(dates)[first_bytes])

@@ -178,7 +178,6 @@ class InteractionModel(nnx.Module):
         self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det,
                                                group=lay.audio_group,
                                                prior=lay.dmel.n_mels if spec.voice_prior else 0) if reads else None
-        self.onset_head = param(rngs, LECUN, ("embed", None), (d, lay.frames)) if reads else None
 
     def words_said(self, carry: jax.Array, turn: jax.Array) -> jax.Array:
         """The word tracker's carry after a micro-turn's text row (..., `spoken_words.CARRY`) and the micro-turn
@@ -194,12 +193,6 @@ class InteractionModel(nnx.Module):
         d = h.shape[-1]
         cond = h + said[..., :d]
         return jnp.concatenate([cond, said[..., d:]], axis=-1) if self.spec.voice_prior else cond
-
-    def onset_logits(self, v: jax.Array) -> jax.Array:
-        """(..., embed) the vectors the text head reads -> (..., frames) logits of the frame of the micro-turn in
-        which a word whose first byte is at that slot begins (`voice_reads_words`). Trained on the vectors with no
-        gradient into them: taught through the decoder, the frame (nearly a guess from them) cost the text."""
-        return dense(v, self.onset_head[...].astype(v.dtype), self.spec.decoder.deterministic).astype(jnp.float32)
 
     def text_logits(self, h: jax.Array) -> jax.Array:
         """(..., embed) decoder outputs -> (..., vocab) text logits."""
@@ -285,18 +278,18 @@ class InteractionModel(nnx.Module):
     def heads(self, h: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
         """(B, T, block_len, embed) and the window's `text_out` tokens (B, T, S_out) the depth head is teacher-forced
         on, with their `word_onset` and `time_index` -> text logits (B, T, S_out, vocab), audio conditioning (B, T,
-        audio_positions, embed), listening logits (B, T, K) and, with `voice_reads_words`, onset logits (B, T,
-        S_out, frames), all read off the output segment."""
+        audio_positions, embed) and listening logits (B, T, K), read off the output segment, and, with
+        `voice_reads_words`, onset logits (B, T, S_out, frames) from the words written before each slot."""
         lay = self.spec.layout
         out = h[:, :, lay.input_len :]
         vectors = self.text_vectors(out[:, :, : lay.text_positions], batch["text_out"])
         logits = constrain(self.text_logits(vectors), ("activation_batch", "activation_time", None, "activation_vocab"))
         cond, onsets = out[:, :, lay.text_positions :], None
         if self.spoken is not None:
-            said = self.spoken(*spoken_words.window_words(batch["text_out"], batch["word_onset"],
-                                                          batch["time_index"], lay.frames, lay.audio_group))
-            cond = self.flow_conditioning(cond, said)
-            onsets = self.onset_logits(jax.lax.stop_gradient(vectors))  # read, not taught: it costs the text
+            turns = batch["time_index"]
+            after, before = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
+            cond = self.flow_conditioning(cond, self.words_said(after, turns))
+            onsets = self.spoken.onset_logits(before, turns[..., None])
         return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0]), onsets
 
     def text_alone_logits(self, rows: jax.Array, time_index: jax.Array) -> jax.Array:

@@ -9,7 +9,8 @@ bytes (no vocabulary: a word is its bytes' hash into `BUCKETS` rows, as fastText
 rare among a corpus' few hundred word types) plus an embedding of its age at the patch's first frame (negative
 where the word begins later in the patch or the micro-turn); a small MLP, zero at the start, adds them to the
 flow head's conditioning. Which frame of its micro-turn a word begins in is written with it: the data's
-(`word_onset`) in training, the model's own onset head's choice when it streams.
+(`word_onset`) in training, the model's own choice when it streams, drawn by a third MLP of the tracker's words
+before the word (`onset_logits`) and taught by its cross-entropy alone.
 
 With `model.voice_prior` a second MLP of the same words (`mean`) draws the patch's mean, and the flow starts from
 it (`flow_head.FlowHead` with `prior`): the voice then only adds what the words leave open. What a word sounds
@@ -47,38 +48,45 @@ def empty(sessions: int) -> jax.Array:
     return jnp.zeros((sessions, CARRY), jnp.int32)
 
 
-def advance(carry: jax.Array, row: jax.Array, onsets: jax.Array, turn: jax.Array, frames: int) -> jax.Array:
-    """carry (B, CARRY), row (B, S) text-out tokens of micro-turn `turn` (B,) and `onsets` (B, S) the frame of the
-    micro-turn (of `frames`) in which a word starting at a slot begins -> the carry after the row. Bytes other than
-    a space extend the word being written (the first starts it at its onset; a negative one counts as frame 0); a
+def push(carry: jax.Array, token: jax.Array, onset: jax.Array, turn: jax.Array, frames: int) -> jax.Array:
+    """carry (B, CARRY) and one text-out slot of micro-turn `turn` (B,): its token (B,) and `onset` (B,) the frame of
+    the micro-turn (of `frames`) in which a word starting there begins -> the carry after it. A byte other than a
+    space extends the word being written (the first starts it at its onset; a negative one counts as frame 0); a
     space completes it. Specials (the speaking state, PAD, delegation marks) are not bytes and change nothing."""
+    current, start, last, last_start, before, before_start = (carry[:, i] for i in range(CARRY))
+    letter = (token >= text.NUM_SPECIAL) & (token != _SPACE)
+    start = jnp.where(letter & (current == 0), turn * frames + jnp.clip(onset, 0, frames - 1), start)
+    current = jnp.where(letter, 1 + (current * 257 + token) % (BUCKETS - 1), current)
+    done = (token == _SPACE) & (current > 0)
+    before, before_start = jnp.where(done, last, before), jnp.where(done, last_start, before_start)
+    last, last_start = jnp.where(done, current, last), jnp.where(done, start, last_start)
+    current = jnp.where(token == _SPACE, 0, current)
+    return jnp.stack([current, start, last, last_start, before, before_start], axis=1)
+
+
+def advance(carry: jax.Array, row: jax.Array, onsets: jax.Array, turn: jax.Array,
+            frames: int) -> tuple[jax.Array, jax.Array]:
+    """carry (B, CARRY), row (B, S) text-out tokens of micro-turn `turn` (B,) and their `onsets` (B, S) -> the
+    carry after the row and (B, S, CARRY) the carry before each slot (what the onset head reads there)."""
     def body(c, xs):
-        token, onset = xs
-        current, start, last, last_start, before, before_start = (c[:, i] for i in range(CARRY))
-        letter = (token >= text.NUM_SPECIAL) & (token != _SPACE)
-        start = jnp.where(letter & (current == 0), turn * frames + jnp.clip(onset, 0, frames - 1), start)
-        current = jnp.where(letter, 1 + (current * 257 + token) % (BUCKETS - 1), current)
-        done = (token == _SPACE) & (current > 0)
-        before, before_start = jnp.where(done, last, before), jnp.where(done, last_start, before_start)
-        last, last_start = jnp.where(done, current, last), jnp.where(done, start, last_start)
-        current = jnp.where(token == _SPACE, 0, current)
-        return jnp.stack([current, start, last, last_start, before, before_start], axis=1), None
+        return push(c, *xs, turn, frames), c
 
     slots_first = lambda x: jnp.moveaxis(x.astype(jnp.int32), -1, 0)  # noqa: E731
-    carry, _ = jax.lax.scan(body, carry, (slots_first(row), slots_first(onsets)))
-    return carry
+    carry, before = jax.lax.scan(body, carry, (slots_first(row), slots_first(onsets)))
+    return carry, jnp.moveaxis(before, 0, 1)
 
 
-def track(rows: jax.Array, onsets: jax.Array, turns: jax.Array, frames: int) -> jax.Array:
-    """(B, T, S) text-out rows of a window, their onsets and their (B, T) micro-turns -> (B, T, CARRY): the carry
-    after each row, from no words at the window's start."""
+def track(rows: jax.Array, onsets: jax.Array, turns: jax.Array, frames: int) -> tuple[jax.Array, jax.Array]:
+    """(B, T, S) text-out rows of a window, their onsets and their (B, T) micro-turns -> (B, T, CARRY) the carry
+    after each row and (B, T, S, CARRY) before each slot, from no words at the window's start."""
     def body(carry, xs):
-        carry = advance(carry, *xs, frames)
-        return carry, carry
+        carry, before = advance(carry, *xs, frames)
+        return carry, (carry, before)
 
     time_first = lambda x: jnp.moveaxis(x, 1, 0)  # noqa: E731
-    _, carries = jax.lax.scan(body, empty(rows.shape[0]), (time_first(rows), time_first(onsets), time_first(turns)))
-    return jnp.moveaxis(carries, 0, 1)
+    _, (after, before) = jax.lax.scan(body, empty(rows.shape[0]),
+                                      (time_first(rows), time_first(onsets), time_first(turns)))
+    return time_first(after), time_first(before)
 
 
 def ages_count(frames: int) -> int:
@@ -103,7 +111,7 @@ def window_words(rows: jax.Array, onsets: jax.Array, turns: jax.Array, frames: i
                  group: int) -> tuple[jax.Array, jax.Array]:
     """`track` then `words_and_ages`: (B, T, S) text-out rows of a window, their onsets and (B, T) micro-turns ->
     hashes and age indices (B, T, frames // group, ROLES) at every audio position."""
-    return words_and_ages(track(rows, onsets, turns, frames), turns, frames, group)
+    return words_and_ages(track(rows, onsets, turns, frames)[0], turns, frames, group)
 
 
 def pair_rows(hashes: jax.Array, ages: jax.Array) -> jax.Array:
@@ -134,11 +142,13 @@ class WordsMLP(nnx.Module):
 class SpokenWords(nnx.Module):
     """(..., ROLES) word hashes and age indices at audio positions of `group` frames -> (..., embed), added to the
     flow head's conditioning, and with `prior` mel bins (..., embed + group * prior): the patch's mean after it,
-    drawn a frame at a time by an MLP of its own (`mean`)."""
+    drawn a frame at a time by an MLP of its own (`mean`). `onset_logits` dates the words the stream writes."""
 
     def __init__(self, embed: int, frames: int, *, rngs: nnx.Rngs, dtype=jnp.float32, deterministic: bool = False,
                  group: int = 1, prior: int = 0):
-        self.group = group
+        self.group, self.frames = group, frames
+        self.onset = WordsMLP(embed, frames, frames, rngs=rngs, dtype=dtype, deterministic=deterministic, pairs=True,
+                              out_axis=None)
         self.said = WordsMLP(embed, frames, embed, rngs=rngs, dtype=dtype, deterministic=deterministic)
         self.mean = WordsMLP(embed, frames, prior, rngs=rngs, dtype=dtype, deterministic=deterministic, pairs=True,
                              out_axis=None) if prior else None
@@ -150,6 +160,15 @@ class SpokenWords(nnx.Module):
         ages = jnp.minimum(ages[..., None, :] + jnp.arange(self.group)[:, None], oldest)  # (..., group, ROLES)
         frames = self.mean(jnp.broadcast_to(hashes[..., None, :], ages.shape), ages)
         return frames.reshape(*frames.shape[:-2], -1)
+
+    def onset_logits(self, carry: jax.Array, turn: jax.Array) -> jax.Array:
+        """The carry (..., CARRY) before a text slot of micro-turn `turn` (...) -> (..., frames) logits of the frame
+        of the micro-turn in which a word whose first byte is at that slot begins: from the last two words and
+        their ages at the micro-turn's first frame. A word's sound follows the one before it, so where that one
+        began and what it was nearly fix where this one begins; the decoder's state, which has to work that out,
+        dated them little better than chance."""
+        hashes, ages = words_and_ages(carry, turn, self.frames, self.frames)
+        return self.onset(hashes[..., 0, :], ages[..., 0, :]).astype(jnp.float32)
 
     def __call__(self, hashes: jax.Array, ages: jax.Array) -> jax.Array:
         said = self.said(hashes, ages)

@@ -47,7 +47,7 @@ class StreamState:
     speaking: jax.Array  # (B,) bool whether the last micro-turn was voiced
     last_frame: jax.Array  # (B, P, 40, 40, 3) uint8 patches of the last new camera frame
     saw_frame: jax.Array  # (B,) bool whether a new camera frame has come in this session
-    words: jax.Array  # (B, spoken_words.CARRY) int32 the words of its text stream (`spoken_words.advance`)
+    words: jax.Array  # (B, spoken_words.CARRY) int32 the words of its text stream (`spoken_words.push`)
 
 
 def init_state(model: InteractionModel, batch: int, capacity_turns: int, start_time=None,
@@ -135,7 +135,7 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     inputs: user_audio (B, F, n_mels) int, user_pitch (B, F, 3) float, video (B, P, 40, 40, 3) uint8,
     video_new (B,) bool, text_in (B, S_in) int. teacher (optional): text_out (B, S_out) and model_audio
     (B, F, n_mels) tokens to feed back instead of the model's own, and word_onset (B, S_out) the frames its words
-    begin in (`voice_reads_words`; else its onset head's); with text_out alone the model voices the
+    begin in (`voice_reads_words`; else its own, `SpokenWords.onset_logits`); with text_out alone the model voices the
     given text (its own frames fed back), which is how its speech is heard apart from its turn-taking. rng: one key for
     the batch, or (B,) keys, one per session (then a session's samples do not depend on the batch it is in).
 
@@ -197,18 +197,18 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     first = jnp.where(voiced, voiced_id, pad).astype(jnp.int32)
     text_rng, audio_rng = invariant.split(rng)
 
-    def read(h, group, previous, open_row, key, p, slots):
+    def read(h, group, previous, open_row, key, words, p, slots):
         """Reads `slots` of text position p (hidden state h, fed the group `previous`) one by one: bytes, fed to
-        the depth head."""
+        the depth head, and the words they write (`spoken_words.push`)."""
         def body(carry, j):
-            group, open_row, key = carry
+            group, open_row, key, words = carry
             vector = slot_vector(h, group, j, previous)
             logits = model.text_logits(vector).astype(jnp.float32)
             onset = -jnp.ones(sessions, jnp.int32)  # the frame a word begins in, were one to begin here
             if teacher is not None and "word_onset" in teacher:
                 onset = teacher["word_onset"][:, p * g + j]
-            elif model.onset_head is not None:
-                onset = jnp.argmax(model.onset_logits(vector), axis=-1).astype(jnp.int32)
+            elif model.spoken is not None:
+                onset = jnp.argmax(model.spoken.onset_logits(words, state.time), axis=-1).astype(jnp.int32)
             key, sub = invariant.split(key)
             if teacher is not None:
                 token = teacher["text_out"][:, p * g + j]
@@ -221,21 +221,23 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
                 p_pad = jax.nn.softmax(logits.at[:, voiced_id].set(-jnp.inf), axis=-1)[:, pad]
                 open_row = open_row & (1.0 - p_pad > byte_threshold)
                 token = jnp.where(open_row, token, pad)
-            return (group.at[:, j].set(token), open_row, key), (logits, onset)
-        (group, open_row, key), (logits, onsets) = jax.lax.scan(body, (group, open_row, key), slots)
-        return group, open_row, key, logits, onsets
+            if model.spoken is not None:
+                words = spoken_words.push(words, token, onset, state.time, lay.frames)
+            return (group.at[:, j].set(token), open_row, key, words), (logits, onset)
+        (group, open_row, key, words), (logits, onsets) = jax.lax.scan(body, (group, open_row, key, words), slots)
+        return group, open_row, key, words, logits, onsets
 
-    group0, open_row, text_rng, logits0, onsets0 = read(h0, empty.at[:, 0].set(first), state.last_text, voiced,
-                                                        text_rng, 0, jnp.arange(1, g))
+    group0, open_row, text_rng, words, logits0, onsets0 = read(h0, empty.at[:, 0].set(first), state.last_text,
+                                                               voiced, text_rng, state.words, 0, jnp.arange(1, g))
 
     def text_position(carry, p):
-        blocks, prev, open_row, key = carry
+        blocks, prev, open_row, key, words = carry
         h, blocks = emit(blocks, model.fed_text(prev), first_text + p)
-        group, open_row, key, logits, onsets = read(h, empty, prev, open_row, key, p, jnp.arange(g))
-        return (blocks, group, open_row, key), (group, logits, onsets)
+        group, open_row, key, words, logits, onsets = read(h, empty, prev, open_row, key, words, p, jnp.arange(g))
+        return (blocks, group, open_row, key, words), (group, logits, onsets)
 
-    (blocks, last_text, _, _), (groups, logits, onsets) = jax.lax.scan(
-        text_position, (blocks, group0, open_row, text_rng), jnp.arange(1, lay.text_positions))
+    (blocks, last_text, _, _, words), (groups, logits, onsets) = jax.lax.scan(
+        text_position, (blocks, group0, open_row, text_rng, words), jnp.arange(1, lay.text_positions))
     slots_first = lambda x: jnp.moveaxis(x, 0, 1)  # scan stacks slots first
     text_tokens = jnp.concatenate([group0, slots_first(groups).reshape(sessions, -1)], axis=1)
     word_onset = jnp.concatenate([-jnp.ones((sessions, 1), jnp.int32), slots_first(onsets0),
@@ -247,8 +249,6 @@ def step(model: InteractionModel, state: StreamState, inputs: dict, rng: jax.Arr
     teacher_audio = None if teacher is None or "model_audio" not in teacher else (
         teacher["model_audio"].reshape(sessions, lay.audio_positions, k, lay.dmel.n_mels))
 
-    words = state.words if model.spoken is None else spoken_words.advance(state.words, text_tokens, word_onset,
-                                                                           state.time, lay.frames)
     said = 0.0 if model.spoken is None else model.words_said(words, state.time)
 
     def audio_position(carry, q):
