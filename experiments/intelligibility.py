@@ -64,6 +64,10 @@ def main(argv):
         fig = result[name]
         print(f"word error rate, {name:<9} {fig['value']:.3f} {_band(fig)}  ({fig['words']:.0f} words, "
               f"{fig['n']:.0f} conversations)")
+    if "onset_exact" in result:
+        exact, near = result["onset_exact"], result["onset_near"]
+        print(f"words its onset head dates to the data's frame: {exact['value']:.3f} {_band(exact)}, to within one "
+              f"frame: {near['value']:.3f} {_band(near)} ({exact['words']:.0f} words)")
     fig = result["heard_as_speech"]
     print(f"heard as speech where the reference is: {fig['value']:.3f} {_band(fig)} (Silero VAD)")
     targets, conds, groups, previous = intelligibility.voiced_patches(graphdef, params, convs, layout)

@@ -40,7 +40,7 @@ def test_the_model_voices_the_reference_text_where_the_reference_speaks(tiny_cor
     feats = pipeline.conversation_features(conv, LAYOUT)
     m = len(feats["valid"])
     whole = {k: jnp.asarray(v) for k, v in pipeline.whole(feats, LAYOUT.dmel.log_min).items()}
-    mel = np.asarray(intelligibility.voicer(graphdef)(params, whole, 0))
+    mel = np.asarray(intelligibility.voicer(graphdef)(params, whole, 0)[0])
     assert mel.shape == (len(whole["valid"]), LAYOUT.frames, LAYOUT.dmel.n_mels)
     voiced = feats["text_out"][:, 0] == 13
     assert voiced.any() and not voiced.all()
@@ -67,7 +67,7 @@ def test_word_errors_are_counted_against_the_words_given(tiny_corpus):
 def test_the_prior_alone_is_voiced_with_no_flow(tiny_corpus):
     """With `voice_prior`, `measure` also plays the patch means the flow starts from: no flow steps and no noise,
     so what the flow head would add changes the model's voicing and not the prior's; `data_onsets` dates its words
-    by the data's onsets."""
+    by the data's onsets. Without them, `measure` says how many words its onset head dates to the data's frame."""
     spec = dataclasses.replace(SPEC, voice_reads_words=True, voice_prior=True)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     mean = model.spoken.mean.down.kernel
@@ -77,18 +77,25 @@ def test_the_prior_alone_is_voiced_with_no_flow(tiny_corpus):
     whole = {k: jnp.asarray(v) for k, v in pipeline.whole(pipeline.conversation_features(conv, LAYOUT),
                                                           LAYOUT.dmel.log_min).items()}
     voices = {n: intelligibility.voicer(graphdef, flow_steps=n, audio_temperature=0.0) for n in (0, 4)}
-    before = {n: np.asarray(run(params, whole, 0)) for n, run in voices.items()}
+    before = {n: np.asarray(run(params, whole, 0)[0]) for n, run in voices.items()}
     moved = jax.tree.map(lambda x: x + 0.1 if x.ndim >= 2 else x, nnx.State(params)["flow"])
     params = nnx.State(params)
     params["flow"] = moved
-    after = {n: np.asarray(run(params, whole, 0)) for n, run in voices.items()}
+    after = {n: np.asarray(run(params, whole, 0)[0]) for n, run in voices.items()}
     np.testing.assert_array_equal(after[0], before[0])
     assert not np.allclose(after[4], before[4])
     dated = intelligibility.voicer(graphdef, flow_steps=0, audio_temperature=0.0, data_onsets=True)
-    assert not np.allclose(np.asarray(dated(params, whole, 0)), after[0])  # the data's dates, not its onset head's
+    assert not np.allclose(np.asarray(dated(params, whole, 0)[0]), after[0])  # the data's dates, not its onset head's
     said = " ".join(w for _, _, w in conv.model_words)
     result = intelligibility.measure(graphdef, params, [conv], LAYOUT, _Hears(said), prior_alone=True)
     assert result["prior"]["value"] == 0.0 and result["prior"]["words"] == result["model"]["words"] > 0
+    truth = pipeline.conversation_features(conv, LAYOUT)["word_onset"]
+    truth = truth[truth >= 0]  # a fresh onset head dates every word to the micro-turn's first frame
+    assert result["onset_exact"]["words"] == truth.size
+    assert result["onset_exact"]["value"] == pytest.approx(np.mean(truth == 0))
+    assert result["onset_near"]["value"] == pytest.approx(np.mean(truth <= 1))
+    dated = intelligibility.measure(graphdef, params, [conv], LAYOUT, _Hears(said), data_onsets=True)
+    assert "onset_exact" not in dated
 
 
 class _Loud:

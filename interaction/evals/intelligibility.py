@@ -35,9 +35,9 @@ from interaction.models.model import ModelSpec
 def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = None, context_s: float = 20.0,
            data_onsets: bool = False):
     """Jitted (params, features, seed) -> (T, F, n_mels) log-mel the model plays in micro-turns 1..T when
-    given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`); its frames drawn at
-    `audio_temperature` (default: its spec's); with `data_onsets`, its words dated by the data's onsets rather
-    than by its onset head (`voice_reads_words`)."""
+    given `features`' text stream (`pipeline.whole` of `pipeline.conversation_features`), and (T, S_out) the
+    frames it dates the words to (`word_onset`); its frames drawn at `audio_temperature` (default: its spec's);
+    with `data_onsets`, its words dated by the data's onsets rather than by its onset head (`voice_reads_words`)."""
     teacher = ("text_out", "word_onset") if data_onsets else ("text_out",)
     def run(params, feats, seed):
         model = nnx.merge(graphdef, params)
@@ -46,7 +46,7 @@ def voicer(graphdef, *, flow_steps: int = 8, audio_temperature: float | None = N
         _, out = streaming.run_session(model, state, inputs, jax.random.key(seed)[None],
                                        teacher={k: feats[k][None] for k in teacher}, flow_steps=flow_steps,
                                        audio_temperature=audio_temperature)
-        return out["mel"][0]
+        return out["mel"][0], out["word_onset"][0]
 
     return jax.jit(run)
 
@@ -97,12 +97,15 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad
     log-mel through the same vocoder and recognizer}, over the conversations in which the model speaks; with a
     `vad`, also "heard_as_speech": the share of the reference's speech frames in which the model's voicing is
     heard as speech too (`heard_as_speech`); with `prior_alone` (a model with `voice_prior`), also "prior": the
-    WER of the patch means its flow starts from, played with no flow and no noise."""
+    WER of the patch means its flow starts from, played with no flow and no noise. A model that dates its own
+    words (`voice_reads_words`, without `data_onsets`) also gets "onset_exact" and "onset_near": the share of its
+    words it dates to the data's frame of the micro-turn, and to within one frame of it."""
     runs = {"model": voicer(graphdef, **voicing)}
     if prior_alone:
         runs["prior"] = voicer(graphdef, **{**voicing, "flow_steps": 0, "audio_temperature": 0.0})
     rows = {name: [] for name in (*runs, "reference")}
-    speech_rows = []
+    speech_rows, onset_rows = [], []
+    dates = nnx.merge(graphdef, params).spoken is not None and not voicing.get("data_onsets", False)
     for i, conv in enumerate(convs):
         if not conv.model_words:
             continue
@@ -112,13 +115,21 @@ def measure(graphdef, params, convs, layout: MicroTurnLayout, recognizer, *, vad
         reference = wave_of(feats["model_mel"], layout)
         rows["reference"].append(errors(conv, reference, recognizer))
         for name, run in runs.items():
-            wave = wave_of(jax.device_get(run(params, whole, seed + i))[:m], layout)
+            mel, onsets = jax.device_get(run(params, whole, seed + i))
+            wave = wave_of(mel[:m], layout)
             rows[name].append(errors(conv, wave, recognizer))
             if vad is not None and name == "model":
                 speech_rows.append(heard_as_speech(wave, reference, vad))
+            if dates and name == "model":
+                truth = feats["word_onset"]
+                miss = np.abs(onsets[:m] - truth)[truth >= 0]
+                onset_rows.append(((miss == 0).sum(), (miss <= 1).sum(), miss.size))
     out = {name: summarize(r) for name, r in rows.items()}
     if vad is not None:
         out["heard_as_speech"] = _pooled(speech_rows, "frames")
+    if onset_rows:
+        counts = np.asarray(onset_rows, np.float64)
+        out["onset_exact"], out["onset_near"] = (_pooled(counts[:, [k, 2]], "words") for k in (0, 1))
     return out
 
 
