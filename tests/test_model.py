@@ -212,8 +212,9 @@ def test_text_alone_learns_its_words_and_costs_nothing_when_off(batch):
 
 def test_the_onset_head_learns_where_words_begin_and_teaches_nothing_else(batch):
     """With `voice_reads_words` the onset head's loss (from ln 8, the frames of a micro-turn) falls on the batch
-    it is trained on, and it teaches the onset head alone: nothing of the decoder or the voice's other MLPs.
-    Without it, it is not computed."""
+    it is trained on, and it teaches the onset head alone: nothing of the decoder or the voice's other MLPs. It
+    reads the window's own text, not the babble fed back in its place, and learns where the speech is not trained
+    too. Without `voice_reads_words` it is not computed."""
     spec = dataclasses.replace(SPEC, voice_reads_words=True, own_audio_share=0.0)
     graphdef, params = nnx.split(model_lib.InteractionModel(spec, rngs=nnx.Rngs(4)))
     onset = jax.grad(lambda p: model_lib.losses(nnx.merge(graphdef, p), batch, jax.random.key(0))[1]["onset_loss"])
@@ -221,6 +222,17 @@ def test_the_onset_head_learns_where_words_begin_and_teaches_nothing_else(batch)
     largest = lambda tree: max(float(np.abs(np.asarray(g)).max()) for g in jax.tree.leaves(tree))  # noqa: E731
     assert largest(grads["spoken"]["onset"]) > 0
     assert largest({k: v for k, v in grads.items() if k != "spoken"}) == 0 and largest(grads["spoken"]["said"]) == 0
+    untrained = dict(batch, trained=jax.numpy.zeros_like(batch["trained"]))
+    fresh = model_lib.losses(nnx.merge(graphdef, params), untrained, jax.random.key(0))[1]["onset_loss"]
+    assert float(fresh) == pytest.approx(float(np.log(spec.layout.frames)), abs=1e-3)  # taught there too
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(4))
+    down = model.spoken.onset.down.kernel
+    down[...] = 0.05 * jax.random.normal(jax.random.key(1), down.shape)
+    babbled = model_lib.InteractionModel(dataclasses.replace(spec, babble_text_share=1.0), rngs=nnx.Rngs(4))
+    nnx.update(babbled, nnx.state(model))
+    plain, fed_babble = (float(model_lib.losses(m, batch, jax.random.key(0))[1]["onset_loss"])
+                         for m in (model, babbled))
+    assert plain == pytest.approx(fed_babble) and abs(plain - float(fresh)) > 1e-3  # its own words, not the babble
     _, history = _adam_steps(graphdef, params, batch, "onset_loss", 40)
     assert history[0] > 1.5 and np.mean(history[-5:]) < 0.75 * history[0], history
     _, metrics = model_lib.losses(model_lib.InteractionModel(SPEC, rngs=nnx.Rngs(4)), batch, jax.random.key(0))

@@ -275,22 +275,20 @@ class InteractionModel(nnx.Module):
         h, aux = self.decoder(*self.sequence(batch, fed_audio))
         return h.reshape(b, t, self.spec.layout.block_len, -1), aux
 
-    def heads(self, h: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+    def heads(self, h: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(B, T, block_len, embed) and the window's `text_out` tokens (B, T, S_out) the depth head is teacher-forced
         on, with their `word_onset` and `time_index` -> text logits (B, T, S_out, vocab), audio conditioning (B, T,
-        audio_positions, embed) and listening logits (B, T, K), read off the output segment, and, with
-        `voice_reads_words`, onset logits (B, T, S_out, frames) from the words written before each slot."""
+        audio_positions, embed) and listening logits (B, T, K), read off the output segment."""
         lay = self.spec.layout
         out = h[:, :, lay.input_len :]
         vectors = self.text_vectors(out[:, :, : lay.text_positions], batch["text_out"])
         logits = constrain(self.text_logits(vectors), ("activation_batch", "activation_time", None, "activation_vocab"))
-        cond, onsets = out[:, :, lay.text_positions :], None
+        cond = out[:, :, lay.text_positions :]
         if self.spoken is not None:
-            turns = batch["time_index"]
-            after, before = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
-            cond = self.flow_conditioning(cond, self.words_said(after, turns))
-            onsets = self.spoken.onset_logits(before, turns[..., None])
-        return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0]), onsets
+            said = self.spoken(*spoken_words.window_words(batch["text_out"], batch["word_onset"],
+                                                          batch["time_index"], lay.frames, lay.audio_group))
+            cond = self.flow_conditioning(cond, said)
+        return logits.astype(jnp.float32), cond, self.listen_logits(out[:, :, 0])
 
     def text_alone_logits(self, rows: jax.Array, time_index: jax.Array) -> jax.Array:
         """(B, T, S_out) rows of text with nothing else (`pipeline.packed_words`) and their (B, T) micro-turns
@@ -317,7 +315,7 @@ class InteractionModel(nnx.Module):
         """-> text logits (B, T, S_out, vocab), audio conditioning (B, T, audio_positions, embed), listening
         logits (B, T, K) and the MoE auxiliaries. `fed_audio`: see `embed`."""
         h, aux = self.hidden(batch, fed_audio)
-        return (*self.heads(h, batch)[:3], aux)
+        return (*self.heads(h, batch), aux)
 
 
 def parameter_counts(model: InteractionModel) -> tuple[int, int]:
@@ -481,7 +479,7 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
                                             jax.random.fold_in(rng, 4))
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     h, aux = model.hidden(fed, fed_audio)
-    logits, cond, listen, onsets = model.heads(h, fed)
+    logits, cond, listen = model.heads(h, fed)
     trained = batch["trained"].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["text_out"])  # (B, T, S_out)
     voiced = trained * state * worded
@@ -494,19 +492,21 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
-    if spec.voice_prior:  # the patch's mean the flow starts from, taught by its squared error alone, from the
-        # words of the window's own text (not its babble) wherever the speech is the model's and its word is known
-        hashes, ages = spoken_words.window_words(batch["text_out"], batch["word_onset"], batch["time_index"],
-                                                 spec.layout.frames, spec.layout.audio_group)
+    if model.spoken is not None:  # its words' dates and, with `voice_prior`, the patch's mean, each taught by its
+        # own loss alone, from the window's own text (not its babble) wherever the speech is the model's
+        turns, lay = batch["time_index"], spec.layout
+        carries, before = spoken_words.track(batch["text_out"], batch["word_onset"], turns, lay.frames)
+        at = (batch["word_onset"] >= 0) & ((batch["valid"] * state)[..., None] > 0)  # each word's first byte
+        ce = optax.softmax_cross_entropy_with_integer_labels(model.spoken.onset_logits(before, turns[..., None]),
+                                                             jnp.maximum(batch["word_onset"], 0))
+        metrics["onset_loss"] = jnp.sum(ce * at) / jnp.maximum(jnp.sum(at), 1)
+        total = total + metrics["onset_loss"]
+    if spec.voice_prior:  # the mean where the word is known
+        hashes, ages = spoken_words.words_and_ages(carries, turns, lay.frames, lay.audio_group)
         error = jnp.square(model.spoken.patch_mean(hashes, ages).astype(jnp.float32) - target).mean(-1)
         mask = (batch["valid"] * state)[..., None] * (hashes[..., 0] > 0)
         metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)
         total = total + metrics["prior_loss"]
-    if onsets is not None:  # the frame each word begins in, at its first byte, where its words are trained
-        at = (batch["word_onset"] >= 0) & (voiced[..., None] > 0)
-        ce = optax.softmax_cross_entropy_with_integer_labels(onsets, jnp.maximum(batch["word_onset"], 0))
-        metrics["onset_loss"] = jnp.sum(ce * at) / jnp.maximum(jnp.sum(at), 1)
-        total = total + metrics["onset_loss"]
     if spec.text_alone_weight > 0:
         total_ce, count = byte_loss(model.text_alone_logits(batch["text_alone"], batch["time_index"]),
                                     batch["text_alone"])
