@@ -501,12 +501,12 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
                                                              jnp.maximum(batch["word_onset"], 0))
         metrics["onset_loss"] = jnp.sum(ce * at) / jnp.maximum(jnp.sum(at), 1)
         total = total + metrics["onset_loss"]
-    if spec.voice_prior:  # the mean where the word is known
-        hashes, ages = spoken_words.words_and_ages(carries, turns, lay.frames, lay.audio_group)
-        error = jnp.square(model.spoken.patch_mean(hashes, ages).astype(jnp.float32) - target).mean(-1)
-        mask = (batch["valid"] * state)[..., None] * (hashes[..., 0] > 0)
-        metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-        total = total + metrics["prior_loss"]
+        if spec.voice_prior:  # the mean where the word is known
+            hashes, ages = spoken_words.words_and_ages(carries, turns, lay.frames, lay.audio_group)
+            error = jnp.square(model.spoken.patch_mean(hashes, ages).astype(jnp.float32) - target).mean(-1)
+            mask = (batch["valid"] * state)[..., None] * (hashes[..., 0] > 0)
+            metrics["prior_loss"] = jnp.sum(error * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+            total = total + metrics["prior_loss"]
     if spec.text_alone_weight > 0:
         total_ce, count = byte_loss(model.text_alone_logits(batch["text_alone"], batch["time_index"]),
                                     batch["text_alone"])
