@@ -16,8 +16,10 @@ embedding added to its conditioning, and before every block a learned linear map
 exists and the head is a per-frame head.
 
 With `prior` the conditioning ends in a patch's mean (the last frames * features of it, a prior drawn by the
-caller) and the flow starts there: x0 ~ prior + N(0, I) (as Grad-TTS starts its diffusion from its text
-encoder's frames). The prior is read with no gradient: the caller teaches it with its own loss.
+caller) and the flow draws the patch's difference from it: from N(0, I) to x1 - prior, the draw being the prior
+plus that (as Grad-TTS starts its diffusion from its text encoder's frames). The velocity network sees the noisy
+difference, not the noisy patch: it is not told the prior, so from the patch alone it could not tell the noise
+from the prior it would have to remove. The prior is read with no gradient: the caller teaches it with its own loss.
 
 Axes: the head's hidden width is `embed`, its inner MLP width and modulation outputs `mlp`. The two
 inputs (features, cond) and the output features stay unnamed (None): naming the cond axis `embed`
@@ -151,7 +153,7 @@ def velocity_errors(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Arr
     features, at one random time and noise draw per item."""
     t_rng, noise_rng = jax.random.split(rng)
     t = jax.random.uniform(t_rng, x1.shape[:-1])
-    x0 = head.split(cond)[1] + jax.random.normal(noise_rng, x1.shape)
+    x0, x1 = jax.random.normal(noise_rng, x1.shape), x1 - head.split(cond)[1]
     x_t = (1 - t[..., None]) * x0 + t[..., None] * x1
     return jnp.square(head(x_t, t, cond).astype(jnp.float32) - (x1 - x0)).mean(axis=-1)
 
@@ -171,17 +173,17 @@ def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
 
 def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
            temperature: float = 1.0) -> jax.Array:
-    """Euler-integrates the flow from x0 = temperature * N(0, I) (plus the prior, with one) at t = 0 to t = 1.
+    """Euler-integrates the flow from x0 = temperature * N(0, I) at t = 0 to t = 1 (plus the prior, with one).
 
-    Returns (*cond.shape[:-1], features). `steps` must be static under jit (0: x0 itself, where the flow would
-    start); temperature 0 is deterministic. The times of the steps are fixed, so their embeddings, the cond
+    Returns (*cond.shape[:-1], features). `steps` must be static under jit (0: x0 itself plus the prior, where the
+    flow would start); temperature 0 is deterministic. The times of the steps are fixed, so their embeddings, the cond
     embedding and every step's modulations are computed once, as (steps, ...) batches, before the loop.
     """
     shape = cond.shape[:-1] + (head.features,)
     cond, prior = head.split(cond)
-    x0 = prior + temperature * invariant.normal(rng, shape)
+    x0 = temperature * invariant.normal(rng, shape)
     if steps == 0:
-        return x0
+        return prior + x0
     dt = 1.0 / steps
     times = head.time_embedding(jnp.arange(steps, dtype=jnp.float32) * dt)  # (steps, hidden)
     times = times.reshape((steps,) + (1,) * (cond.ndim - 1) + times.shape[-1:])
@@ -191,4 +193,4 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     def step(x, modulation):
         return x + dt * head.velocity(x, modulation).astype(jnp.float32), None
 
-    return jax.lax.scan(step, x0, modulations)[0]
+    return prior + jax.lax.scan(step, x0, modulations)[0]
