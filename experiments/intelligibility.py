@@ -55,7 +55,7 @@ def main(argv):
           f"({recognizer.description})", flush=True)
     try:
         result = intelligibility.measure(graphdef, params, convs, layout, recognizer, vad=vad.SileroVad(),
-                                         audio_temperature=serve.audio_temperature,
+                                         audio_temperature=serve.audio_temperature, flow_steps=serve.flow_steps,
                                          prior_alone=ModelSpec.from_config(c.model).voice_prior,
                                          data_onsets=_DATA_ONSETS.value)
     except asr.WhisperMissingError as err:  # the recognizer loads on first use
@@ -75,14 +75,19 @@ def main(argv):
     fig = result["conditioning_gap"] = intelligibility.conditioning_gap(flow, targets, conds, groups)
     print(f"conditioning gap: {fig['value']:.4f} {_band(fig, 4)} (flow loss {fig['own']:.4f} with its own "
           f"conditioning, {fig['other']:.4f} with another patch's; {fig['patches']:.0f} patches)")
+    temperature = ModelSpec.from_config(c.model).audio_temperature if serve.audio_temperature is None \
+        else serve.audio_temperature
+    fig = result["spread"] = intelligibility.draw_spread(flow, targets, conds, temperature=temperature,
+                                                         flow_steps=serve.flow_steps)
+    print(f"its draws at temperature {temperature:g} lie {fig['draws']:.4f} from its draw at 0, the data "
+          f"{fig['data']:.4f} (mean squared, normalised frames); the draws from the data {fig['error']:.4f}")
     result["readout"] = {name: intelligibility.linear_readout(x, targets, groups)
                          for name, x in (("conditioning", conds), ("previous_patch", previous))}
     print("share of a patch's variance read linearly off its conditioning: {conditioning:.3f}; off the patch "
           "before it: {previous_patch:.3f}".format(**result["readout"]))
     out = common.result_path(_OUT.value, workdir, "intelligibility", _STEP.value)
     out.write_text(json.dumps({"step": step_count, "recognizer": recognizer.description,
-                               "audio_temperature": ModelSpec.from_config(c.model).audio_temperature
-                               if serve.audio_temperature is None else serve.audio_temperature, **result}, indent=1))
+                               "audio_temperature": temperature, **result}, indent=1))
     print(f"wrote {out}")
 
 

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from interaction.models import flow_head
@@ -265,3 +266,16 @@ def test_a_flow_from_a_prior_draws_with_the_data_s_spread_around_it():
     assert around[1.0] < 3 * spread ** 2, around  # the data: spread ** 2 = 0.01; the noise it starts from: 1
     assert around[1.0] > 0.3 * spread ** 2, around  # it draws, not collapses onto the mean
     assert around[0.0] < 0.3 * spread ** 2, around
+
+
+def test_the_noise_the_flow_starts_from_has_the_spread_it_is_given():
+    """`noise` scales where the flow starts, in training and in sampling alike; a spread of 0 is refused."""
+    head = flow_head.FlowHead(FEATURES, COND_DIM, 16, 2, rngs=nnx.Rngs(0), noise=0.2)
+    cond = jnp.zeros((4000, COND_DIM), jnp.float32)
+    start = np.asarray(flow_head.sample(head, cond, jax.random.key(0), steps=0))
+    np.testing.assert_allclose(start.std(), 0.2, rtol=0.05)
+    # An untrained head has zero velocity, so its squared error is the whole of x1 - x0: here x1 = 0.
+    error = flow_head.velocity_errors(head, jnp.zeros((4000, FEATURES)), cond, jax.random.key(1))
+    np.testing.assert_allclose(float(error.mean()), 0.2 ** 2, rtol=0.05)
+    with pytest.raises(ValueError, match="noise scale must be positive"):
+        flow_head.FlowHead(FEATURES, COND_DIM, 16, 2, rngs=nnx.Rngs(0), noise=0.0)

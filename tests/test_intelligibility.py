@@ -149,6 +149,21 @@ def test_the_conditioning_gap_is_what_the_conditioning_tells_of_the_frames():
     assert told["patches"] == 512 and told["n"] == 8
 
 
+def test_the_draws_spread_is_measured_about_the_flows_draw_at_zero():
+    """Untrained (zero velocity), the flow's draws are its starting noise: they spread temperature^2 * noise^2
+    about its draw at 0 (the origin) whatever the data. Trained where the conditioning fixes the patch, its draws
+    spread little and lie near the data."""
+    rng = np.random.default_rng(0)
+    targets, conds = rng.normal(size=(2000, 2)) + 3.0, rng.normal(size=(2000, 2))
+    head = flow_head.FlowHead(2, 2, 8, 1, rngs=nnx.Rngs(0), noise=0.5)
+    fig = intelligibility.draw_spread(head, targets, conds, temperature=0.8)
+    np.testing.assert_allclose(fig["draws"], (0.8 * 0.5) ** 2, rtol=0.05)
+    np.testing.assert_allclose(fig["data"], np.square(targets).mean(), rtol=1e-5)
+    head, targets, conds, _ = _trained_head(depends=True)
+    fig = intelligibility.draw_spread(head, targets, conds, temperature=1.0)
+    assert fig["draws"] < 0.1 and fig["error"] < 0.1 and fig["data"] < 0.1, fig
+
+
 def test_the_linear_readout_scores_on_conversations_it_was_not_fit_on():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(400, 6))

@@ -39,6 +39,7 @@ def test_intelligibility_scores_the_model_and_the_reference(smoke_run, tmp_path)
     assert gap["n"] == 2 and gap["patches"] > 0 and gap["ci"][0] <= gap["value"] <= gap["ci"][1]
     assert set(result["readout"]) == {"conditioning", "previous_patch"}
     assert result["readout"]["previous_patch"] > 0  # speech runs on: the last 100 ms tells of the next
+    assert set(result["spread"]) == {"draws", "data", "error"} and result["spread"]["draws"] > 0
 
 
 def test_text_probe_scores_bytes_by_their_place_and_the_words_said(smoke_run, tmp_path):

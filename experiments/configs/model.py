@@ -66,6 +66,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.depth_reads_before = False  # the text depth head also reads the group its position was fed
     c.voice_reads_words = False  # the flow head also reads the words being said and how long ago each began
     c.voice_prior = False  # ... and its flow starts from the patch's mean those words give (needs the above)
+    c.flow_noise = 1.0  # the spread of the noise the flow starts from (normalised frame units)
     c.floor_weight = 4.0  # the text loss's speaking-state slot against one byte slot
     c.silent_byte_weight = 0.1  # the byte slots of a silent row (always PAD)
     c.switch_weight = 8.0  # the speaking-state slot again where it changes: a start or a stop

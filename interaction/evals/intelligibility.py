@@ -28,7 +28,7 @@ from interaction.data.layout import MicroTurnLayout
 from interaction.evals import floor, intervals
 from interaction.evals import words as wordlib
 from interaction.models import spoken_words, streaming
-from interaction.models.flow_head import FlowHead, velocity_errors
+from interaction.models.flow_head import FlowHead, sample, velocity_errors
 from interaction.models.model import ModelSpec
 
 
@@ -149,6 +149,22 @@ def conditioning_gap(head: FlowHead, targets, conds, groups, *, draws: int = 8, 
     groups = np.asarray(groups)
     rows = [((shuffled - own)[groups == g].sum(), (groups == g).sum()) for g in np.unique(groups)]
     return {**_pooled(rows, "patches"), "own": float(own.mean()), "other": float(shuffled.mean())}
+
+
+def draw_spread(head: FlowHead, targets, conds, *, temperature: float, flow_steps: int = 8, draws: int = 3,
+                seed: int = 0) -> dict:
+    """How widely the flow head draws about its own draw at temperature 0 ("center", deterministic; with a prior,
+    near it), against how far the data lie from that center: {"draws": mean squared distance of draws at
+    `temperature` from the center, "data": of the targets, "error": of the draws from the targets}, per feature of
+    the normalised patches. targets (N, features), conds (N, cond_dim). A flow that draws what its conditioning
+    leaves open spreads as the data do; one that leaves its starting noise in spreads wider."""
+    targets, conds = jnp.asarray(targets, jnp.float32), jnp.asarray(conds)
+    draw = jax.jit(lambda key, t: sample(head, conds, key, steps=flow_steps, temperature=t))
+    center = np.asarray(draw(jax.random.key(seed), 0.0))
+    drawn = np.stack([np.asarray(draw(k, temperature)) for k in jax.random.split(jax.random.key(seed), draws)])
+    targets = np.asarray(targets)
+    return {"draws": float(np.square(drawn - center).mean()), "data": float(np.square(targets - center).mean()),
+            "error": float(np.square(drawn - targets).mean())}
 
 
 def linear_readout(features, targets, groups, ridge: float = 1e-2) -> float:

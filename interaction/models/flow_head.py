@@ -4,6 +4,10 @@ Convention (rectified flow / flow matching with straight paths):
     x0 ~ N(0, I),  x1 = data,  x_t = (1 - t) * x0 + t * x1,  target velocity v = x1 - x0,
     t ~ U(0, 1) independently per frame during training.
 Sampling integrates dx/dt = v(x_t, t, c) with Euler steps from t = 0 (noise) to t = 1 (data).
+With `noise` the flow starts from N(0, noise^2 I) instead. Where the data vary far less than unit noise about
+what the conditioning says, most of the path is spent removing noise, and the last stretch, where the flow
+decides what is left, is where the loss is all irreducible noise and teaches least; the draws then spread about
+their mean many times wider than the data do. A noise as wide as that spread avoids it.
 
 The velocity network is a DiT-style MLP: every residual block is modulated (shift, scale, gate) by
 AdaLN from SiLU(cond embedding + time embedding). The modulation layers and the output layer start at
@@ -86,10 +90,13 @@ class FlowHead(nnx.Module):
     which then runs only the x_t path: per step, 2 + 2 * depth products instead of 6 + 3 * depth."""
 
     def __init__(self, features: int, cond_dim: int, hidden: int, depth: int, *, rngs: nnx.Rngs,
-                 dtype=jnp.float32, deterministic: bool = False, frames: int = 1, prior: bool = False):
+                 dtype=jnp.float32, deterministic: bool = False, frames: int = 1, prior: bool = False,
+                 noise: float = 1.0):
+        if not noise > 0:
+            raise ValueError(f"the flow's noise scale must be positive, not {noise}")
         det = self.deterministic = deterministic
         self.frames, self.frame_features, self.features, self.dtype = frames, features, frames * features, dtype
-        self.cond_dim, self.prior = cond_dim, prior
+        self.cond_dim, self.prior, self.noise = cond_dim, prior, noise
         if frames > 1:
             self.frame_embed = param(rngs, nnx.initializers.normal(stddev=0.02), (None, "embed"), (frames, hidden))
             self.mixes = nnx.List([param(rngs, nnx.initializers.zeros_init(), (None, None), (frames, frames))
@@ -153,7 +160,7 @@ def velocity_errors(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Arr
     features, at one random time and noise draw per item."""
     t_rng, noise_rng = jax.random.split(rng)
     t = jax.random.uniform(t_rng, x1.shape[:-1])
-    x0, x1 = jax.random.normal(noise_rng, x1.shape), x1 - head.split(cond)[1]
+    x0, x1 = head.noise * jax.random.normal(noise_rng, x1.shape), x1 - head.split(cond)[1]
     x_t = (1 - t[..., None]) * x0 + t[..., None] * x1
     return jnp.square(head(x_t, t, cond).astype(jnp.float32) - (x1 - x0)).mean(axis=-1)
 
@@ -173,7 +180,8 @@ def flow_loss(head: FlowHead, x1: jax.Array, cond: jax.Array, rng: jax.Array,
 
 def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
            temperature: float = 1.0) -> jax.Array:
-    """Euler-integrates the flow from x0 = temperature * N(0, I) at t = 0 to t = 1 (plus the prior, with one).
+    """Euler-integrates the flow from x0 = temperature * noise * N(0, I) at t = 0 to t = 1 (plus the prior, with
+    one).
 
     Returns (*cond.shape[:-1], features). `steps` must be static under jit (0: x0 itself plus the prior, where the
     flow would start); temperature 0 is deterministic. The times of the steps are fixed, so their embeddings, the cond
@@ -181,7 +189,7 @@ def sample(head: FlowHead, cond: jax.Array, rng: jax.Array, *, steps: int = 16,
     """
     shape = cond.shape[:-1] + (head.features,)
     cond, prior = head.split(cond)
-    x0 = temperature * invariant.normal(rng, shape)
+    x0 = temperature * head.noise * invariant.normal(rng, shape)
     if steps == 0:
         return prior + x0
     dt = 1.0 / steps

@@ -53,6 +53,7 @@ class ModelSpec:
     depth_reads_before: bool = False  # the text depth head also reads the group before its position's (`TextDepth`)
     voice_reads_words: bool = False  # the flow head also reads the words being said (`spoken_words`)
     voice_prior: bool = False  # ... and its flow starts from their patch's mean, learned apart (`spoken_words`)
+    flow_noise: float = 1.0  # the spread of the noise the flow starts from, in normalised frame units (`FlowHead`)
     floor_weight: float = 4.0  # of the speaking-state slot against one byte slot in the text loss
     silent_byte_weight: float = 0.1  # of the byte slots of a silent row (always PAD; the step forces them)
     switch_weight: float = 8.0  # of the speaking state, again, where it changes (a start or a stop)
@@ -92,6 +93,7 @@ class ModelSpec:
                    depth_reads_before=c.get("depth_reads_before", cls.depth_reads_before),
                    voice_reads_words=c.get("voice_reads_words", cls.voice_reads_words),
                    voice_prior=c.get("voice_prior", cls.voice_prior),
+                   flow_noise=c.get("flow_noise", cls.flow_noise),
                    floor_weight=c.get("floor_weight", cls.floor_weight),
                    silent_byte_weight=c.get("silent_byte_weight", cls.silent_byte_weight),
                    switch_weight=c.get("switch_weight", cls.switch_weight),
@@ -173,7 +175,8 @@ class InteractionModel(nnx.Module):
         self.text_head = param(rngs, LECUN, ("embed", "vocab"), (d, text.VOCAB_SIZE))
         self.listen_head = param(rngs, LECUN, ("embed", None), (d, len(listening.NAMES)))
         self.flow = FlowHead(lay.dmel.n_mels, d, spec.flow_hidden, spec.flow_depth, rngs=rngs, dtype=dtype,
-                             deterministic=det, frames=lay.audio_group, prior=spec.voice_prior)
+                             deterministic=det, frames=lay.audio_group, prior=spec.voice_prior,
+                             noise=spec.flow_noise)
         reads = spec.voice_reads_words
         self.spoken = spoken_words.SpokenWords(d, lay.frames, rngs=rngs, dtype=dtype, deterministic=det,
                                                group=lay.audio_group,
