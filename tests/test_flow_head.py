@@ -61,6 +61,23 @@ def _train_step(graphdef, optimizer):
     return step
 
 
+def _trainer(graphdef, optimizer, batch, steps):
+    """The jitted train(state, opt_state, rng) -> (state, losses): `steps` steps, each on batch(rng)."""
+    step = _train_step(graphdef, optimizer)
+
+    @jax.jit
+    def train(state, opt_state, rng):
+        def body(carry, key):
+            data_rng, loss_rng = jax.random.split(key)
+            state, opt_state, loss = step(*carry, batch(data_rng), loss_rng)
+            return (state, opt_state), loss
+
+        (state, _), losses = jax.lax.scan(body, (state, opt_state), jax.random.split(rng, steps))
+        return state, losses
+
+    return train
+
+
 def _sampler(graphdef, steps):
     return jax.jit(lambda state, cond, rng, temperature=1.0: flow_head.sample(
         nnx.merge(graphdef, state), cond, rng, steps=steps, temperature=temperature))
@@ -171,17 +188,7 @@ def test_learns_a_conditional_multimodal_distribution():
     head = flow_head.FlowHead(2, 2, 64, 2, rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(head)
     optimizer = optax.adam(optax.cosine_decay_schedule(3e-3, steps, alpha=0.05))
-    step = _train_step(graphdef, optimizer)
-
-    @jax.jit
-    def train(state, opt_state, rng):
-        def body(carry, key):
-            data_rng, loss_rng = jax.random.split(key)
-            state, opt_state, loss = step(*carry, _toy_batch(data_rng, batch_size), loss_rng)
-            return (state, opt_state), loss
-
-        (state, opt_state), losses = jax.lax.scan(body, (state, opt_state), jax.random.split(rng, steps))
-        return state, losses
+    train = _trainer(graphdef, optimizer, lambda rng: _toy_batch(rng, batch_size), steps)
 
     sampler = _sampler(graphdef, 32)
     n = 2000
@@ -240,7 +247,6 @@ def test_a_flow_from_a_prior_draws_with_the_data_s_spread_around_it():
     head = flow_head.FlowHead(FEATURES, COND_DIM, 32, 2, rngs=nnx.Rngs(0), prior=True)
     graphdef, state = nnx.split(head)
     optimizer = optax.adam(3e-3)
-    step = _train_step(graphdef, optimizer)
 
     def batch(rng, n):
         cond_rng, mean_rng, noise_rng = jax.random.split(rng, 3)
@@ -248,16 +254,8 @@ def test_a_flow_from_a_prior_draws_with_the_data_s_spread_around_it():
         cond = jnp.concatenate([jax.random.normal(cond_rng, (n, COND_DIM)), mean], axis=-1)
         return mean + spread * jax.random.normal(noise_rng, (n, FEATURES)), cond
 
-    @jax.jit
-    def train(state, opt_state, rng):
-        def body(carry, key):
-            data_rng, loss_rng = jax.random.split(key)
-            state, opt_state, _ = step(*carry, batch(data_rng, batch_size), loss_rng)
-            return (state, opt_state), None
-
-        return jax.lax.scan(body, (state, opt_state), jax.random.split(rng, steps))[0][0]
-
-    state = train(state, optimizer.init(state), jax.random.key(1))
+    train = _trainer(graphdef, optimizer, lambda rng: batch(rng, batch_size), steps)
+    state = train(state, optimizer.init(state), jax.random.key(1))[0]
     x1, cond = batch(jax.random.key(2), 2000)
     mean = np.asarray(cond[:, COND_DIM:])
     sampler = _sampler(graphdef, 8)
