@@ -76,7 +76,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.babble_text_share = 0.0  # training: windows whose fed-back voiced bytes are babble (bytes and frames untrained)
     # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
     # streams: 1, as it serves (from its mean, 0, its frames are loud flat noise; docs/results.md). Trained on its
-    # frames at 0 and served at 1, it heard itself quieter than it trained and ended its turns on that.
+    # frames at 0 and served at 1, it heard itself quieter than it trained and ended its turns on that; with the
+    # voice options, trained and served at 0, its turns end sooner still.
     c.audio_temperature = 1.0
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel
