@@ -17,6 +17,17 @@ def spoken():
     return wave[: len(wave) // 400 * 400]
 
 
+@pytest.mark.parametrize("sentence", ["Of course, I am watching.", "Well, there are a few things to think about.",
+                                      "Not really, most of it you probably have at home already."])
+def test_synthesized_words_hold_every_word_said(sentence):
+    """espeak gives some short words no event of their own; they must still be in the words, in order, each
+    with the time of the word it is spoken with."""
+    utt = speech.synthesize(sentence, speech.Voice("en-us", "f3"))
+    assert " ".join(w for *_, w in utt.words).split() == sentence.replace(",", "").replace(".", "").split()
+    starts = [a for a, _, _ in utt.words]
+    assert starts == sorted(starts) and all(a < b <= utt.duration + 1e-6 for a, b, _ in utt.words)
+
+
 @pytest.mark.parametrize("rate", RATES)
 def test_quantisation_error_at_most_half_a_bin_in_range(rate, spoken):
     cfg = dmel.DMelConfig(frame_rate=rate)

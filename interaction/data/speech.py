@@ -143,6 +143,9 @@ def check_available() -> None:
     _engine()
 
 
+_PUNCTUATION = " ,.;:!?¿¡\"'"
+
+
 def synthesize(text: str, voice: Voice) -> Utterance:
     """Speaks `text`; word times are relative to the start of the (trimmed) audio."""
     engine = _engine()
@@ -161,6 +164,9 @@ def synthesize(text: str, voice: Voice) -> Utterance:
         tok = next((i for i, (a, b) in enumerate(tokens) if a <= pos - 1 < b), None)
         if tok is not None and tok not in firsts:
             firsts[tok] = min(max(int(sample * scale) - lo, 0), len(wave))
+    # Some short words get no event of their own ("am" in "I am watching" after a comma, "of" in "most of it"):
+    # they are spoken inside their neighbour's span, so they join the word before them (the first event's word,
+    # if they come before it). Dropping them would leave the text without words that the audio says.
     order = sorted(firsts)
     words = []
     for j, tok in enumerate(order):
@@ -168,8 +174,8 @@ def synthesize(text: str, voice: Voice) -> Utterance:
         stop = firsts[order[j + 1]] if j + 1 < len(order) else len(wave)
         voiced = np.flatnonzero(np.abs(wave[start:stop]) > 1e-3)
         end = start + (int(voiced[-1]) + 1 if voiced.size else 0)
-        a, b = tokens[tok]
-        word = text[a:b].strip(" ,.;:!?¿¡\"'")
+        joined = range(0 if j == 0 else tok, order[j + 1] if j + 1 < len(order) else len(tokens))
+        word = " ".join(w for w in (text[slice(*tokens[i])].strip(_PUNCTUATION) for i in joined) if w)
         if word:
             words.append((start / SAMPLE_RATE, max(end, start + 1) / SAMPLE_RATE, word))
     return Utterance(wave, tuple(words))
