@@ -20,8 +20,8 @@ def spoken():
 @pytest.mark.parametrize("sentence", ["Of course, I am watching.", "Well, there are a few things to think about.",
                                       "Not really, most of it you probably have at home already."])
 def test_synthesized_words_hold_every_word_said(sentence):
-    """espeak gives some short words no event of their own; they must still be in the words, in order, each
-    with the time of the word it is spoken with."""
+    """espeak gives some short words no event of their own; they must still be in the words, in order, and
+    the words' times must still run forward inside the audio."""
     utt = speech.synthesize(sentence, speech.Voice("en-us", "f3"))
     assert " ".join(w for *_, w in utt.words).split() == sentence.replace(",", "").replace(".", "").split()
     starts = [a for a, _, _ in utt.words]
