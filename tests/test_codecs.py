@@ -1,4 +1,6 @@
 """Codec round trips and refusals of bad audio."""
+import multiprocessing
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,7 +108,10 @@ def test_pitch_hears_a_sentence_go_on_or_end():
     cfg = dmel.DMelConfig()
 
     def final_slope(phrase: str) -> float:
-        wave = speech.synthesize(phrase, speech.Voice("en-us", "m3")).audio
+        # Each phrase in a fresh process, as the corpus speaks: espeak carries state (its pitch flutter) from one
+        # utterance to the next, so what ran before in this process would change the contour.
+        with multiprocessing.get_context("forkserver").Pool(1, maxtasksperchild=1) as pool:
+            wave = pool.apply(speech.synthesize, (phrase, speech.Voice("en-us", "m3"))).audio
         heard = pitch.features(wave[: len(wave) // cfg.hop * cfg.hop], cfg)
         voiced = 12 * heard[heard[:, 0] > 0, 1][-8:]  # the last 0.2 s voiced, in semitones
         return float(np.polyfit(np.arange(voiced.size), voiced, 1)[0])
