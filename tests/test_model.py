@@ -338,6 +338,13 @@ def test_fed_back_bytes_are_babble_of_the_windows_own_bytes_in_voiced_rows_of_ch
     kept, none = model_lib.babble_fed_text(jax.numpy.asarray(tokens, np.int32), voiced, 0.0, jax.random.key(0))
     np.testing.assert_array_equal(kept, tokens)
     assert not np.asarray(none).any()
+    # An end mark is kept where it is and never drawn as babble.
+    mark = int(tokens[0, 0, 3])
+    at = tokens == mark
+    marked, picked = model_lib.babble_fed_text(jax.numpy.asarray(tokens, np.int32), voiced, 1.0, jax.random.key(0),
+                                               keep=mark)
+    assert np.asarray(picked).all()
+    np.testing.assert_array_equal(np.asarray(marked) == mark, at)
 
 
 def test_babbled_windows_train_the_speaking_state_not_their_bytes_or_frames(batch):

@@ -127,6 +127,45 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
         assert onset[r, j] == max(int(np.floor(frame + 1e-6)), 0) and frame < LAYOUT.frames
 
 
+def test_an_answer_ends_with_the_mark_a_cut_one_without(tiny_corpus):
+    """With `end_mark`, every run of speech that ends as spoken has one period outside the delegation requests,
+    its last word's, among the bytes that come before the next run begins (spilled bytes may outlast the speaking
+    state); a run that is cut (an interruption's stop, a false start's or a false yield's) has none. The rest of
+    the stream is as without the mark."""
+    marked = layout_lib.MicroTurnLayout(end_mark=True)
+    dot = text.encode(layout_lib.END_MARK)[0]
+
+    def said(rows):  # the byte slots outside delegation requests
+        flat = rows.reshape(-1)
+        opened = np.cumsum(flat == text.Special.DELEGATE) - np.cumsum(flat == text.Special.DELEGATE_END)
+        return np.where(opened > 0, text.Special.PAD, flat).reshape(rows.shape)
+
+    ends, cut = 0, 0
+    for conv in records.read(tiny_corpus / "train.array_record"):
+        plain, feats = pipeline.conversation_features(conv, LAYOUT), pipeline.conversation_features(conv, marked)
+        spoken = said(feats["text_out"])
+        assert not (said(plain["text_out"]) == dot).any()
+        unmarked = np.where(spoken == dot, text.Special.PAD, feats["text_out"])
+        assert text.decode(unmarked.reshape(-1)).split() == text.decode(plain["text_out"].reshape(-1)).split()
+        cuts = [e.end for e in conv.events_of("model_stop") + conv.events_of("false_start")]
+        cuts += [e.start for e in conv.events_of("false_yield")]
+        rows = np.flatnonzero(feats["text_out"][:, 0] == text.Special.VOICED)
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
+        firsts = [int(run[0]) for run in runs] + [len(spoken)]
+        dots = np.flatnonzero((spoken == dot).any(-1))
+        assert (spoken == dot).sum() == len(dots)  # one to a row at most
+        for run, after in zip(runs, firsts[1:]):
+            here = int(((run[0] <= dots) & (dots < after)).sum())
+            if any(abs((run[-1] + 2) * 0.2 - c) < 1e-6 for c in cuts):  # row r plays micro-turn r + 1
+                cut += 1
+                assert here == 0
+            else:
+                ends += 1
+                assert here == 1
+        assert not len(dots) or dots[0] >= runs[0][0]
+    assert ends > 20 and cut > 0
+
+
 def test_iterator_resumes_exactly(tiny_corpus):
     it = iter(_dataset(tiny_corpus))
     for _ in range(5):

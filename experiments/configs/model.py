@@ -82,8 +82,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.hold_weight = 1.0  # the speaking-state slot again where it holds: silent through a pause or side talk,
     # speaking through a backchannel
     # pitch: the user's pitch numbers computed and heard by a pitch stem beside the turn stem (codecs/pitch.py)
+    # end_mark: the last word of each answer in its text stream ends with a period (data/pipeline.py)
     c.layout = ml_collections.ConfigDict(dict(frame_rate=_FRAME_RATE[arg], video_size=80, text_in_slots=8,
-                                              text_out_slots=8, pitch=False, **GROUPS))
+                                              text_out_slots=8, pitch=False, end_mark=False, **GROUPS))
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, expert=1, tensor=1))  # -1: all remaining devices
     c.rules = ml_collections.ConfigDict({k: v for k, v in sharding.DEFAULT_RULES.items()})
     return c

@@ -17,8 +17,14 @@ import enum
 
 import numpy as np
 
-from interaction.codecs import dmel, pitch, video
+from interaction.codecs import dmel, pitch, text, video
 from interaction.data import listening
+
+
+# With `end_mark`, the byte that ends the last word of each answer in the model's text stream: its turn's end,
+# said in bytes a step before its speaking state falls silent (`pipeline.conversation_features`).
+END_MARK = "."
+END_MARK_TOKEN = text.encode(END_MARK)[0]
 
 
 class Stream(enum.IntEnum):
@@ -39,6 +45,7 @@ class MicroTurnLayout:
     audio_group: int = 1  # model-audio frames per position: the flow head draws them as one patch
     text_group: int = 1  # text-out slots per position: a depth head reads them out one after another
     pitch: bool = False  # user_pitch holds the user's pitch (`codecs.pitch`) for the model's pitch stem; else zeros
+    end_mark: bool = False  # the model's text stream ends each answer's last word with `END_MARK`
 
     def __post_init__(self):
         if self.video_size % video.PATCH:

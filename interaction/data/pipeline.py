@@ -23,7 +23,7 @@ from interaction import MICROTURN_SECONDS, SAMPLE_RATE
 from interaction.codecs import dmel, pitch, text, video
 from interaction.data.conversation import Conversation
 from interaction.data import listening
-from interaction.data.layout import MicroTurnLayout
+from interaction.data.layout import END_MARK, MicroTurnLayout
 
 _TEXT_CHANNELS = {"typed": (text.Special.TYPED, text.Special.TYPED_END),
                   "result": (text.Special.RESULT, text.Special.RESULT_END),
@@ -97,6 +97,19 @@ def packed_words(words: list[tuple[float, str]], n_rows: int, slots: int) -> np.
     return out
 
 
+def end_marked(words: list[tuple[float, float, str]], voiced: np.ndarray) -> list[tuple[float, float, str]]:
+    """The model's timed `words` (start, end, word), sorted, with `END_MARK` after the last word before its
+    speaking state (`voiced`, per micro-turn) falls silent: the end of an answer, said in bytes. Not where the
+    answer is cut (an interruption's stop, a false start's or a false yield's): nothing said before the cut could
+    know of it, and `Script.cut_model` ends the cut word on a micro-turn's edge, where no spoken word ends."""
+    out = []
+    for i, (a, b, w) in enumerate(words):
+        last = i + 1 == len(words) or not voiced[listening.turn_of(a) : listening.turn_of(words[i + 1][0]) + 1].all()
+        cut = abs(b / MICROTURN_SECONDS - round(b / MICROTURN_SECONDS)) < 1e-6
+        out.append((a, b, w + END_MARK if last and not cut else w))
+    return out
+
+
 def turns_of(samples: int) -> int:
     """Micro-turns that hold `samples` of audio (the last one zero-padded), at least two: block m's output
     is played in micro-turn m + 1, so a stream of n micro-turns runs n - 1 blocks."""
@@ -151,7 +164,8 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
     # Output of block m is micro-turn m + 1; text items are placed by the micro-turn they are played in.
     voiced = listening.voiced_turns(conv.model_words, n_turns)
     model_mel[~voiced] = cfg.log_min
-    out_items = [(a, text.encode(w + " ")) for a, _, w in conv.model_words]
+    model_words = end_marked(conv.model_words, voiced) if layout.end_mark else conv.model_words
+    out_items = [(a, text.encode(w + " ")) for a, _, w in model_words]
     in_items = []
     for item in conv.text_items:
         if item.channel == "result" and not results:
@@ -183,7 +197,7 @@ def conversation_features(conv: Conversation, layout: MicroTurnLayout, *,
         "model_audio": dmel.quantize(model_mel[1:], cfg),
         "listen": listening.targets(conv, n_turns),
         "user_text": _text_slots(heard, n_turns, f)[:m],
-        "text_alone": packed_words([(a, w) for a, _, w in conv.model_words], m, layout.text_out_slots),
+        "text_alone": packed_words([(a, w) for a, _, w in model_words], m, layout.text_out_slots),
         "time_index": np.arange(m, dtype=np.int32),
         "valid": np.ones(m, bool),
         "decision": listening.decision_turns(conv, n_turns)[:m],

@@ -25,7 +25,7 @@ from flax import nnx
 from interaction.codecs import dmel, pitch, text
 from interaction.codecs.dmel import DMelConfig
 from interaction.data import listening
-from interaction.data.layout import MicroTurnLayout, Stream
+from interaction.data.layout import END_MARK_TOKEN, MicroTurnLayout, Stream
 from interaction.models import embedders, spoken_words
 from interaction.models.flow_head import FlowHead, flow_loss
 from interaction.models.flow_head import sample as flow_sample
@@ -74,7 +74,7 @@ class ModelSpec:
                                  # runs saved before the groups existed have one position per frame and slot
                                  user_audio_group=lay.get("user_audio_group", 1),
                                  audio_group=lay.get("audio_group", 1), text_group=lay.get("text_group", 1),
-                                 pitch=lay.get("pitch", False))
+                                 pitch=lay.get("pitch", False), end_mark=lay.get("end_mark", False))
         moe = moe_spec(d.moe) if d.get("moe") and d.moe.num_experts else None  # 0 experts: dense in every layer
         window_turns = d.get("local_window_turns")  # configs speak micro-turns; the decoder, positions
         decoder = DecoderSpec(embed=d.embed, layers=d.layers, heads=d.heads, kv_heads=d.kv_heads,
@@ -420,17 +420,21 @@ def level_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, bins: in
     return jnp.where(flat, level[:, None, None, None], tokens)
 
 
-def babble_fed_text(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+def babble_fed_text(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array,
+                    keep: int | None = None) -> tuple[jax.Array, jax.Array]:
     """(B, T, S_out) text-out tokens as the model hears them back, with, in a `share` of the windows, the byte
     slots of every voiced row replaced by babble: each slot a byte drawn from the window's own bytes, at a
     density drawn per window. Free-running, a small model's words are babble that runs on without an end; in
     these windows what it has said tells nothing of where its turn ends, so the stop has to come from how long
-    it has spoken, what it hears of itself and the user. Returns the tokens and the (B,) windows picked."""
+    it has spoken, what it hears of itself and the user. A `keep` token (the end mark) stays where it is and
+    is never drawn: free-running, it is where the model put it. Returns the tokens and the (B,) windows picked."""
     k_pick, k_density, k_slot, k_byte = jax.random.split(rng, 4)
     b = tokens.shape[0]
     pick = jax.random.uniform(k_pick, (b,)) < share
     said = tokens[..., 1:].reshape(b, -1)
     real = said >= text.NUM_SPECIAL
+    if keep is not None:
+        real &= said != keep
     n = real.sum(-1, keepdims=True)
     order = jnp.argsort(~real, axis=-1, stable=True)  # the window's bytes first
     at = jnp.floor(jax.random.uniform(k_byte, said.shape) * jnp.maximum(n, 1)).astype(jnp.int32)
@@ -439,6 +443,8 @@ def babble_fed_text(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax
     on = (jax.random.uniform(k_slot, said.shape) < density) & (n > 0)
     babble = jnp.where(on, drawn, text.Special.PAD).astype(tokens.dtype).reshape(tokens[..., 1:].shape)
     replace = (pick[:, None] & (voiced > 0))[..., None]
+    if keep is not None:
+        replace &= tokens[..., 1:] != keep
     return jnp.concatenate([tokens[..., :1], jnp.where(replace, babble, tokens[..., 1:])], -1), pick
 
 
@@ -479,7 +485,8 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     fed, worded = batch, jnp.ones_like(state)  # worded: rows whose bytes and frames are trained
     if spec.babble_text_share > 0:
         fed_text, babbled = babble_fed_text(batch["text_out"], state, spec.babble_text_share,
-                                            jax.random.fold_in(rng, 4))
+                                            jax.random.fold_in(rng, 4),
+                                            keep=END_MARK_TOKEN if spec.layout.end_mark else None)
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     h, aux = model.hidden(fed, fed_audio)
     logits, cond, listen = model.heads(h, fed)
