@@ -30,7 +30,7 @@ SPLITS = ("train", "eval")
 _SPLIT_IDS = {"train": 0, "eval": 1}
 MANIFEST = "manifest.json"
 # Bump when generation changes what a config produces, so cached corpora are rebuilt.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 def kinds_of(cfg, split: str = "eval") -> list[str]:

@@ -165,17 +165,20 @@ def synthesize(text: str, voice: Voice) -> Utterance:
         if tok is not None and tok not in firsts:
             firsts[tok] = min(max(int(sample * scale) - lo, 0), len(wave))
     # Some short words get no event of their own ("am" in "I am watching" after a comma, "of" in "most of it"):
-    # they are spoken inside their neighbour's span, so they join the word before them (the first event's word,
-    # if they come before it). Dropping them would leave the text without words that the audio says.
+    # they are spoken inside the span of the word before them (the first event's, if they come before it), so
+    # that span is shared among its words by their length. Dropping them would leave the text without words
+    # that the audio says.
     order = sorted(firsts)
     words = []
     for j, tok in enumerate(order):
-        start = firsts[tok]
+        joined = range(0 if j == 0 else tok, order[j + 1] if j + 1 < len(order) else len(tokens))
+        said = [w for w in (text[slice(*tokens[i])].strip(_PUNCTUATION) for i in joined) if w]
+        ahead = j == 0 and any(text[slice(*tokens[i])].strip(_PUNCTUATION) for i in range(tok))
+        start = 0 if ahead else firsts[tok]
         stop = firsts[order[j + 1]] if j + 1 < len(order) else len(wave)
         voiced = np.flatnonzero(np.abs(wave[start:stop]) > 1e-3)
-        end = start + (int(voiced[-1]) + 1 if voiced.size else 0)
-        joined = range(0 if j == 0 else tok, order[j + 1] if j + 1 < len(order) else len(tokens))
-        word = " ".join(w for w in (text[slice(*tokens[i])].strip(_PUNCTUATION) for i in joined) if w)
-        if word:
-            words.append((start / SAMPLE_RATE, max(end, start + 1) / SAMPLE_RATE, word))
+        end = max(start + (int(voiced[-1]) + 1 if voiced.size else 0), start + 1)
+        shares = np.cumsum([0] + [len(w) + 1 for w in said])
+        edges = [start + (end - start) * int(c) // int(shares[-1]) for c in shares]
+        words += [(a / SAMPLE_RATE, max(b, a + 1) / SAMPLE_RATE, w) for w, a, b in zip(said, edges, edges[1:])]
     return Utterance(wave, tuple(words))
