@@ -111,6 +111,10 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert polite["latencies"] and all(0 < x <= 0.5 for x in polite["latencies"])
     assert floor_probe.summarize([polite])["floor_f1"]["value"] == 1.0
     assert polite["utterances"] == polite["ref_utterances"] and chatty["utterances"] == [m * 0.2]
+    # Its last turn ends with the reference's, or runs on to the end of the recording.
+    assert polite["last_turns"] == chatty["last_turns"] == 1
+    assert polite["last_run_on"] == 0 and chatty["last_run_on"] == 1
+    assert floor_probe.summarize([polite, chatty])["last_turn_run_on"]["value"] == 0.5
     assert polite["stop_tf_n"] == polite["start_tf_n"] == len(polite["ref_utterances"]) > 0
     assert polite["stop_tf_sum"] == polite["stop_tf_n"] and chatty["stop_tf_sum"] == 0  # stops where it should
     assert polite["start_tf_sum"] == chatty["start_tf_sum"] == polite["start_tf_n"]

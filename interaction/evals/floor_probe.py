@@ -124,6 +124,11 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
            "speak_block0": float(speak_tf[0]),
            "speak_user_sum": float(speak_tf[over[:m]].sum()), "speak_user_n": float(over[:m].sum()),
            "utterances": runs(says), "ref_utterances": runs(reference)}
+    # Its last turn against the reference's: still speaking from that turn's last micro-turn to the end of the
+    # recording, which comes a second after it (a turn that nothing follows, ended only by the answer's end).
+    edges = _run_edges(reference)
+    out["last_turns"] = float(bool(edges))
+    out["last_run_on"] = float(bool(edges) and says[edges[-1][1] - 1 :].all())
     # Teacher-forced, at the blocks where the reference's speaking state changes (elsewhere the fed-back
     # audio already shows it: a silent block is followed by exact silence).
     ref_blocks = reference[1:]
@@ -299,6 +304,7 @@ def summarize(rows: list[dict]) -> dict:
         "utterance_s_reference": {"value": _median(rows, "ref_utterances"),
                                   "ci": _median_interval(rows, "ref_utterances"),
                                   "n": float(sum(len(r["ref_utterances"]) for r in rows))},
+        "last_turn_run_on": _rate(rows, "last_run_on", "last_turns"),
         "reply_miss": _rate([dict(r, replies=r["reply_misses"] + len(r["latencies"])) for r in rows],
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
