@@ -103,8 +103,8 @@ def _show(name: str, fig: dict) -> str:
 _COLUMNS = ("talk_over", "talk_over_uncalled", "speak_while_user", "speak_block0", "start_tf", "stop_tf", "go_on_tf",
             "go_on_own_frames", "own_frame_level", "floor_f1", "turn_end_auc", "turn_end_auc_no_stories", "hearing_auc",
             "hearing_auc_no_stories", "smart_turn_auc", "smart_turn_auc_no_stories", "end_head_auc", "pause_takeover",
-            "reply_latency_s", "reply_miss", "utterance_s", "last_turn_run_on", "interrupt_stop", "interrupt_stop_tf", "onset_auc",
-            "false_response", "floor_kept", "timer_said", "remark_said")
+            "reply_latency_s", "reply_miss", "utterance_s", "last_turn_run_on", "interrupt_stop", "interrupt_stop_tf",
+            "onset_auc", "false_response", "floor_kept", "timer_said", "remark_said")
 _CURVE_FIGURES = ("talk_over", "floor_f1", "turn_end_auc", "hearing_auc", "end_head_auc", "stop_tf", "pause_takeover",
                   "interrupt_stop", "false_response")
 
