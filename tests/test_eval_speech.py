@@ -66,7 +66,7 @@ def spoken():
     """SENTENCE in the model's voice with 1 s of digital silence before and after, and its true words."""
     utt = speech.synthesize(SENTENCE, speech.Voice("en-us", "f2"))
     wave = np.pad(utt.audio, (16000, 16000))
-    return wave, 1.0, 1.0 + utt.duration, " ".join(w for *_, w in utt.words).lower().split()
+    return wave, 1.0, 1.0 + utt.duration, [w.lower() for *_, w in utt.words]
 
 
 @pytest.fixture(scope="module")

@@ -402,7 +402,7 @@ def test_a_false_yield_is_heard_and_its_resumption_trained_in_the_training_split
             assert e.start == pytest.approx(listening.turn_of(e.start) * MICROTURN_SECONDS)  # on an edge
             assert not [w for w in conv.model_words if e.start <= w[0] < e.end]  # silent in between
             resumed = next(t for t in conv.events_of("model_turn") if t.start == pytest.approx(e.end))
-            said = " ".join(w for a, _, w in conv.model_words if resumed.start <= a < resumed.end).split()
+            said = [w for a, _, w in conv.model_words if resumed.start <= a < resumed.end]
             meant = [w.strip(".,?!") for w in resumed.data["text"].split()]
             assert said and said == meant[: len(said)]  # what it set out to say, up to a later yield
             assert resumed.data["text"][0].isupper()  # it goes on with a whole sentence

@@ -102,7 +102,7 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     said = text.decode(feats["text_out"].reshape(-1))
     request = [t.text for t in conv.text_items if t.channel == "delegate"][0]
     assert f"<delegate>{request}<delegate_end>" in said
-    words = " ".join(w for _, _, w in conv.model_words).split()
+    words = [w for _, _, w in conv.model_words]
     assert said.replace(f"<delegate>{request}<delegate_end>", "").split() == words
     result = [t for t in conv.text_items if t.channel == "result"][0]
     first = int(np.argmax((feats["text_in"] == text.Special.RESULT).any(axis=1)))
@@ -110,7 +110,7 @@ def test_features_line_up_with_the_conversation(tiny_corpus):
     assert text.decode(feats["text_in"].reshape(-1)) == f"<result>{result.text}<result_end>"
     # The user's words, in order, each first in the micro-turn after the one it ends in.
     heard = feats["user_text"]
-    assert text.decode(heard.reshape(-1)).split() == " ".join(w for _, _, w in conv.user_words).split()
+    assert text.decode(heard.reshape(-1)).split() == [w for _, _, w in conv.user_words]
     rows = np.flatnonzero((heard != text.Special.PAD).any(axis=1))
     ends = sorted({listening.turn_of(b) + 1 for _, b, _ in conv.user_words if listening.turn_of(b) + 1 < n})
     assert rows[0] == ends[0] and set(ends) <= set(rows)

@@ -157,7 +157,7 @@ class Script:
         if self.heldout or self.rng.uniform() >= self.timing.false_yield_prob:
             return None
         t_stop = float(np.ceil((b0 + self.stop_latency(1.0)) / MICROTURN_SECONDS - 1e-9) * MICROTURN_SECONDS)
-        said = sum(len(w.split()) for a, _, w in self.model_words if m0 <= a < t_stop)
+        said = sum(1 for a, _, _ in self.model_words if m0 <= a < t_stop)
         sentences, words = [], 0
         for sentence in re.findall(r"[^.?!]+[.?!]*", answer):
             if words >= said and sentence.strip():

@@ -168,13 +168,12 @@ def synthesize(text: str, voice: Voice) -> Utterance:
     # they are spoken inside the span of the word before them (the first event's, if they come before it), so
     # that span is shared among its words by their length. Dropping them would leave the text without words
     # that the audio says.
+    bare = [text[a:b].strip(_PUNCTUATION) for a, b in tokens]
     order = sorted(firsts)
     words = []
     for j, tok in enumerate(order):
-        joined = range(0 if j == 0 else tok, order[j + 1] if j + 1 < len(order) else len(tokens))
-        said = [w for w in (text[slice(*tokens[i])].strip(_PUNCTUATION) for i in joined) if w]
-        ahead = j == 0 and any(text[slice(*tokens[i])].strip(_PUNCTUATION) for i in range(tok))
-        start = 0 if ahead else firsts[tok]
+        said = [w for w in bare[0 if j == 0 else tok : order[j + 1] if j + 1 < len(order) else len(tokens)] if w]
+        start = 0 if j == 0 and any(bare[:tok]) else firsts[tok]
         stop = firsts[order[j + 1]] if j + 1 < len(order) else len(wave)
         voiced = np.flatnonzero(np.abs(wave[start:stop]) > 1e-3)
         end = max(start + (int(voiced[-1]) + 1 if voiced.size else 0), start + 1)
