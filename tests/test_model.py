@@ -375,6 +375,35 @@ def test_babbled_windows_train_the_speaking_state_not_their_bytes_or_frames(batc
     assert float(metrics["flow_loss"]) == 0.0 < float(plain["flow_loss"])  # no voiced frame is trained
 
 
+def test_babble_voiced_windows_hear_their_babble_in_their_own_frames(batch):
+    import jax.numpy as jnp
+
+    from interaction.codecs import text
+
+    spec = dataclasses.replace(SPEC, babble_text_share=1.0, own_audio_share=1e-9, babble_voiced=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
+    fed, picked = model_lib.babble_fed_text(batch["text_out"], state, 1.0, jax.random.key(1))
+    babbled = dict(batch, text_out=fed)
+    reference = np.asarray(batch["model_audio"])
+    key = jax.random.key(0)
+    # `also` takes its windows whatever the draw
+    first = jnp.asarray([True, False])
+    own = np.asarray(model_lib.own_fed_audio(model, babbled, state, 0.0, key, also=first))
+    np.testing.assert_array_equal(own[1], reference[1])
+    voiced = np.asarray(state[0]) > 0
+    assert (own[0][voiced] != reference[0][voiced]).mean() > 0.5
+    np.testing.assert_array_equal(own[0][~voiced], reference[0][~voiced])
+    # in training, the babble windows' speaking state is learned from those frames
+    rng = jax.random.key(3)
+    heard = model_lib.losses(model, batch, rng)[1]["text_loss"]
+    plain = model_lib.losses(model_lib.InteractionModel(dataclasses.replace(spec, babble_voiced=False),
+                                                        rngs=nnx.Rngs(0)), batch, rng)[1]["text_loss"]
+    assert float(heard) != float(plain)
+    with pytest.raises(ValueError, match="babble_text_share > 0 and own_audio_share > 0"):
+        dataclasses.replace(spec, own_audio_share=0.0)
+
+
 def test_own_fed_audio_replaces_voiced_frames_with_the_flows_quantised_samples(model, batch):
     from interaction.codecs import dmel
     from interaction.models.flow_head import sample

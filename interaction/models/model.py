@@ -62,6 +62,7 @@ class ModelSpec:
     own_audio_share: float = 0.5  # training: windows whose fed-back voiced frames are the model's own (`own_fed_audio`)
     level_audio_share: float = 0.0  # training: windows whose voiced frames are one flat frame (`level_fed_audio`)
     babble_text_share: float = 0.0  # training: windows whose fed-back voiced bytes are babble (`babble_fed_text`)
+    babble_voiced: bool = False  # training: ... and whose fed-back frames are its own voicing of that babble
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
@@ -102,6 +103,7 @@ class ModelSpec:
                    own_audio_share=c.get("own_audio_share", cls.own_audio_share),
                    level_audio_share=c.get("level_audio_share", cls.level_audio_share),
                    babble_text_share=c.get("babble_text_share", cls.babble_text_share),
+                   babble_voiced=c.get("babble_voiced", cls.babble_voiced),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
@@ -126,6 +128,10 @@ class ModelSpec:
         if self.flat_audio_share > 0 and self.own_audio_share > 0:
             raise ValueError(f"flat_audio_share={self.flat_audio_share} and own_audio_share={self.own_audio_share}: "
                              "both replace the fed-back frames; set one of them to 0")
+        if self.babble_voiced and not (self.babble_text_share > 0 and self.own_audio_share > 0):
+            raise ValueError(f"babble_voiced=True voices the babble of the babble windows with the model's own frames: "
+                             f"it needs babble_text_share > 0 and own_audio_share > 0 (got {self.babble_text_share} "
+                             f"and {self.own_audio_share})")
         if self.voice_prior and not self.voice_reads_words:
             raise ValueError("voice_prior=True draws the patch's mean from the words being said: it needs "
                              "voice_reads_words=True as well")
@@ -452,7 +458,7 @@ OWN_AUDIO_FLOW_STEPS = 8  # as the streaming step samples by default
 
 
 def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share: float,
-                  rng: jax.Array) -> jax.Array:
+                  rng: jax.Array, also: jax.Array | None = None) -> jax.Array:
     """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
     frames replaced by the model's own: the flow at the spec's `audio_temperature` from one teacher-forced
     pass, quantised as the streaming step quantises what it feeds back. Free-running, the model hears its
@@ -465,6 +471,8 @@ def own_fed_audio(model: InteractionModel, batch: dict, voiced: jax.Array, share
     own = dmel.quantize(model.spec.log_mel(lay.audio_frames(mel)), lay.dmel).astype(batch["model_audio"].dtype)
     tokens = batch["model_audio"]
     pick = jax.random.uniform(jax.random.fold_in(rng, 1), tokens.shape[:1]) < share
+    if also is not None:
+        pick |= also
     return jnp.where((pick[:, None] & (voiced > 0))[..., None, None], own, tokens)
 
 
@@ -474,20 +482,23 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     transcript on every valid block, plus the MoE terms."""
     spec = model.spec
     state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
-    fed_audio = None
-    if spec.flat_audio_share > 0:
-        fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
-    if spec.own_audio_share > 0:
-        fed_audio = own_fed_audio(model, batch, state, spec.own_audio_share, jax.random.fold_in(rng, 2))
-    if spec.level_audio_share > 0:
-        fed_audio = level_fed_audio(batch["model_audio"] if fed_audio is None else fed_audio, state,
-                                    spec.level_audio_share, spec.layout.dmel.n_bins, jax.random.fold_in(rng, 3))
-    fed, worded = batch, jnp.ones_like(state)  # worded: rows whose bytes and frames are trained
+    fed, worded, babbled = batch, jnp.ones_like(state), None  # worded: rows whose bytes and frames are trained
     if spec.babble_text_share > 0:
         fed_text, babbled = babble_fed_text(batch["text_out"], state, spec.babble_text_share,
                                             jax.random.fold_in(rng, 4),
                                             keep=END_MARK_TOKEN if spec.layout.end_mark else None)
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
+    fed_audio = None
+    if spec.flat_audio_share > 0:
+        fed_audio = flatten_fed_audio(batch["model_audio"], state, spec.flat_audio_share, jax.random.fold_in(rng, 1))
+    if spec.own_audio_share > 0:
+        # With `babble_voiced`, a babble window hears its babble voiced, as free-running it hears its own words:
+        # then neither what it wrote nor what it heard of itself tells where the reference's turn ends.
+        fed_audio = own_fed_audio(model, fed if spec.babble_voiced else batch, state, spec.own_audio_share,
+                                  jax.random.fold_in(rng, 2), also=babbled if spec.babble_voiced else None)
+    if spec.level_audio_share > 0:
+        fed_audio = level_fed_audio(batch["model_audio"] if fed_audio is None else fed_audio, state,
+                                    spec.level_audio_share, spec.layout.dmel.n_bins, jax.random.fold_in(rng, 3))
     h, aux = model.hidden(fed, fed_audio)
     logits, cond, listen = model.heads(h, fed)
     trained = batch["trained"].astype(jnp.float32)
