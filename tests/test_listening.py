@@ -133,9 +133,26 @@ def test_probe_counts_a_model_that_talks_over_and_one_that_waits(tiny_corpus):
     assert "own_frame_level" not in floor_probe.summarize([polite])
     assert "go_on_own_frames" not in floor_probe.summarize([chatty])
     assert floor_probe.runs(np.array([0, 1, 1, 0, 1], bool)) == [0.4, 0.2]
+    # Where F1 is lost: each shares of its denominator, summing to 1 - F1.
+    figures = floor_probe.summarize([polite, chatty])
+    lost = sum(figures[f"f1_lost_{k}"]["value"] for k in floor_probe.FLOOR_ERRORS)
+    assert lost == pytest.approx(1 - figures["floor_f1"]["value"]) and lost > 0
+    assert all(polite[f"f1_lost_{k}"] == 0 for k in floor_probe.FLOOR_ERRORS)
     # The exact labels separate the pause from the turn end perfectly.
     assert floor_probe.auc(polite["shift_scores"]) == 1.0 and floor_probe.auc(polite["end_scores"]) == 1.0
     assert floor_probe.auc([(True, 0.2), (False, 0.2)]) == 0.5 and np.isnan(floor_probe.auc([(True, 1.0)]))
+
+
+def test_floor_errors_are_placed_where_they_lie():
+    ref = np.array([0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0], bool)
+    says = np.array([0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0], bool)
+    user = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], bool)
+    errors = floor_probe.floor_errors(says, ref, user)
+    # on past the first turn's end for 2; a start one early before the third turn; over the user once;
+    # the first turn begun a micro-turn late; the second stopped one early with one gap; the third never begun
+    assert errors == dict(run_on=2.0, early_start=1.0, over_user=1.0, elsewhere=0.0, never_started=2.0,
+                          late_start=1.0, early_stop=1.0, gap=1.0)
+    assert sum(errors.values()) == (says != ref).sum()
 
 
 def test_a_backchannel_in_a_pause_is_not_a_take_over_and_a_turn_is(tiny_corpus):

@@ -77,6 +77,42 @@ def run_seconds(says: np.ndarray) -> np.ndarray:
     return out
 
 
+# Where floor F1 loses (`floor_errors`): F1 = 2TP / (2TP + FP + FN), so 1 - F1 is the sum of these shares of
+# its denominator.
+FLOOR_ERRORS = ("run_on", "early_start", "over_user", "elsewhere", "never_started", "late_start", "early_stop",
+                "gap")
+
+
+def floor_errors(says: np.ndarray, reference: np.ndarray, user: np.ndarray) -> dict[str, float]:
+    """Micro-turns where its speaking state (says) and the reference's disagree, by where they lie. Speaking
+    where the reference is silent: `run_on` (its speech goes on past the end of a reference turn it spoke
+    in, unbroken), `early_start` (unbroken up to the start of one), else `over_user` (the user speaks) or
+    `elsewhere`. Silent where the reference speaks, in each reference turn: all of it (`never_started`), or
+    before its first micro-turn of speech there (`late_start`), after its last (`early_stop`), or between."""
+    wrong = says & ~reference
+    after, before = np.zeros_like(wrong), np.zeros_like(wrong)
+    out = dict.fromkeys(FLOOR_ERRORS, 0.0)
+    for a, b in _run_edges(reference):
+        e = b
+        while e < len(says) and wrong[e]:
+            after[e], e = True, e + 1
+        e = a - 1
+        while e >= 0 and wrong[e]:
+            before[e], e = True, e - 1
+        spoken = np.flatnonzero(says[a:b])
+        if not spoken.size:
+            out["never_started"] += b - a
+            continue
+        first, last = spoken[0], spoken[-1]
+        out["late_start"] += first
+        out["early_stop"] += b - a - 1 - last
+        out["gap"] += last - first + 1 - spoken.size
+    rest = wrong & ~after & ~before
+    out.update(run_on=after.sum(), early_start=(before & ~after).sum(), over_user=(rest & user).sum(),
+               elsewhere=(rest & ~user).sum())
+    return {k: float(v) for k, v in out.items()}
+
+
 def moments(conv: Conversation, m: int) -> list[tuple[bool, int]]:
     """(a turn end?, the micro-turn the user stops in) of every mid-turn pause and turn end that has a
     block after it: where hearing is probed."""
@@ -124,6 +160,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
            "speak_block0": float(speak_tf[0]),
            "speak_user_sum": float(speak_tf[over[:m]].sum()), "speak_user_n": float(over[:m].sum()),
            "utterances": runs(says), "ref_utterances": runs(reference)}
+    out.update({f"f1_lost_{k}": v for k, v in floor_errors(says, reference, user).items()})
+    out["f1_denominator"] = 2 * out["tp"] + out["fp"] + out["fn"]
     # Its last turn against the reference's: still speaking from that turn's last micro-turn to the end of the
     # recording, which comes a second after it (a turn that nothing follows, ended only by the answer's end).
     edges = _run_edges(reference)
@@ -287,6 +325,7 @@ def summarize(rows: list[dict]) -> dict:
             "own_frame_level_reference": _rate(rows, "ref_level_sum", "go_on_n")}
            if all("own_level_sum" in r for r in rows) else {}),
         "floor_f1": {"value": float(f1(total)), "ci": intervals.interval(f1_rows, f1), "n": float(len(rows))},
+        **{f"f1_lost_{k}": _rate(rows, f"f1_lost_{k}", "f1_denominator") for k in FLOOR_ERRORS},
         "turn_end_auc": auc_interval([r["shift_scores"] for r in rows]),
         "end_head_auc": auc_interval([r["end_scores"] for r in rows]),
         "turn_end_auc_no_stories": auc_interval([_outside_stories(r, "shift_scores") for r in rows]),
