@@ -383,7 +383,7 @@ def test_babble_voiced_windows_hear_their_babble_in_their_own_frames(batch):
     spec = dataclasses.replace(SPEC, babble_text_share=1.0, own_audio_share=1e-9, babble_voiced=True)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     state = (batch["text_out"][..., 0] == text.Special.VOICED).astype(jnp.float32)
-    fed, picked = model_lib.babble_fed_text(batch["text_out"], state, 1.0, jax.random.key(1))
+    fed, _ = model_lib.babble_fed_text(batch["text_out"], state, 1.0, jax.random.key(1))
     babbled = dict(batch, text_out=fed)
     reference = np.asarray(batch["model_audio"])
     key = jax.random.key(0)
