@@ -347,6 +347,31 @@ def test_fed_back_bytes_are_babble_of_the_windows_own_bytes_in_voiced_rows_of_ch
     np.testing.assert_array_equal(np.asarray(marked) == mark, at)
 
 
+def test_babble_runs_read_the_windows_text_on_in_order_and_do_not_run_out():
+    from interaction.codecs import text
+
+    said = text.encode("Sure I will tell you ")
+    tokens = np.full((16, 6, 9), text.Special.PAD, np.int32)
+    tokens[:, :5, 0] = text.Special.VOICED
+    for row, (a, b) in enumerate([(0, 5), (5, 12), (12, 17), (17, 21)]):  # the last voiced row has no byte
+        tokens[:, row, 1:1 + b - a] = said[a:b]
+    voiced = jax.numpy.asarray((tokens[..., 0] == text.Special.VOICED).astype(np.float32))
+    fed, picked = model_lib.babble_fed_text(jax.numpy.asarray(tokens), voiced, 1.0, jax.random.key(5), runs=True)
+    fed = np.asarray(fed)
+    assert np.asarray(picked).all()
+    np.testing.assert_array_equal(fed[:, 5], tokens[:, 5])  # the silent row is kept
+    np.testing.assert_array_equal(fed[..., 0], tokens[..., 0])
+    bytes_ = fed[:, :5, 1:] != text.Special.PAD
+    assert (bytes_[..., 1:] <= bytes_[..., :-1]).all()  # a row's bytes come first
+    assert bytes_[:, 4].any(axis=-1).mean() > 0.5  # the voiced row past the text's end has bytes too
+    runs = [[int(t) for t in window[:5, 1:].ravel() if t != text.Special.PAD] for window in fed]
+    looped = said * 4
+    for run in runs:  # read in order from some byte, round and round
+        assert any(looped[i:i + len(run)] == run for i in range(len(said)))
+    assert len({tuple(run[:3]) for run in runs}) > 3  # from a byte drawn per window
+    assert max(len(run) for run in runs) > len(said) // 2
+
+
 def test_babbled_windows_train_the_speaking_state_not_their_bytes_or_frames(batch):
     import dataclasses
 

@@ -63,6 +63,7 @@ class ModelSpec:
     level_audio_share: float = 0.0  # training: windows whose voiced frames are one flat frame (`level_fed_audio`)
     babble_text_share: float = 0.0  # training: windows whose fed-back voiced bytes are babble (`babble_fed_text`)
     babble_voiced: bool = False  # training: ... and whose fed-back frames are its own voicing of that babble
+    babble_runs: bool = False  # training: ... and whose babble reads the window's own text on, round and round
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
@@ -104,6 +105,7 @@ class ModelSpec:
                    level_audio_share=c.get("level_audio_share", cls.level_audio_share),
                    babble_text_share=c.get("babble_text_share", cls.babble_text_share),
                    babble_voiced=c.get("babble_voiced", cls.babble_voiced),
+                   babble_runs=c.get("babble_runs", cls.babble_runs),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
@@ -132,6 +134,9 @@ class ModelSpec:
             raise ValueError(f"babble_voiced=True voices the babble of the babble windows with the model's own frames: "
                              f"it needs babble_text_share > 0 and own_audio_share > 0 (got {self.babble_text_share} "
                              f"and {self.own_audio_share})")
+        if self.babble_runs and not self.babble_text_share > 0:
+            raise ValueError("babble_runs=True says how the babble of the babble windows is written: it needs "
+                             f"babble_text_share > 0 (got {self.babble_text_share})")
         if self.voice_prior and not self.voice_reads_words:
             raise ValueError("voice_prior=True draws the patch's mean from the words being said: it needs "
                              "voice_reads_words=True as well")
@@ -427,28 +432,37 @@ def level_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, bins: in
 
 
 def babble_fed_text(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array,
-                    keep: int | None = None) -> tuple[jax.Array, jax.Array]:
+                    keep: int | None = None, runs: bool = False) -> tuple[jax.Array, jax.Array]:
     """(B, T, S_out) text-out tokens as the model hears them back, with, in a `share` of the windows, the byte
-    slots of every voiced row replaced by babble: each slot a byte drawn from the window's own bytes, at a
-    density drawn per window. Free-running, a small model's words are babble that runs on without an end; in
-    these windows what it has said tells nothing of where its turn ends, so the stop has to come from how long
-    it has spoken, what it hears of itself and the user. A `keep` token (the end mark) stays where it is and
-    is never drawn: free-running, it is where the model put it. Returns the tokens and the (B,) windows picked."""
+    slots of every voiced row replaced by babble drawn from the window's own bytes, at a density drawn per
+    window. Free-running, a small model's words are babble that runs on without an end; in these windows what
+    it has said tells nothing of where its turn ends, so the stop has to come from how long it has spoken, what
+    it hears of itself and the user. Each slot draws a byte at random; with `runs`, each voiced row's bytes come
+    first in the row, read in order from a random byte of the window's text on, round and round: word-like text
+    that loops and does not run out, as a small model's free-running words do. A `keep` token (the end mark)
+    stays where it is and is never drawn: free-running, it is where the model put it. Returns the tokens and
+    the (B,) windows picked."""
     k_pick, k_density, k_slot, k_byte = jax.random.split(rng, 4)
-    b = tokens.shape[0]
+    b, rows, slots = tokens[..., 1:].shape
     pick = jax.random.uniform(k_pick, (b,)) < share
     said = tokens[..., 1:].reshape(b, -1)
     real = said >= text.NUM_SPECIAL
     if keep is not None:
         real &= said != keep
     n = real.sum(-1, keepdims=True)
-    order = jnp.argsort(~real, axis=-1, stable=True)  # the window's bytes first
-    at = jnp.floor(jax.random.uniform(k_byte, said.shape) * jnp.maximum(n, 1)).astype(jnp.int32)
-    drawn = jnp.take_along_axis(said, jnp.take_along_axis(order, at, -1), -1)
+    order = jnp.argsort(~real, axis=-1, stable=True)  # the window's bytes first, in order
     density = jax.random.uniform(k_density, (b, 1), minval=0.1, maxval=0.9)
     on = (jax.random.uniform(k_slot, said.shape) < density) & (n > 0)
-    babble = jnp.where(on, drawn, text.Special.PAD).astype(tokens.dtype).reshape(tokens[..., 1:].shape)
     replace = (pick[:, None] & (voiced > 0))[..., None]
+    if runs:
+        count = on.reshape(b, rows, slots).sum(-1, keepdims=True)
+        on = ((jnp.arange(slots) < count) & (voiced > 0)[..., None]).reshape(b, -1)
+        start = jax.random.randint(k_byte, (b, 1), 0, jnp.maximum(n, 1))
+        at = (start + jnp.cumsum(on, -1) - 1) % jnp.maximum(n, 1)
+    else:
+        at = jnp.floor(jax.random.uniform(k_byte, said.shape) * jnp.maximum(n, 1)).astype(jnp.int32)
+    drawn = jnp.take_along_axis(said, jnp.take_along_axis(order, at, -1), -1)
+    babble = jnp.where(on, drawn, text.Special.PAD).astype(tokens.dtype).reshape(tokens[..., 1:].shape)
     if keep is not None:
         replace &= tokens[..., 1:] != keep
     return jnp.concatenate([tokens[..., :1], jnp.where(replace, babble, tokens[..., 1:])], -1), pick
@@ -486,7 +500,8 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     if spec.babble_text_share > 0:
         fed_text, babbled = babble_fed_text(batch["text_out"], state, spec.babble_text_share,
                                             jax.random.fold_in(rng, 4),
-                                            keep=END_MARK_TOKEN if spec.layout.end_mark else None)
+                                            keep=END_MARK_TOKEN if spec.layout.end_mark else None,
+                                            runs=spec.babble_runs)
         fed, worded = dict(batch, text_out=fed_text), 1.0 - babbled[:, None] * state  # no words to learn there
     fed_audio = None
     if spec.flat_audio_share > 0:
