@@ -176,7 +176,8 @@ def main(argv):
     fr = common.free_running(graphdef, params, convs, layout, serve, _SEED.value)
     own = own_frames(graphdef, params, windows, serve)
     rows = [floor_probe.counts(conv, chance, r["tokens"][:, 0] == text.Special.VOICED, r["listen"], speak_own,
-                               level_own, win["model_audio"][:m].mean(axis=(-2, -1)), listen_silent)
+                               level_own, win["model_audio"][:m].mean(axis=(-2, -1)), listen_silent,
+                               (r["tokens"][:, 1:] >= text.NUM_SPECIAL).any(-1))
             for conv, (chance, listen_silent), r, (speak_own, level_own), (m, win)
             in zip(convs, tf, fr, own, windows)]
     if _SMART_TURN.value:  # the same moments heard by an end-of-turn model trained on real speech

@@ -155,6 +155,37 @@ def test_floor_errors_are_placed_where_they_lie():
     assert sum(errors.values()) == (says != ref).sum()
 
 
+def test_words_ends_say_whether_its_words_or_its_stop_run_late(tiny_corpus):
+    conv = _convs(tiny_corpus, "turn_taking")[0]
+    feats = pipeline.conversation_features(conv, LAYOUT)
+    reference = feats["text_out"][:, 0] == text.Special.VOICED
+    wrote = (feats["text_out"][:, 1:] >= text.NUM_SPECIAL).any(-1)
+
+    def counted(voiced, written):
+        return floor_probe.counts(conv, reference.astype(float), voiced, feats["listen"], bytes_fr=written)
+
+    as_reference = counted(reference, wrote)
+    turns = len(as_reference["words_late"])
+    assert turns >= 2 and len(as_reference["stop_after_words"]) == turns  # every turn stopped before the end
+    assert max(as_reference["words_late"]) <= 0.2 + 1e-9  # a word's bytes at its start (or spilled one on)
+    assert as_reference["stop_after_words"] == pytest.approx(as_reference["stop_after_words_reference"], abs=0.21)
+    # Words that run on 3 micro-turns past each turn's end, then the same stop after them: late words
+    on = reference.copy()
+    on_wrote = wrote.copy()
+    for _, b in floor_probe._run_edges(reference):
+        on[b : b + 3] = True
+        on_wrote[b : b + 3] = True
+    late = counted(on, on_wrote)
+    assert np.median(late["words_late"]) > np.median(as_reference["words_late"]) + 0.4
+    # The words end where the reference's do, but it goes on 3 micro-turns: a late stop after its words
+    quiet = counted(on, wrote)
+    assert quiet["words_late"] == as_reference["words_late"]
+    assert np.median(quiet["stop_after_words"]) == pytest.approx(np.median(as_reference["stop_after_words"]) + 0.6)
+    figures = floor_probe.summarize([as_reference, late])
+    assert figures["words_late"]["n"] == 2 * turns and "stop_after_words_reference" in figures
+    assert "words_late" not in floor_probe.summarize([as_reference, counted(reference, None)])
+
+
 def test_a_backchannel_in_a_pause_is_not_a_take_over_and_a_turn_is(tiny_corpus):
     conv = next(c for c in _convs(tiny_corpus, floor_probe.STORY_KIND) if c.events_of("model_backchannel"))
     feats = pipeline.conversation_features(conv, LAYOUT)

@@ -113,6 +113,35 @@ def floor_errors(says: np.ndarray, reference: np.ndarray, user: np.ndarray) -> d
     return {k: float(v) for k, v in out.items()}
 
 
+def words_ends(conv: Conversation, says: np.ndarray, reference: np.ndarray, wrote: np.ndarray) -> dict:
+    """Where its words end and where it stops, at each reference turn it is speaking at the end of (micro-turn
+    masks, as `counts` plays them; `wrote`: it wrote a byte there). `words_late`: from the micro-turn the
+    reference's last word of the turn begins in to the last it wrote a byte in before falling silent (or before
+    the recording ends); `stop_after_words`: from that micro-turn to its first silent one, where it stopped
+    before the recording's end, and `stop_after_words_reference` the same of the reference. Seconds. Late
+    words mean that what it says runs on; a late stop after its words, that it does not hear itself end."""
+    starts = np.array([listening.turn_of(a) for a, _, _ in conv.model_words], np.int64)
+    out = {"words_late": [], "stop_after_words": [], "stop_after_words_reference": []}
+    for a, b in _run_edges(reference):
+        inside = starts[(starts >= a) & (starts < b)]
+        if not says[b - 1] or not inside.size:
+            continue
+        begun = b - 1
+        while begun > 0 and says[begun - 1]:
+            begun -= 1
+        e = b
+        while e < len(says) and says[e]:
+            e += 1
+        written = begun + np.flatnonzero(wrote[begun:e])
+        if not written.size:
+            continue
+        out["words_late"].append(float(written[-1] - inside.max()) * MICROTURN_SECONDS)
+        out["stop_after_words_reference"].append(float(b - inside.max()) * MICROTURN_SECONDS)
+        if e < len(says):
+            out["stop_after_words"].append(float(e - written[-1]) * MICROTURN_SECONDS)
+    return out
+
+
 def moments(conv: Conversation, m: int) -> list[tuple[bool, int]]:
     """(a turn end?, the micro-turn the user stops in) of every mid-turn pause and turn end that has a
     block after it: where hearing is probed."""
@@ -134,13 +163,15 @@ def smart_turn_scores(conv: Conversation, m: int, scorer) -> list[tuple[bool, fl
 
 def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, listen_fr: np.ndarray,
            speak_own: np.ndarray | None = None, level_own: np.ndarray | None = None,
-           level_ref: np.ndarray | None = None, listen_silent: np.ndarray | None = None) -> dict:
+           level_ref: np.ndarray | None = None, listen_silent: np.ndarray | None = None,
+           bytes_fr: np.ndarray | None = None) -> dict:
     """Per-conversation counts. speak_tf (M,) teacher-forced chance of speaking, voiced_fr (M,) the
     free-running speaking state and listen_fr (M, K) its listening probabilities; M blocks. speak_own (M,),
     if given: the chance of speaking with the reference's text forced but the model's own frames fed back;
     level_own and level_ref (M,), if given: the mean dMel bin of each block's own frames in that pass, and
     of the reference's; listen_silent (M, K), if given: the listening probabilities with its own channel
-    held silent (what its heads hear of the user alone)."""
+    held silent (what its heads hear of the user alone); bytes_fr (M,), if given: whether each free-running
+    block wrote a byte."""
     m = len(voiced_fr)
     says = played(voiced_fr)  # (M + 1,) micro-turns
     targets = listening.targets(conv, m + 1)
@@ -167,6 +198,8 @@ def counts(conv: Conversation, speak_tf: np.ndarray, voiced_fr: np.ndarray, list
     edges = _run_edges(reference)
     out["last_turns"] = float(bool(edges))
     out["last_run_on"] = float(bool(edges) and says[edges[-1][1] - 1 :].all())
+    if bytes_fr is not None:
+        out.update(words_ends(conv, says, reference, played(bytes_fr)))
     # Teacher-forced, at the blocks where the reference's speaking state changes (elsewhere the fed-back
     # audio already shows it: a silent block is followed by exact silence).
     ref_blocks = reference[1:]
@@ -344,6 +377,9 @@ def summarize(rows: list[dict]) -> dict:
                                   "ci": _median_interval(rows, "ref_utterances"),
                                   "n": float(sum(len(r["ref_utterances"]) for r in rows))},
         "last_turn_run_on": _rate(rows, "last_run_on", "last_turns"),
+        **{key: {"value": _median(rows, key), "ci": _median_interval(rows, key),
+                 "n": float(sum(len(r[key]) for r in rows))}
+           for key in ("words_late", "stop_after_words", "stop_after_words_reference") if all(key in r for r in rows)},
         "reply_miss": _rate([dict(r, replies=r["reply_misses"] + len(r["latencies"])) for r in rows],
                             "reply_misses", "replies"),
         "interrupt_stop": _rate(rows, "interrupt_stops", "interruptions"),
