@@ -400,6 +400,33 @@ def test_babbled_windows_train_the_speaking_state_not_their_bytes_or_frames(batc
     assert float(metrics["flow_loss"]) == 0.0 < float(plain["flow_loss"])  # no voiced frame is trained
 
 
+def test_babble_ends_teach_where_the_words_end_not_which_byte(batch):
+    import jax.numpy as jnp
+
+    from interaction.codecs import text
+
+    labels = jnp.asarray([[[text.Special.VOICED, 40, 41, text.Special.PAD]]])
+    rows = jnp.ones((1, 1))
+    # Logits sure of PAD or of some byte: only whether a slot holds a byte counts, not which one.
+    byte, other, pad = (jnp.zeros(text.VOCAB_SIZE).at[i].set(20.0) for i in (40, 90, text.Special.PAD))
+    right = jnp.stack([pad, byte, other, pad])[None, None]
+    wrong = jnp.stack([pad, pad, pad, byte])[None, None]
+    assert float(model_lib.words_end_loss(right, labels, rows)) < 1e-6
+    assert float(model_lib.words_end_loss(wrong, labels, rows)) > 3 * 14.0  # each slot about 20 - log(271)
+    assert float(model_lib.words_end_loss(wrong, labels, jnp.zeros((1, 1)))) == 0.0
+    # In training it is a loss of its own, on the babble windows' voiced rows only.
+    spec = dataclasses.replace(SPEC, babble_text_share=1.0, babble_runs=True, babble_ends=True)
+    model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
+    rng = jax.random.key(3)
+    _, metrics = model_lib.losses(model, batch, rng)
+    assert float(metrics["words_end_loss"]) > 0
+    plain = model_lib.losses(model_lib.InteractionModel(dataclasses.replace(spec, babble_ends=False),
+                                                        rngs=nnx.Rngs(0)), batch, rng)[1]
+    assert "words_end_loss" not in plain and float(plain["text_loss"]) == float(metrics["text_loss"])
+    with pytest.raises(ValueError, match="babble_ends=True acts on the babble windows"):
+        dataclasses.replace(spec, babble_text_share=0.0, babble_runs=False)
+
+
 def test_babble_voiced_windows_hear_their_babble_in_their_own_frames(batch):
     import jax.numpy as jnp
 

@@ -76,6 +76,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.babble_text_share = 0.0  # training: windows whose fed-back voiced bytes are babble (bytes and frames untrained)
     c.babble_voiced = False  # training: ... and whose fed-back frames are its own voicing of that babble
     c.babble_runs = False  # training: ... and whose babble reads the window's own text on in order, round and round
+    c.babble_ends = False  # training: ... and whose byte slots learn where its words end (PAD or a byte, not which)
     # The flow's temperature for the model's own frames, in training (own_audio_share) and by default when it
     # streams: 1, as it serves (from its mean, 0, its frames are loud flat noise; docs/results.md). Trained on its
     # frames at 0 and served at 1, it heard itself quieter than it trained and ended its turns on that; with the

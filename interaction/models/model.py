@@ -64,6 +64,7 @@ class ModelSpec:
     babble_text_share: float = 0.0  # training: windows whose fed-back voiced bytes are babble (`babble_fed_text`)
     babble_voiced: bool = False  # training: ... and whose fed-back frames are its own voicing of that babble
     babble_runs: bool = False  # training: ... and whose babble reads the window's own text on, round and round
+    babble_ends: bool = False  # training: ... and whose byte slots learn where its words end (`words_end_loss`)
     audio_temperature: float = 0.0  # of the flow's own frames: in `own_fed_audio` and the streaming step's default
     dtype: str = "float32"  # activations and matmuls; parameters and optimizer state stay float32
 
@@ -106,6 +107,7 @@ class ModelSpec:
                    babble_text_share=c.get("babble_text_share", cls.babble_text_share),
                    babble_voiced=c.get("babble_voiced", cls.babble_voiced),
                    babble_runs=c.get("babble_runs", cls.babble_runs),
+                   babble_ends=c.get("babble_ends", cls.babble_ends),
                    audio_temperature=c.get("audio_temperature", cls.audio_temperature),
                    dtype=c.get("dtype", "float32"))
 
@@ -134,9 +136,10 @@ class ModelSpec:
             raise ValueError(f"babble_voiced=True voices the babble of the babble windows with the model's own frames: "
                              f"it needs babble_text_share > 0 and own_audio_share > 0 (got {self.babble_text_share} "
                              f"and {self.own_audio_share})")
-        if self.babble_runs and not self.babble_text_share > 0:
-            raise ValueError("babble_runs=True says how the babble of the babble windows is written: it needs "
-                             f"babble_text_share > 0 (got {self.babble_text_share})")
+        for name in ("babble_runs", "babble_ends"):
+            if getattr(self, name) and not self.babble_text_share > 0:
+                raise ValueError(f"{name}=True acts on the babble windows: it needs babble_text_share > 0 "
+                                 f"(got {self.babble_text_share})")
         if self.voice_prior and not self.voice_reads_words:
             raise ValueError("voice_prior=True draws the patch's mean from the words being said: it needs "
                              "voice_reads_words=True as well")
@@ -408,6 +411,17 @@ def byte_loss(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Arra
     return jnp.sum(ce * is_byte), is_byte.sum().astype(jnp.float32)
 
 
+def words_end_loss(logits: jax.Array, labels: jax.Array, rows: jax.Array) -> jax.Array:
+    """(sum over the byte slots of (B, T) `rows`) binary cross-entropy of PAD against any byte: whether a slot
+    holds a word's byte, not which. In the babble windows the bytes it heard say nothing of the answer, so
+    where its words end has to come from how long it has spoken and what it heard, as it must free-running,
+    where a small model's words run on past its answer's end."""
+    log_p = jax.nn.log_softmax(logits[..., 1:, :].astype(jnp.float32))[..., text.Special.PAD]
+    log_not = jnp.log(-jnp.expm1(jnp.minimum(log_p, -1e-6)))
+    ce = -jnp.where(labels[..., 1:] == text.Special.PAD, log_p, log_not)
+    return jnp.sum(ce * rows[..., None])
+
+
 def flatten_fed_audio(tokens: jax.Array, voiced: jax.Array, share: float, rng: jax.Array) -> jax.Array:
     """(B, T, F, n_mels) fed-back dMel tokens with, in a `share` of the windows, every voiced micro-turn's
     frames replaced by their mean: free-running, the flow's frames from its mean are a steady spectrum with
@@ -528,6 +542,10 @@ def losses(model: InteractionModel, batch: dict, rng: jax.Array) -> tuple[jax.Ar
     hear_loss = listen_loss(listen, batch["listen"], batch["valid"].astype(jnp.float32), spec.stop_weight)
     metrics = {"text_loss": text_loss, "flow_loss": audio_loss, "listen_loss": hear_loss}
     total = text_loss + audio_loss + spec.listen_weight * hear_loss
+    if spec.babble_ends:  # as the text loss weighs a voiced row's byte slots, over the same count
+        metrics["words_end_loss"] = words_end_loss(logits, batch["text_out"], trained * state * babbled[:, None]) / \
+            jnp.maximum(jnp.sum(trained) * ce.shape[-1], 1.0)
+        total = total + metrics["words_end_loss"]
     if model.spoken is not None:  # its words' dates and, with `voice_prior`, the patch's mean, each taught by its
         # own loss alone, from the window's own text (not its babble) wherever the speech is the model's
         turns, lay = batch["time_index"], spec.layout
