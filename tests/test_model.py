@@ -414,7 +414,7 @@ def test_babble_ends_teach_where_the_words_end_not_which_byte(batch):
     assert float(model_lib.words_end_loss(right, labels, rows)) < 1e-6
     assert float(model_lib.words_end_loss(wrong, labels, rows)) > 3 * 14.0  # each slot about 20 - log(271)
     assert float(model_lib.words_end_loss(wrong, labels, jnp.zeros((1, 1)))) == 0.0
-    # In training it is a loss of its own, on the babble windows' voiced rows only.
+    # In training it is a loss of its own, beside a text loss it leaves unchanged.
     spec = dataclasses.replace(SPEC, babble_text_share=1.0, babble_runs=True, babble_ends=True)
     model = model_lib.InteractionModel(spec, rngs=nnx.Rngs(0))
     rng = jax.random.key(3)
